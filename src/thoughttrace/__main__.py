@@ -1,0 +1,3 @@
+from thoughttrace.cli.main import cli
+
+cli()

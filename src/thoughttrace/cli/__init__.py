@@ -1,0 +1,1 @@
+"""The `thoughttrace` command line: one module per command group, each command wraps a library function."""

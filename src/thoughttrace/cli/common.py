@@ -1,0 +1,107 @@
+"""Shared CLI plumbing: model options, usage printing, and errors shown as one clear line."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class UserFacingError(click.ClickException):
+    """An error whose message already says what to fix; printed without a traceback, exit 1."""
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+def _known_error_types() -> tuple[type[BaseException], ...]:
+    from thoughttrace.data.io import DatasetError
+    from thoughttrace.llm.errors import LLMError
+
+    types: list[type[BaseException]] = [DatasetError, LLMError, FileNotFoundError, PermissionError]
+    with contextlib.suppress(ImportError):
+        from pydantic import ValidationError
+
+        types.append(ValidationError)
+    return tuple(types)
+
+
+@contextlib.contextmanager
+def friendly_errors() -> Iterator[None]:
+    """Turn the package's typed errors into `error: ...` and exit code 1 (never a traceback)."""
+    try:
+        yield
+    except click.ClickException:
+        raise
+    except _known_error_types() as exc:
+        raise UserFacingError(f"{type(exc).__name__}: {exc}") from exc
+    except ValueError as exc:
+        raise UserFacingError(str(exc)) from exc
+
+
+def model_options(default: str = "local") -> Callable[[F], F]:
+    """--model, --base-url, --cache, --no-cache, --offline for any command that calls a model."""
+
+    def decorator(fn: F) -> F:
+        options = [
+            click.option("--model", "-m", "model_spec", default=default, show_default=True,
+                         help="model string (see `thoughttrace llm --help`)"),
+            click.option("--base-url", default=None, help="server URL for openai-compatible/NAME models"),
+            click.option("--cache", "cache_path", type=click.Path(dir_okay=False), default=None,
+                         help="cache file (default: THOUGHTTRACE_CACHE or ~/.cache/thoughttrace/llm-cache.sqlite)"),
+            click.option("--no-cache", is_flag=True, help="do not read or write the response cache"),
+            click.option("--offline", is_flag=True, help="replay from the cache only; fail on a miss"),
+        ]
+        for opt in reversed(options):
+            fn = opt(fn)
+        return fn
+
+    return decorator
+
+
+def build_model(model_spec: str, base_url: str | None, cache_path: str | None, no_cache: bool, offline: bool,
+                **kwargs: Any) -> Any:
+    """The Model the options describe."""
+    from thoughttrace.llm import get_model
+
+    cache: Any = False if no_cache else (Path(cache_path) if cache_path else True)
+    if base_url:
+        kwargs["base_url"] = base_url
+    return get_model(model_spec, cache=cache, offline=offline, **kwargs)
+
+
+def print_usage(*models: Any) -> dict[str, Any]:
+    """Print the usage line of a run to stderr and return the report as a dict for output files."""
+    reports = [m.usage.report() for m in models if m is not None]
+    merged: dict[str, Any] = {"format_version": 1, "models": {}}
+    for m, rep in zip([m for m in models if m is not None], reports):
+        click.echo(rep.summary_line() + f" [{m.spec}]", err=True)
+        merged["models"][m.spec] = rep.model_dump()
+    return merged
+
+
+def echo_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, ensure_ascii=False, default=str))
+
+
+def wrap(fn: F) -> F:
+    """Decorator for command bodies: typed errors become friendly ones."""
+
+    @functools.wraps(fn)
+    def inner(*args: Any, **kwargs: Any) -> Any:
+        with friendly_errors():
+            return fn(*args, **kwargs)
+
+    return inner  # type: ignore[return-value]
+
+
+def stderr_is_tty() -> bool:
+    return sys.stderr.isatty()

@@ -1,0 +1,131 @@
+"""Streaming JSONL reading and writing of conversations: memory stays flat in the file size.
+
+`iter_conversations` validates line by line. Bad lines become `LineError`s (line number, field, message);
+in strict mode the first one raises `DatasetError`, with `skip_invalid` they are collected and the good
+lines still come through.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from pydantic import ValidationError
+
+from .schema import Conversation
+
+
+class DatasetError(Exception):
+    """A dataset file is unreadable or invalid; the message names the line and field and how to fix it."""
+
+
+@dataclass
+class LineError:
+    line: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f" field '{self.field}'" if self.field else ""
+        return f"line {self.line}:{where}: {self.message}"
+
+
+@dataclass
+class ReadReport:
+    """What a read saw: lines read, conversations accepted, and every bad line."""
+
+    lines: int = 0
+    valid: int = 0
+    errors: list[LineError] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def open_text(path: str | Path, mode: str = "r") -> IO[str]:
+    """Open plain or .gz text files; '-' is not supported (pass a path)."""
+    p = Path(path)
+    if p.suffix == ".gz":
+        return gzip.open(p, mode + "t", encoding="utf-8")  # type: ignore[return-value]
+    return open(p, mode, encoding="utf-8")
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(x) for x in loc)
+
+
+def parse_line(text: str, line_no: int) -> tuple[Conversation | None, list[LineError]]:
+    """Parse one JSONL line into a Conversation, or the list of what is wrong with it."""
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, [LineError(line_no, "", f"not valid JSON ({exc.msg} at column {exc.colno}); "
+                                             "the line may be truncated")]
+    if not isinstance(obj, dict):
+        return None, [LineError(line_no, "", f"expected a JSON object (one conversation), got {type(obj).__name__}")]
+    try:
+        return Conversation.model_validate(obj), []
+    except ValidationError as exc:
+        return None, [
+            LineError(line_no, _field_path(e["loc"]), f"{e['msg']} (got {str(e.get('input'))[:60]!r})")
+            for e in exc.errors()
+        ]
+
+
+def iter_conversations(
+    path: str | Path, *, skip_invalid: bool = False, report: ReadReport | None = None
+) -> Iterator[Conversation]:
+    """Yield conversations one by one. Strict by default: the first bad line raises DatasetError."""
+    p = Path(path)
+    if not p.exists():
+        raise DatasetError(f"{p}: no such file; check the path")
+    report = report if report is not None else ReadReport()
+    with open_text(p) as fh:
+        for line_no, text in enumerate(fh, start=1):
+            if not text.strip():
+                continue
+            report.lines += 1
+            conv, errors = parse_line(text, line_no)
+            if conv is None:
+                report.errors.extend(errors)
+                if not skip_invalid:
+                    raise DatasetError(
+                        f"{p}: " + "; ".join(str(e) for e in errors)
+                        + " (fix the line, or pass --skip-invalid to read only the good lines)"
+                    )
+                continue
+            report.valid += 1
+            yield conv
+
+
+def read_conversations(path: str | Path, *, skip_invalid: bool = False) -> list[Conversation]:
+    return list(iter_conversations(path, skip_invalid=skip_invalid))
+
+
+def validate_file(path: str | Path, max_errors: int | None = None) -> ReadReport:
+    """Read the whole file and report every bad line (not only the first)."""
+    report = ReadReport()
+    for _ in iter_conversations(path, skip_invalid=True, report=report):
+        if max_errors is not None and len(report.errors) >= max_errors:
+            break
+    return report
+
+
+def write_conversations(conversations: Iterable[Conversation | dict[str, Any]], path: str | Path) -> int:
+    """Write JSONL (the released field names); returns the number written. Writes via a temp file."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
+    n = 0
+    with open_text(tmp, "w") if p.suffix != ".gz" else gzip.open(tmp, "wt", encoding="utf-8") as fh:
+        for conv in conversations:
+            obj = conv.to_json_dict() if isinstance(conv, Conversation) else conv
+            fh.write(json.dumps(obj, ensure_ascii=False) + "\n")
+            n += 1
+    tmp.replace(p)
+    return n

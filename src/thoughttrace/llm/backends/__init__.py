@@ -1,0 +1,1 @@
+"""Model backends, imported lazily by `thoughttrace.llm.registry`."""

@@ -1,0 +1,142 @@
+"""SQLite response cache.
+
+The key is a hash of everything that changes the output (model fingerprint, request kind, messages,
+sampling parameters, sample index) and nothing else: API keys, URLs and timeouts never enter it, so a
+cache file made against a large remote model replays here exactly, offline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+FORMAT_VERSION = 1
+
+
+def default_cache_path() -> Path:
+    """THOUGHTTRACE_CACHE, else ~/.cache/thoughttrace/llm-cache.sqlite."""
+    env = os.environ.get("THOUGHTTRACE_CACHE")
+    if env:
+        return Path(env)
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return base / "thoughttrace" / "llm-cache.sqlite"
+
+
+def cache_key(payload: dict[str, Any]) -> str:
+    """Stable sha256 over a canonical JSON encoding of the request."""
+    blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+class ResponseCache:
+    """A key -> JSON value store in one SQLite file (WAL), safe across threads and processes."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        with self._conn() as conn:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, model TEXT NOT NULL, "
+                "kind TEXT NOT NULL, value TEXT NOT NULL, created REAL NOT NULL, last_used REAL NOT NULL)"
+            )
+            conn.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            conn.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('format_version', ?)", (str(FORMAT_VERSION),)
+            )
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+        return conn
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        row = self._conn().execute("SELECT value FROM responses WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        value: dict[str, Any] = json.loads(row[0])
+        return value
+
+    def put(self, key: str, model: str, kind: str, value: dict[str, Any]) -> None:
+        now = time.time()
+        self._conn().execute(
+            "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?)",
+            (key, model, kind, json.dumps(value, ensure_ascii=False), now, now),
+        )
+
+    def info(self) -> dict[str, Any]:
+        conn = self._conn()
+        rows = conn.execute(
+            "SELECT model, kind, COUNT(*) FROM responses GROUP BY model, kind ORDER BY model, kind"
+        ).fetchall()
+        size = self.path.stat().st_size if self.path.exists() else 0
+        return {
+            "format_version": FORMAT_VERSION,
+            "path": str(self.path),
+            "entries": sum(r[2] for r in rows),
+            "bytes": size,
+            "by_model": [{"model": m, "kind": k, "entries": n} for m, k, n in rows],
+        }
+
+    def clear(self, model: str | None = None) -> int:
+        conn = self._conn()
+        cur = (
+            conn.execute("DELETE FROM responses WHERE model = ?", (model,))
+            if model
+            else conn.execute("DELETE FROM responses")
+        )
+        return cur.rowcount
+
+    def prune(self, older_than_days: float) -> int:
+        cutoff = time.time() - older_than_days * 86400
+        return self._conn().execute("DELETE FROM responses WHERE created < ?", (cutoff,)).rowcount
+
+    def iter_rows(self) -> Iterator[dict[str, Any]]:
+        for key, model, kind, value, created in self._conn().execute(
+            "SELECT key, model, kind, value, created FROM responses ORDER BY created"
+        ):
+            yield {"key": key, "model": model, "kind": kind, "value": json.loads(value), "created": created}
+
+    def export_jsonl(self, out: str | Path) -> int:
+        """Write every entry as JSONL (first line: a header with the format version)."""
+        n = 0
+        with open(out, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps({"thoughttrace_cache": FORMAT_VERSION}) + "\n")
+            for row in self.iter_rows():
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+                n += 1
+        return n
+
+    def import_file(self, src: str | Path) -> int:
+        """Merge entries from an exported JSONL or another cache SQLite file."""
+        src = Path(src)
+        n = 0
+        if src.suffix in {".sqlite", ".db", ".sqlite3"}:
+            rows: Iterator[dict[str, Any]] = ResponseCache(src).iter_rows()
+        else:
+            rows = _read_export(src)
+        for row in rows:
+            self.put(row["key"], row["model"], row["kind"], row["value"])
+            n += 1
+        return n
+
+
+def _read_export(path: Path) -> Iterator[dict[str, Any]]:
+    with open(path, encoding="utf-8") as fh:
+        header = json.loads(fh.readline() or "{}")
+        if "thoughttrace_cache" not in header:
+            raise ValueError(f"{path} is not a thoughttrace cache export (missing header line)")
+        for line in fh:
+            if line.strip():
+                yield json.loads(line)

@@ -1,0 +1,228 @@
+"""`Model`: what the rest of the package calls. Wraps a backend with cache, limits, retries and usage.
+
+Async first (`agenerate`, `anext_token_logprobs`, `ascore`); the sync methods run the same coroutines on
+a private event loop thread, so scripts and notebooks need no asyncio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+from .base import BACKENDS_WITH, Backend
+from .cache import ResponseCache, cache_key
+from .errors import CacheMissError, CapabilityError, LLMError, RetriesExhaustedError, TransientError
+from .types import (
+    Generation,
+    GenerationConfig,
+    LogprobResult,
+    MessagesLike,
+    ScoreResult,
+    as_messages,
+)
+from .usage import UsageTracker
+
+T = TypeVar("T")
+
+
+class _EndpointLimits:
+    """One semaphore per (endpoint, event loop): the limit holds across every Model of an endpoint."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sems: dict[tuple[str, int], asyncio.Semaphore] = {}
+
+    def get(self, endpoint: str, limit: int) -> asyncio.Semaphore:
+        key = (endpoint, id(asyncio.get_running_loop()))
+        with self._lock:
+            sem = self._sems.get(key)
+            if sem is None:
+                sem = self._sems[key] = asyncio.Semaphore(limit)
+            return sem
+
+
+_LIMITS = _EndpointLimits()
+
+
+class _LoopThread:
+    """A daemon thread running an event loop, for the sync wrappers."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True, name="thoughttrace-llm")
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+
+class Model:
+    """A backend plus the cross-cutting machinery every model call needs."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        cache: ResponseCache | None = None,
+        offline: bool = False,
+        usage: UsageTracker | None = None,
+        max_retries: int = 3,
+        backoff_seconds: float = 0.5,
+        spec: str | None = None,
+    ) -> None:
+        if offline and cache is None:
+            raise LLMError("offline mode replays from a cache: pass --cache FILE (or enable the cache)")
+        self.backend = backend
+        self.cache = cache
+        self.offline = offline
+        self.usage = usage or UsageTracker()
+        self.max_retries = max_retries
+        self.backoff_seconds = backoff_seconds
+        self.spec = spec or backend.model_id
+        self._runner: _LoopThread | None = None
+        self._runner_lock = threading.Lock()
+
+    # -- introspection -------------------------------------------------------------------------
+    @property
+    def model_id(self) -> str:
+        return self.backend.model_id
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        return self.backend.capabilities
+
+    def supports(self, capability: str) -> bool:
+        return capability in self.backend.capabilities
+
+    def require(self, capability: str) -> None:
+        """Fail at once, naming the capability and the backends that have it."""
+        if not self.supports(capability):
+            raise CapabilityError(capability, self.model_id, BACKENDS_WITH.get(capability, []))
+
+    # -- the machinery -------------------------------------------------------------------------
+    async def _call(
+        self, kind: str, payload: dict[str, Any], call: Callable[[], Awaitable[Any]], decode: Callable[[dict[str, Any]], T]
+    ) -> T:
+        key = cache_key({"model": self.backend.fingerprint(), "kind": kind, **payload})
+        if self.cache is not None:
+            hit = self.cache.get(key)
+            if hit is not None:
+                self.usage.record_hit(self.model_id)
+                result = decode(hit)
+                result.cached = True  # type: ignore[attr-defined]
+                return result
+        if self.offline:
+            raise CacheMissError(
+                f"offline replay: no cached {kind} for model '{self.model_id}' and this request; "
+                "run once online with the same cache file, or drop --offline"
+            )
+        sem = _LIMITS.get(self.backend.endpoint, self.backend.max_connections)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                async with sem:
+                    result = await call()
+                break
+            except TransientError as exc:
+                if attempt > self.max_retries:
+                    self.usage.record_error(self.model_id)
+                    raise RetriesExhaustedError(attempt, exc) from exc
+                self.usage.record_retry(self.model_id)
+                delay = self.backoff_seconds * (2 ** (attempt - 1)) * (0.5 + random.random())
+                await asyncio.sleep(delay)
+            except LLMError:
+                self.usage.record_error(self.model_id)
+                raise
+        self.usage.record_call(self.model_id, result.usage)
+        if self.cache is not None:
+            self.cache.put(key, self.model_id, kind, result.model_dump(mode="json", exclude={"cached"}))
+        return result  # type: ignore[no-any-return]
+
+    # -- async API -----------------------------------------------------------------------------
+    async def agenerate(
+        self, messages: MessagesLike, config: GenerationConfig | None = None, **overrides: Any
+    ) -> Generation:
+        """Generate a reply; `overrides` are GenerationConfig fields (temperature=..., max_tokens=...)."""
+        cfg = _config(config, overrides)
+        msgs = as_messages(messages)
+        payload = {"messages": [m.model_dump() for m in msgs], "config": cfg.cache_fields()}
+        return await self._call(
+            "generate", payload, lambda: self.backend.generate(msgs, cfg), Generation.model_validate
+        )
+
+    async def anext_token_logprobs(
+        self, messages: MessagesLike, k: int = 5, config: GenerationConfig | None = None, **overrides: Any
+    ) -> LogprobResult:
+        """Top-k log-probabilities of the first token of the assistant's reply."""
+        self.require("next_token_logprobs")
+        cfg = _config(config, overrides)
+        msgs = as_messages(messages)
+        payload = {"messages": [m.model_dump() for m in msgs], "k": k, "config": cfg.cache_fields()}
+        return await self._call(
+            "next_token_logprobs",
+            payload,
+            lambda: self.backend.next_token_logprobs(msgs, k, cfg),
+            LogprobResult.model_validate,
+        )
+
+    async def ascore(self, prompt: str, continuations: list[str]) -> ScoreResult:
+        """log P(continuation | prompt) for each continuation (raw text, no chat template)."""
+        self.require("score")
+        payload = {"prompt": prompt, "continuations": list(continuations)}
+        return await self._call(
+            "score", payload, lambda: self.backend.score(prompt, list(continuations)), ScoreResult.model_validate
+        )
+
+    async def aclose(self) -> None:
+        await self.backend.aclose()
+
+    # -- sync wrappers -------------------------------------------------------------------------
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            coro.close()
+            raise LLMError("called a sync Model method inside a running event loop; await the a* method")
+        with self._runner_lock:
+            if self._runner is None:
+                self._runner = _LoopThread()
+        return self._runner.run(coro)
+
+    def generate(self, messages: MessagesLike, config: GenerationConfig | None = None, **overrides: Any) -> Generation:
+        return self._run(self.agenerate(messages, config, **overrides))
+
+    def next_token_logprobs(
+        self, messages: MessagesLike, k: int = 5, config: GenerationConfig | None = None, **overrides: Any
+    ) -> LogprobResult:
+        return self._run(self.anext_token_logprobs(messages, k, config, **overrides))
+
+    def score(self, prompt: str, continuations: list[str]) -> ScoreResult:
+        return self._run(self.ascore(prompt, continuations))
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run any coroutine that uses this model on its private loop (for sync callers)."""
+        return self._run(coro)
+
+    def close(self) -> None:
+        if self._runner is not None:
+            self._runner.run(self.aclose())
+        else:
+            asyncio.run(self.aclose())
+
+    def __repr__(self) -> str:
+        return f"Model({self.spec!r}, capabilities={sorted(self.capabilities)})"
+
+
+def _config(config: GenerationConfig | None, overrides: dict[str, Any]) -> GenerationConfig:
+    cfg = config or GenerationConfig()
+    if overrides:
+        if "stop" in overrides and overrides["stop"] is not None:
+            overrides = {**overrides, "stop": tuple(overrides["stop"])}
+        cfg = cfg.model_copy(update=overrides)
+    return cfg

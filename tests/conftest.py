@@ -1,0 +1,60 @@
+"""Fixtures shared by every part's tests: an isolated cache, the browser launch arguments, PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("THOUGHTTRACE_SHARED", REPO.parent / "shared"))
+EXAMPLES = SHARED / "data" / "thoughttrace" / "examples.dev.jsonl"
+TOM_DIR = SHARED / "data" / "tom"
+ARTIFACTS = REPO / "artifacts"
+
+CHROMIUM = os.environ.get("THOUGHTTRACE_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--no-first-run", "--disable-sync", "--disable-quic",
+]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test gets its own model cache file, so no test reads another's cached answers."""
+    monkeypatch.setenv("THOUGHTTRACE_CACHE", str(tmp_path_factory.mktemp("cache") / "llm-cache.sqlite"))
+
+
+@pytest.fixture(scope="session")
+def examples_path() -> Path:
+    if not EXAMPLES.exists():
+        pytest.fail(f"the shared examples file is missing: {EXAMPLES} (set THOUGHTTRACE_SHARED)")
+    return EXAMPLES
+
+
+@pytest.fixture(scope="session")
+def tom_dir() -> Path:
+    return TOM_DIR
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args() -> dict[str, object]:
+    """pytest-playwright: drive Debian's chromium (no browser download is possible here)."""
+    return {"executable_path": CHROMIUM, "args": CHROMIUM_ARGS, "headless": True}
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """A PostgreSQL URL for tests that run against both databases (started by .ci/run)."""
+    url = os.environ.get("THOUGHTTRACE_TEST_PG_URL")
+    if not url:
+        pytest.fail("THOUGHTTRACE_TEST_PG_URL is not set: run scripts/start_postgres.sh and export its URL "
+                    "(make test does this)")
+    return url
