@@ -55,12 +55,33 @@ def open_text(path: str | Path, mode: str = "r") -> IO[str]:
     return open(p, mode, encoding="utf-8")
 
 
+def open_binary(path: str | Path) -> IO[bytes]:
+    """Open plain or .gz files for reading bytes (lines are parsed without decoding them first)."""
+    p = Path(path)
+    if p.suffix == ".gz":
+        return gzip.open(p, "rb")  # type: ignore[return-value]
+    return open(p, "rb", buffering=1 << 20)
+
+
 def _field_path(loc: tuple[Any, ...]) -> str:
     return ".".join(str(x) for x in loc)
 
 
-def parse_line(text: str, line_no: int) -> tuple[Conversation | None, list[LineError]]:
-    """Parse one JSONL line into a Conversation, or the list of what is wrong with it."""
+def parse_line(text: str | bytes, line_no: int) -> tuple[Conversation | None, list[LineError]]:
+    """Parse one JSONL line into a Conversation, or the list of what is wrong with it.
+
+    Fast path: pydantic parses and validates the raw line in one go (no intermediate dicts). Only a line
+    that fails takes the slow path, which re-parses it with `json` to say precisely what is wrong.
+    """
+    try:
+        return Conversation.model_validate_json(text), []
+    except ValidationError:
+        pass
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return None, [LineError(line_no, "", f"not valid UTF-8 (byte {exc.start}); re-save the file as UTF-8")]
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -84,9 +105,13 @@ def iter_conversations(
     p = Path(path)
     if not p.exists():
         raise DatasetError(f"{p}: no such file; check the path")
+    if p.is_dir():
+        raise DatasetError(f"{p}: is a directory; give a .jsonl (or .jsonl.gz) file, one conversation a line")
     report = report if report is not None else ReadReport()
-    with open_text(p) as fh:
+    with open_binary(p) as fh:
         for line_no, text in enumerate(fh, start=1):
+            if line_no == 1 and text.startswith(b"\xef\xbb\xbf"):
+                text = text[3:]  # a UTF-8 byte-order mark (some editors write one)
             if not text.strip():
                 continue
             report.lines += 1
@@ -124,8 +149,10 @@ def write_conversations(conversations: Iterable[Conversation | dict[str, Any]], 
     n = 0
     with open_text(tmp, "w") if p.suffix != ".gz" else gzip.open(tmp, "wt", encoding="utf-8") as fh:
         for conv in conversations:
-            obj = conv.to_json_dict() if isinstance(conv, Conversation) else conv
-            fh.write(json.dumps(obj, ensure_ascii=False) + "\n")
+            if isinstance(conv, Conversation):
+                fh.write(conv.model_dump_json() + "\n")  # same content as to_json_dict(), without the dict
+            else:
+                fh.write(json.dumps(conv, ensure_ascii=False) + "\n")
             n += 1
     tmp.replace(p)
     return n

@@ -16,7 +16,7 @@ CAPABILITIES = ("generate", "next_token_logprobs", "score")
 #: which backends provide each optional capability (for error messages)
 BACKENDS_WITH: dict[str, list[str]] = {
     "next_token_logprobs": ["local", "openai-compatible", "openai", "transformers", "scripted"],
-    "score": ["transformers", "openai-compatible (vLLM prompt_logprobs)", "scripted"],
+    "score": ["local", "transformers", "openai-compatible (vLLM echo or llama.cpp grammar)", "scripted"],
 }
 
 

@@ -1,0 +1,102 @@
+"""JSONL files of the align pipeline: every row carries `format_version`; bad rows fail with their line number.
+
+One small reader/writer shared by rewrites, pairs, answers, judgments and metrics, so that each of those
+modules only says what its rows contain.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+FORMAT_VERSION = 1
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class AlignError(ValueError):
+    """Bad input to the align pipeline; the message says what to fix (shown without a traceback)."""
+
+
+class LeakageError(AssertionError):
+    """A private thought reached a prompt of a condition that must not see it: a bug, never silenced."""
+
+
+def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-empty line; a bad line raises AlignError naming it."""
+    p = Path(path)
+    if not p.exists():
+        raise AlignError(f"{p}: no such file; check the path")
+    if p.is_dir():
+        raise AlignError(f"{p}: is a directory; give a .jsonl file")
+    with open(p, encoding="utf-8-sig") as fh:
+        for line_no, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise AlignError(f"{p}: line {line_no}: not valid JSON ({exc.msg}); the line may be truncated") from exc
+            if not isinstance(obj, dict):
+                raise AlignError(f"{p}: line {line_no}: expected a JSON object, got {type(obj).__name__}")
+            yield line_no, obj
+
+
+def read_models(path: str | Path, model: type[M], what: str) -> list[M]:
+    """Read and validate every row as `model`; errors name the line and the field."""
+    rows: list[M] = []
+    for line_no, obj in iter_jsonl(path):
+        version = obj.get("format_version", FORMAT_VERSION)
+        if isinstance(version, int) and version > FORMAT_VERSION:
+            raise AlignError(f"{path}: line {line_no}: format_version {version} is newer than this toolkit "
+                             f"reads ({FORMAT_VERSION}); upgrade thoughttrace")
+        try:
+            rows.append(model.model_validate(obj))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            loc = ".".join(str(x) for x in first["loc"]) or "(row)"
+            raise AlignError(f"{path}: line {line_no}: not a valid {what}: field '{loc}': {first['msg']}") from exc
+    return rows
+
+
+def write_jsonl(rows: Iterable[BaseModel | dict[str, Any]], path: str | Path) -> int:
+    """Write rows atomically (temp file, then rename); returns how many were written."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
+    n = 0
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for row in rows:
+            obj = row.model_dump(mode="json") if isinstance(row, BaseModel) else row
+            fh.write(json.dumps(obj, ensure_ascii=False) + "\n")
+            n += 1
+    tmp.replace(p)
+    return n
+
+
+def append_jsonl(row: BaseModel | dict[str, Any], path: str | Path) -> None:
+    """Append one row (for logs that grow during a run and must survive a crash)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    obj = row.model_dump(mode="json") if isinstance(row, BaseModel) else row
+    with open(p, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(obj, ensure_ascii=False) + "\n")
+
+
+def write_json(obj: Any, path: str | Path) -> None:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    tmp.replace(p)
+
+
+def read_resource(name: str) -> str:
+    """A package data file of thoughttrace.align (prompts/..., resources/...)."""
+    from importlib.resources import files
+
+    return files("thoughttrace.align").joinpath(name).read_text(encoding="utf-8")

@@ -1,0 +1,146 @@
+"""`create_app`: the FastAPI app of the study platform (server-rendered pages, a little JS for the chat).
+
+Models come from the study config through `thoughttrace.llm.get_model` (no response cache: every
+participant gets a fresh answer), or are injected (`models={key: Model}`) by tests and benchmarks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from thoughttrace.llm import Model, get_model
+
+from . import routes_admin, routes_participant
+from .context import AppContext, ctx_of
+from .db import Database
+from .flow import FlowError
+from .migrate import upgrade
+from .security import Signer
+from .settings import Settings
+from .study import StudyConfig
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "connect-src 'self'; frame-ancestors 'none'; form-action 'self' https://app.prolific.com")
+
+
+class BodyLimit:
+    """Refuse request bodies over `limit` bytes with 413 (by Content-Length, and while streaming in)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                await _too_large(send, self.limit)
+                return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > self.limit:
+                    raise FlowError(413, f"request body too large (at most {self.limit} bytes)")
+            return msg
+
+        await self.app(scope, limited, send)
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    body = f'{{"error": "request body too large (at most {limit} bytes)"}}'.encode()
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def build_models(study: StudyConfig) -> dict[str, Model]:
+    """One Model per pool entry; `options` go to the backend (e.g. `outputs` for scripted)."""
+    return {m.key: get_model(m.spec, cache=False, **m.options) for m in study.models}
+
+
+def wants_json(request: Request) -> bool:
+    path = request.url.path
+    return path.startswith("/api/") or path.startswith("/admin/api/") or "application/json" in request.headers.get(
+        "accept", "")
+
+
+def create_app(settings: Settings, study: StudyConfig, *, models: Mapping[str, Model] | None = None,
+               run_migrations: bool = True) -> FastAPI:
+    """Build the app. Migrations run here (not lazily) so a broken database fails at start-up."""
+    settings = settings.checked()
+    db = Database(settings.db_url)
+    if run_migrations:
+        upgrade(db.engine)
+    pool = dict(models) if models is not None else build_models(study)
+    missing = [m.key for m in study.models if m.key not in pool]
+    if missing:
+        raise ValueError(f"no Model given for the study's model key(s) {missing}")
+    ctx = AppContext(settings=settings, study=study, db=db, signer=Signer(settings.secret_key, settings.admin_token),
+                     models=pool)
+
+    app = FastAPI(title=f"ThoughtTrace study: {study.name}", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.ctx = ctx
+    app.mount("/static", StaticFiles(packages=[("thoughttrace.collect", "static")]), name="static")
+    app.include_router(routes_participant.router)
+    app.include_router(routes_admin.router)
+
+    @app.middleware("http")
+    async def _headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        response = await call_next(request)
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @app.exception_handler(FlowError)
+    async def _flow_error(request: Request, exc: FlowError) -> Response:
+        if wants_json(request):
+            body: dict[str, Any] = {"error": exc.message}
+            if exc.redirect:
+                body["redirect"] = exc.redirect
+            return JSONResponse(body, status_code=exc.status)
+        return ctx_of(request).render(request, "message.html", status_code=exc.status, title="Sorry",
+                                      message=exc.message, link=exc.redirect or "/next")
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+        problems = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors())
+        return JSONResponse({"error": f"invalid request: {problems}"}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if wants_json(request) or exc.status_code == 405:
+            return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+        return ctx_of(request).render(request, "message.html", status_code=exc.status_code, title="Not found",
+                                      message=str(exc.detail), link="/next")
+
+    @app.get("/healthz", include_in_schema=False)
+    def _health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)  # type: ignore[arg-type]
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn factory (`--factory`): settings and the study path from THOUGHTTRACE_* variables."""
+    from .study import demo_study, load_study
+
+    settings = Settings.from_env()
+    study = load_study(settings.study_path) if settings.study_path else demo_study()
+    return create_app(settings, study)

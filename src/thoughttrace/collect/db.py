@@ -1,0 +1,215 @@
+"""Database tables (SQLAlchemy 2) and the engine: SQLite (WAL) by default, PostgreSQL by URL.
+
+Tables hold raw participant text; escaping happens only when a page is rendered. Every table that
+belongs to a participant hangs off `participants` so that withdrawal deletes all of it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
+from sqlalchemy.pool import NullPool
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_public_id() -> str:
+    """Unguessable public ids: participants and conversations are addressed by these, never by row ids."""
+    return secrets.token_urlsafe(12)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class TZDateTime(DateTime):
+    """Timezone-aware timestamps on both databases (SQLite drops the zone; we put UTC back)."""
+
+    cache_ok = True
+
+    def __init__(self) -> None:
+        super().__init__(timezone=True)
+
+    def result_processor(self, dialect: Any, coltype: Any) -> Any:
+        parent = super().result_processor(dialect, coltype)
+
+        def process(value: Any) -> Any:
+            if parent is not None:
+                value = parent(value)
+            if isinstance(value, datetime) and value.tzinfo is None:
+                value = value.replace(tzinfo=UTC)
+            return value
+
+        return process
+
+
+class Participant(Base):
+    __tablename__ = "participants"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
+    prolific_pid: Mapped[str | None] = mapped_column(String(64), index=True)
+    study_id: Mapped[str | None] = mapped_column(String(64))
+    session_id: Mapped[str | None] = mapped_column(String(64))
+    stage: Mapped[str] = mapped_column(String(16), default="consent")
+    task_index: Mapped[int] = mapped_column(Integer, default=0)
+    quiz_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    survey: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    consented_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+    quiz_passed_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+    completed_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow, onupdate=utcnow)
+    conversations: Mapped[list[Conversation]] = relationship(
+        back_populates="participant", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="Conversation.task_index")
+
+
+class Conversation(Base):
+    __tablename__ = "conversations"
+    __table_args__ = (UniqueConstraint("participant_id", "task_index", name="uq_conversation_task"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id", ondelete="CASCADE"), index=True)
+    task_index: Mapped[int] = mapped_column(Integer)
+    task_statement: Mapped[str] = mapped_column(Text)
+    model_key: Mapped[str] = mapped_column(String(64), index=True)
+    model_name: Mapped[str] = mapped_column(String(200))
+    model_provider: Mapped[str] = mapped_column(String(200))
+    model_spec: Mapped[str] = mapped_column(String(500))
+    started_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    deadline_at: Mapped[datetime] = mapped_column(TZDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+    task_summary: Mapped[str | None] = mapped_column(Text)
+    task_expectation: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow, onupdate=utcnow)
+    participant: Mapped[Participant] = relationship(back_populates="conversations")
+    messages: Mapped[list[Message]] = relationship(
+        back_populates="conversation", cascade="all, delete-orphan", passive_deletes=True, order_by="Message.seq")
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("conversation_id", "seq", name="uq_message_seq"),
+        UniqueConstraint("conversation_id", "client_key", name="uq_message_client_key"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(16))
+    content: Mapped[str] = mapped_column(Text)
+    client_key: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    conversation: Mapped[Conversation] = relationship(back_populates="messages")
+    thoughts: Mapped[list[Thought]] = relationship(
+        back_populates="message", cascade="all, delete-orphan", passive_deletes=True, order_by="Thought.id")
+
+
+class Thought(Base):
+    """A private note: kind 'reason' (on a user message) or 'reaction' (on an assistant message)."""
+
+    __tablename__ = "thoughts"
+    __table_args__ = (UniqueConstraint("message_id", "kind", name="uq_thought_kind"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    content: Mapped[str] = mapped_column(Text)
+    label: Mapped[str | None] = mapped_column(String(100))
+    client_key: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    message: Mapped[Message] = relationship(back_populates="thoughts")
+
+
+class Event(Base):
+    """An audit line: model assignments, failed model calls, quiz attempts (for the researcher)."""
+
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id", ondelete="CASCADE"), index=True)
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+
+
+def make_engine(url: str) -> Engine:
+    """An engine tuned per database: SQLite gets WAL, a busy timeout, foreign keys and IMMEDIATE transactions.
+
+    IMMEDIATE takes SQLite's write lock at BEGIN, so two concurrent writers queue on the busy timeout
+    instead of one failing with 'database is locked' when it upgrades a read lock.
+    """
+    if url.startswith("sqlite"):
+        memory = url in ("sqlite://", "sqlite:///:memory:")
+        kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
+        if memory:
+            from sqlalchemy.pool import StaticPool
+
+            kwargs["poolclass"] = StaticPool
+        else:
+            kwargs.update(pool_size=8, max_overflow=16)
+        engine = create_engine(url, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            if not memory:
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    if url.startswith("postgresql"):
+        return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    return create_engine(url, poolclass=NullPool)
+
+
+class Database:
+    """The engine plus a session factory; `session()` commits on success and rolls back on error."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        s = self.sessions()
+        try:
+            yield s
+            s.commit()
+        except BaseException:
+            s.rollback()
+            raise
+        finally:
+            s.close()
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,80 @@
+"""Server settings from the environment (never from code): database, secrets, mode, limits.
+
+Production mode refuses to start with a missing or default secret, because a guessable session secret
+lets anyone forge a participant cookie and a guessable admin token opens every conversation.
+Demo and test modes generate random secrets when none is given (`thoughttrace demo` prints them).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+Mode = Literal["production", "demo", "test"]
+
+#: values that are never accepted as a secret in production
+DEFAULT_SECRETS = frozenset({"", "changeme", "change-me", "secret", "admin", "password", "dev", "test", "default"})
+MIN_SECRET_CHARS = 16
+DEFAULT_DB_URL = "sqlite:///thoughttrace-study.sqlite"
+
+
+class SettingsError(ValueError):
+    """Settings the server must not start with; the message says which variable to set."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the app needs besides the study config."""
+
+    db_url: str = DEFAULT_DB_URL
+    admin_token: str = ""
+    secret_key: str = ""
+    mode: Mode = "production"
+    secure_cookies: bool = False
+    max_body_bytes: int = 256 * 1024
+    stream_chunk_chars: int = 24
+    stream_chunk_delay: float = 0.015
+    study_path: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        """Read THOUGHTTRACE_* variables; keyword overrides win (the CLI passes its options here)."""
+        env = os.environ
+        values: dict[str, object] = {
+            "db_url": env.get("THOUGHTTRACE_DB_URL", DEFAULT_DB_URL),
+            "admin_token": env.get("THOUGHTTRACE_ADMIN_TOKEN", ""),
+            "secret_key": env.get("THOUGHTTRACE_SECRET_KEY", ""),
+            "mode": env.get("THOUGHTTRACE_MODE", "production"),
+            "secure_cookies": env.get("THOUGHTTRACE_SECURE_COOKIES", "0") == "1",
+            "study_path": env.get("THOUGHTTRACE_STUDY") or None,
+        }
+        if "THOUGHTTRACE_STREAM_DELAY" in env:
+            values["stream_chunk_delay"] = float(env["THOUGHTTRACE_STREAM_DELAY"])
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if values["mode"] not in ("production", "demo", "test"):
+            raise SettingsError(f"THOUGHTTRACE_MODE must be production, demo or test, not {values['mode']!r}")
+        return cls(**values).checked()  # type: ignore[arg-type]
+
+    def checked(self) -> Settings:
+        """Fill random secrets outside production; refuse weak ones in production."""
+        if self.mode != "production":
+            return replace(
+                self,
+                admin_token=self.admin_token or secrets.token_urlsafe(24),
+                secret_key=self.secret_key or secrets.token_urlsafe(32),
+            )
+        for var, value in (("THOUGHTTRACE_ADMIN_TOKEN", self.admin_token),
+                           ("THOUGHTTRACE_SECRET_KEY", self.secret_key)):
+            if value.strip().lower() in DEFAULT_SECRETS or len(value) < MIN_SECRET_CHARS:
+                raise SettingsError(
+                    f"{var} is missing, a default, or shorter than {MIN_SECRET_CHARS} characters; production mode "
+                    f"refuses to start. Set it to a random value, e.g. "
+                    f"`export {var}=$(python -c 'import secrets; print(secrets.token_urlsafe(32))')`, "
+                    "or run `thoughttrace demo` for a local try-out"
+                )
+        if self.admin_token == self.secret_key:
+            raise SettingsError("THOUGHTTRACE_ADMIN_TOKEN and THOUGHTTRACE_SECRET_KEY must differ")
+        return self

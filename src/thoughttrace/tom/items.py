@@ -1,0 +1,120 @@
+"""ToM items in the uniform format of shared/data/tom, and stratified selection of them."""
+
+from __future__ import annotations
+
+import json
+import string
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+
+LETTERS = string.ascii_uppercase
+
+
+def letter(index: int) -> str:
+    """A = 0, B = 1 ... (the uniform format's answer letters)."""
+    return LETTERS[index]
+
+
+def index_of(answer_letter: str) -> int:
+    return LETTERS.index(answer_letter.strip().upper())
+
+
+class ToMItem(BaseModel):
+    """One benchmark question: a story, a question and its choices; `answer` is a letter (A = choices[0])."""
+
+    id: str
+    benchmark: str
+    story: str
+    question: str
+    choices: list[str] = Field(min_length=2, max_length=26)
+    answer: str | None = None
+    answer_text: str | None = None
+    question_type: str = "unknown"
+    group: str = ""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    split: str = "test"
+
+    @field_validator("answer")
+    @classmethod
+    def _letter(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) != 1 or value not in LETTERS):
+            raise ValueError(f"answer must be one capital letter, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _answer_in_range(self) -> ToMItem:
+        if self.answer is not None and index_of(self.answer) >= len(self.choices):
+            raise ValueError(f"answer {self.answer} names no choice (there are {len(self.choices)})")
+        return self
+
+    @property
+    def answer_index(self) -> int | None:
+        return None if self.answer is None else index_of(self.answer)
+
+
+class ItemFileError(ValueError):
+    """A ToM item file is malformed; the message names the file and line."""
+
+
+def read_items(path: str | Path) -> list[ToMItem]:
+    """Read a uniform-format JSONL file; errors name the line and the field to fix."""
+    path = Path(path)
+    if not path.exists():
+        raise ItemFileError(f"no such ToM item file: {path}")
+    items: list[ToMItem] = []
+    with path.open(encoding="utf-8") as fh:
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                items.append(ToMItem.model_validate(json.loads(line)))
+            except json.JSONDecodeError as exc:
+                raise ItemFileError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"]) or "item"
+                raise ItemFileError(f"{path}:{number}: field '{where}': {first['msg']}") from exc
+    return items
+
+
+def write_items(items: Iterable[ToMItem], path: str | Path) -> None:
+    with Path(path).open("w", encoding="utf-8") as fh:
+        for item in items:
+            fh.write(json.dumps(item.model_dump(mode="json"), ensure_ascii=False) + "\n")
+
+
+def select(items: Iterable[ToMItem], *, split: str | None = None, limit: int | None = None) -> list[ToMItem]:
+    """Items of one split; with `limit`, a stratified subset per benchmark.
+
+    The subset takes question types round-robin (in order of first appearance) so that a small limit still
+    covers every type, which plain head-of-file slicing would not.
+    """
+    chosen = [it for it in items if split is None or it.split == split]
+    if limit is None:
+        return chosen
+    by_bench: dict[str, list[ToMItem]] = defaultdict(list)
+    for it in chosen:
+        by_bench[it.benchmark].append(it)
+    out: list[ToMItem] = []
+    for bench_items in by_bench.values():
+        out.extend(_round_robin(bench_items, limit))
+    return out
+
+
+def _round_robin(items: list[ToMItem], limit: int) -> Iterator[ToMItem]:
+    strata: dict[str, list[ToMItem]] = defaultdict(list)
+    for it in items:
+        strata[it.question_type].append(it)
+    queues = list(strata.values())
+    taken = 0
+    depth = 0
+    while taken < limit and any(depth < len(q) for q in queues):
+        for q in queues:
+            if depth < len(q) and taken < limit:
+                yield q[depth]
+                taken += 1
+        depth += 1

@@ -1,0 +1,88 @@
+"""Real calls through the embedded llama.cpp backend (SmolLM2-135M) and a real llama.cpp server."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from thoughttrace.llm import get_model
+
+pytestmark = pytest.mark.model
+
+QUESTION = "Is the sky blue on a clear day? Answer Yes or No."
+
+
+@pytest.fixture(params=["local", "openai-compatible"])
+def real_model_spec(request: pytest.FixtureRequest, llama_server_url: str) -> tuple[str, dict[str, str]]:
+    if request.param == "local":
+        return "local:smollm2", {}
+    return "openai-compatible/smollm2", {"base_url": llama_server_url}
+
+
+def test_generation_is_text_and_deterministic_at_temperature_zero(real_model_spec, tmp_path):
+    spec, kwargs = real_model_spec
+    a = get_model(spec, cache=False, **kwargs).generate("Name a colour.", max_tokens=12, temperature=0.0, seed=3)
+    b = get_model(spec, cache=False, **kwargs).generate("Name a colour.", max_tokens=12, temperature=0.0, seed=3)
+    assert a.text.strip(), "the model produced no text"
+    assert a.text == b.text
+    assert a.usage.prompt_tokens > 0 and 0 < a.usage.completion_tokens <= 12
+
+
+def test_next_token_logprobs_are_probabilities(real_model_spec):
+    spec, kwargs = real_model_spec
+    result = get_model(spec, cache=False, **kwargs).next_token_logprobs(QUESTION, k=5)
+    probs = [math.exp(t.logprob) for t in result.top]
+    assert len(probs) == 5
+    assert all(0.0 <= p <= 1.0 for p in probs)
+    assert sum(probs) <= 1.0 + 1e-6
+    assert probs == sorted(probs, reverse=True)
+
+
+def test_score_prefers_the_likely_continuation(real_model_spec):
+    spec, kwargs = real_model_spec
+    res = get_model(spec, cache=False, **kwargs).score("The capital of France is", [" Paris", " Banana"])
+    assert res.logprobs[0] > res.logprobs[1]
+    assert all(lp < 0 for lp in res.logprobs)
+
+
+def test_local_and_server_agree_on_logprobs(llama_server_url):
+    local = get_model("local:smollm2", cache=False).next_token_logprobs(QUESTION, k=3)
+    remote = get_model("openai-compatible/smollm2", base_url=llama_server_url, cache=False).next_token_logprobs(
+        QUESTION, k=3
+    )
+    assert [t.token for t in local.top] == [t.token for t in remote.top]
+    for a, b in zip(local.top, remote.top):
+        assert abs(a.logprob - b.logprob) < 1e-3
+
+
+def test_repeated_call_is_served_from_cache(real_model_spec, tmp_path):
+    spec, kwargs = real_model_spec
+    model = get_model(spec, cache=tmp_path / "c.sqlite", **kwargs)
+    first = model.generate("Say one word.", max_tokens=5)
+    second = model.generate("Say one word.", max_tokens=5)
+    report = model.usage.report()
+    assert not first.cached and second.cached
+    assert second.text == first.text
+    assert report.calls == 1 and report.cache_hits == 1
+
+
+def test_offline_replay_makes_zero_calls_and_fails_loudly_on_a_miss(tmp_path):
+    from thoughttrace.llm import CacheMissError
+
+    cache = tmp_path / "portable.sqlite"
+    online = get_model("local:smollm2", cache=cache)
+    text = online.generate("Count to three.", max_tokens=8).text
+    replay = get_model("local:smollm2", cache=cache, offline=True)
+    assert replay.generate("Count to three.", max_tokens=8).text == text
+    assert replay.usage.report().calls == 0
+    with pytest.raises(CacheMissError, match="offline"):
+        replay.generate("Something never asked before.", max_tokens=8)
+
+
+def test_context_too_long_is_a_typed_error():
+    from thoughttrace.llm import ContextLengthError
+
+    model = get_model("local:smollm2", cache=False, n_ctx=128)
+    with pytest.raises(ContextLengthError, match="n_ctx"):
+        model.generate("word " * 400, max_tokens=4)
