@@ -198,7 +198,7 @@ def time_is_up(conv: Conversation, now: datetime | None = None) -> bool:
     return (now or utcnow()) > conv.deadline_at + TIMER_GRACE
 
 
-def _require_open_chat(p: Participant, conv: Conversation) -> None:
+def require_open_chat(p: Participant, conv: Conversation) -> None:
     if p.stage != "chat" or conv.task_index != p.task_index or conv.ended_at is not None:
         raise FlowError(409, "this task is finished; no more messages can be sent", redirect="/next")
 
@@ -218,7 +218,7 @@ def add_user_message(
     existing = s.scalars(select(Message).where(Message.conversation_id == conv.id, Message.client_key == key)).first()
     if existing is not None:
         return Posted(existing, False)
-    _require_open_chat(p, conv)
+    require_open_chat(p, conv)
     if time_is_up(conv):
         raise FlowError(409, "time is up for this task; please write the task summary", redirect="/next")
     text = clean_text(content, "the message", study.max_message_chars)
@@ -256,11 +256,16 @@ def build_model_request(system_prompt: str, msgs: Sequence[Message]) -> list[Cha
     return out
 
 
+def answer_to(s: Session, conversation_id: int, reply_to: Message) -> Message | None:
+    """The stored answer to `reply_to`, if any."""
+    return s.scalars(
+        select(Message).where(Message.conversation_id == conversation_id, Message.seq == reply_to.seq + 1)
+    ).first()
+
+
 def add_assistant_message(s: Session, conv: Conversation, reply_to: Message, text: str) -> Message:
     """Store the answer to `reply_to`; when it is already there (a concurrent retry), return that one."""
-    existing = s.scalars(
-        select(Message).where(Message.conversation_id == conv.id, Message.seq == reply_to.seq + 1)
-    ).first()
+    existing = answer_to(s, conv.id, reply_to)
     if existing is not None:
         return existing
     msg = Message(conversation_id=conv.id, seq=reply_to.seq + 1, role="assistant", content=text)
@@ -303,7 +308,7 @@ def finish_task(s: Session, p: Participant, conv: Conversation, study: StudyConf
     """End the chat: before the timer only after enough messages and with no reaction owed."""
     if conv.ended_at is not None:
         return
-    _require_open_chat(p, conv)
+    require_open_chat(p, conv)
     if not time_is_up(conv):
         msgs = messages_of(s, conv)
         n_user = sum(1 for m in msgs if m.role == "user")

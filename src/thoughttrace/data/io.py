@@ -30,8 +30,8 @@ class LineError:
     message: str
 
     def __str__(self) -> str:
-        where = f" field '{self.field}'" if self.field else ""
-        return f"line {self.line}:{where}: {self.message}"
+        where = f", field '{self.field}'" if self.field else ""
+        return f"line {self.line}{where}: {self.message}"
 
 
 @dataclass
@@ -63,6 +63,11 @@ def open_binary(path: str | Path) -> IO[bytes]:
     return open(p, "rb", buffering=1 << 20)
 
 
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _field_path(loc: tuple[Any, ...]) -> str:
     return ".".join(str(x) for x in loc)
 
@@ -77,6 +82,7 @@ def parse_line(text: str | bytes, line_no: int) -> tuple[Conversation | None, li
         return Conversation.model_validate_json(text), []
     except ValidationError:
         pass
+    text = text.rstrip(b"\r\n") if isinstance(text, bytes) else text.rstrip("\r\n")
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")
@@ -85,7 +91,7 @@ def parse_line(text: str | bytes, line_no: int) -> tuple[Conversation | None, li
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
-        return None, [LineError(line_no, "", f"not valid JSON ({exc.msg} at column {exc.colno}); "
+        return None, [LineError(line_no, "", f"not valid JSON: {exc.msg} (column {exc.colno}); "
                                              "the line may be truncated")]
     if not isinstance(obj, dict):
         return None, [LineError(line_no, "", f"expected a JSON object (one conversation), got {type(obj).__name__}")]
@@ -93,7 +99,7 @@ def parse_line(text: str | bytes, line_no: int) -> tuple[Conversation | None, li
         return Conversation.model_validate(obj), []
     except ValidationError as exc:
         return None, [
-            LineError(line_no, _field_path(e["loc"]), f"{e['msg']} (got {str(e.get('input'))[:60]!r})")
+            LineError(line_no, _field_path(e["loc"]), f"{e['msg']} (got {_short(e.get('input'))})")
             for e in exc.errors()
         ]
 

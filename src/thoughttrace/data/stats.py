@@ -177,6 +177,8 @@ def format_table(stats: DatasetStats) -> str:
                          ("domains", stats.domains)):
         lines.append("")
         lines.append(f"{title}:")
+        if title == "domains" and stats.conversations_without_domain:
+            lines[-1] += f" ({stats.conversations_without_domain:,} conversation(s) without one)"
         lw = max((len(k) for k in table), default=0)
         for label, ls in table.items():
             lines.append(f"  {label:<{lw}}  {ls.count:>8,}  {100 * ls.share:5.1f}%")

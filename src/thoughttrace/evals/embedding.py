@@ -10,11 +10,16 @@ from __future__ import annotations
 import asyncio
 import threading
 import warnings
+from collections.abc import Sequence
 from typing import Any, Protocol
+
+import numpy as np
 
 
 class Embedder(Protocol):
-    def cosine(self, a: str, b: str) -> float: ...
+    """`thoughttrace.llm.embeddings.Embedder`: pairwise cosine of a[i] and b[i]."""
+
+    def cosine(self, a: Sequence[str], b: Sequence[str]) -> Any: ...
 
 
 class EmbeddingMetric:
@@ -27,7 +32,7 @@ class EmbeddingMetric:
 
     def _cosine(self, a: str, b: str) -> float:
         with self._lock:
-            return float(self.embedder.cosine(a, b))
+            return float(np.asarray(self.embedder.cosine([a], [b]), dtype=float).ravel()[0])
 
     async def acosine(self, a: str | None, b: str | None) -> float | None:
         if not a or not b or not a.strip() or not b.strip():
@@ -42,7 +47,7 @@ def load_metric(enabled: bool = True, embedder: Any = None) -> EmbeddingMetric |
     if not enabled:
         return None
     try:
-        from thoughttrace.llm.embeddings import get_embedder  # type: ignore[import-not-found,unused-ignore]
+        from thoughttrace.llm.embeddings import get_embedder
     except ImportError as exc:
         warnings.warn(f"embedding metric disabled: {exc} (pass --no-embeddings to silence this)", stacklevel=2)
         return None

@@ -28,9 +28,9 @@ def normalise(text: str) -> str:
 def _prompt_text(prompt: str | Sequence[Any]) -> str:
     if isinstance(prompt, str):
         return prompt
-    parts = []
+    parts: list[str] = []
     for m in prompt:
-        parts.append(m["content"] if isinstance(m, dict) else m.content)
+        parts.append(str(m["content"]) if isinstance(m, dict) else str(getattr(m, "content", m)))
     return "\n".join(parts)
 
 

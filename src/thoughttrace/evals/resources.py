@@ -6,7 +6,7 @@ run record which version of a prompt it used.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from string import Template
 from typing import Any
@@ -66,13 +66,13 @@ def _read(folder: str, name: str) -> dict[str, Any]:
     return data
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_rubric(name: str) -> Rubric:
     """A rubric by name (`thought_similarity`, `message_similarity`, `realism`)."""
     return Rubric.model_validate(_read("rubrics", name))
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_prompt(name: str) -> PromptFile:
     data = _read("prompts", name)
     version = int(data.pop("format_version", 1))

@@ -27,8 +27,10 @@ T = TypeVar("T")
 class ItemStore:
     """Append-only JSONL of per-item records, keyed by `key`."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, key_field: str = "key") -> None:
         self.path = Path(path)
+        #: the field that identifies a record ("key" for eval items, "id" for simulated conversations)
+        self.key_field = key_field
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._records: dict[str, dict[str, Any]] = {}
         self.dropped_lines = 0
@@ -47,10 +49,10 @@ class ItemStore:
             except json.JSONDecodeError:
                 self.dropped_lines += 1
                 continue
-            if not isinstance(rec, dict) or "key" not in rec:
+            if not isinstance(rec, dict) or self.key_field not in rec:
                 self.dropped_lines += 1
                 continue
-            self._records[rec["key"]] = rec
+            self._records[str(rec[self.key_field])] = rec
             good.append(line)
         if self.dropped_lines:
             # rewrite without the cut line, so appends start on a fresh line
@@ -69,7 +71,7 @@ class ItemStore:
 
     async def append(self, record: dict[str, Any]) -> None:
         async with self._lock:
-            self._records[record["key"]] = record
+            self._records[str(record[self.key_field])] = record
             with open(self.path, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
                 fh.flush()
@@ -118,7 +120,8 @@ async def run_items(
                 warnings.warn(f"item {key(item)} failed: {exc}", stacklevel=1)
                 bar.update(1)
                 return
-            record = {"format_version": FORMAT_VERSION, "key": key(item), **record}
+            if store.key_field == "key":
+                record = {"format_version": FORMAT_VERSION, "key": key(item), **record}
             await store.append(record)
             stats.computed += 1
             bar.update(1)

@@ -156,8 +156,8 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[int, Any, str | None]]:
             try:
                 yield line_no, json.loads(raw), None
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                msg = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
-                yield line_no, None, f"not valid JSON ({msg}); the line may be truncated"
+                msg = f"{exc.msg} (column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
+                yield line_no, None, f"not valid JSON: {msg}; the line may be truncated"
 
 
 def _iter_json_array(path: Path) -> Iterator[tuple[int, Any, str | None]]:
@@ -217,8 +217,8 @@ def _iter_json_array(path: Path) -> Iterator[tuple[int, Any, str | None]]:
                     if eof or not fill():
                         eof = True
                         err_line = line + buf.count("\n", pos, max(exc.pos, pos))
-                        raise DatasetError(f"{path}: line {err_line}: "
-                                           f"not valid JSON ({exc.msg}); the file may be truncated. "
+                        raise DatasetError(f"{path}: line {err_line} (in the item starting at line {start_line}): "
+                                           f"not valid JSON: {exc.msg}; the file may be truncated. "
                                            "A broken item inside a JSON list cannot be skipped: fix it "
                                            "(or convert the file to JSONL, one record a line)") from None
             line += buf.count("\n", pos, end)

@@ -1,0 +1,350 @@
+"""`thoughttrace eval ...` and `thoughttrace simulate`: thin wrappers over `thoughttrace.evals`."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from .common import UserFacingError, build_model, echo_json, wrap
+
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+
+def _connection_options(fn: F) -> F:
+    for opt in reversed([
+        click.option("--base-url", default=None, help="server URL for openai-compatible/NAME models"),
+        click.option("--cache", "cache_path", type=click.Path(dir_okay=False), default=None,
+                     help="cache file (default: THOUGHTTRACE_CACHE or ~/.cache/thoughttrace/llm-cache.sqlite)"),
+        click.option("--no-cache", is_flag=True, help="do not read or write the response cache"),
+        click.option("--offline", is_flag=True, help="replay from the cache only; fail on a miss"),
+        click.option("--max-connections", type=int, default=None,
+                     help="concurrent requests per endpoint (openai-compatible servers)"),
+    ]):
+        fn = opt(fn)
+    return fn
+
+
+def _judge_options(fn: F) -> F:
+    for opt in reversed([
+        click.option("--judge", "-j", "judge_spec", default="local", show_default=True,
+                     help="judge model string ('none' to skip judging)"),
+        click.option("--judge2", "judge2_spec", default=None,
+                     help="a second judge model: its scores are stored too and judge agreement is reported"),
+        click.option("--judge-samples", type=int, default=1, show_default=True,
+                     help="judge samples per item (temperature > 0 when above 1); mean and spread are kept"),
+        click.option("--judge-temperature", type=float, default=None,
+                     help="judge temperature (default 0, or 0.7 with several samples)"),
+        click.option("--no-swap", is_flag=True, help="do not ask the judge both orders of a pair"),
+    ]):
+        fn = opt(fn)
+    return fn
+
+
+def _run_options(fn: F) -> F:
+    for opt in reversed([
+        click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
+                     help="output folder: items.jsonl, summary.json, summary.md (an existing run is resumed)"),
+        click.option("--limit", type=int, default=None, help="only the first N items (quick looks, tests)"),
+        click.option("--concurrency", type=int, default=1, show_default=True, help="items evaluated at once"),
+        click.option("--no-embeddings", is_flag=True, help="skip the embedding-cosine metric"),
+        click.option("--max-context-chars", type=int, default=6000, show_default=True,
+                     help="conversation characters a prompt shows (most recent first)"),
+        click.option("--max-message-chars", type=int, default=1200, show_default=True,
+                     help="characters of one message a prompt shows (head and tail kept)"),
+        click.option("--json", "as_json", is_flag=True, help="print the summary as JSON"),
+        click.option("--progress/--no-progress", default=None, help="progress bar (default: when stderr is a terminal)"),
+    ]):
+        fn = opt(fn)
+    return fn
+
+
+class _Models:
+    """Models of one command, one per distinct spec (a local model's weights load once)."""
+
+    def __init__(self, opts: dict[str, Any]) -> None:
+        self.opts = opts
+        self.by_spec: dict[str, Any] = {}
+        self.roles: dict[str, str] = {}
+
+    def get(self, spec: str, role: str) -> Any:
+        if spec not in self.by_spec:
+            extra: dict[str, Any] = {}
+            if self.opts.get("max_connections"):
+                extra["max_connections"] = self.opts["max_connections"]
+            self.by_spec[spec] = build_model(spec, self.opts.get("base_url"), self.opts.get("cache_path"),
+                                             bool(self.opts.get("no_cache")), bool(self.opts.get("offline")), **extra)
+        self.roles.setdefault(spec, role)
+        if role not in self.roles[spec].split("+"):
+            self.roles[spec] += f"+{role}"
+        return self.by_spec[spec]
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        first = next(iter(self.by_spec.values()))
+        return first.run(coro)  # type: ignore[no-any-return]
+
+    def usage(self) -> dict[str, Any]:
+        out = {}
+        for spec, m in self.by_spec.items():
+            rep = m.usage.report()
+            click.echo(rep.summary_line() + f" [{self.roles[spec]}: {spec}]", err=True)
+            out[spec] = {"role": self.roles[spec], **rep.model_dump()}
+        return out
+
+    def close(self) -> None:
+        for m in self.by_spec.values():
+            try:
+                m.close()
+            except Exception:  # closing is best effort at exit
+                pass
+
+
+def _judges(models: _Models, opts: dict[str, Any], rubric: str) -> tuple[Any, Any]:
+    from thoughttrace.evals import Judge
+
+    def make(spec: str | None, role: str) -> Any:
+        if spec is None or spec.lower() == "none":
+            return None
+        return Judge(models.get(spec, role), rubric, samples=opts["judge_samples"],
+                     temperature=opts["judge_temperature"], swap=not opts["no_swap"])
+
+    return make(opts["judge_spec"], "judge"), make(opts.get("judge2_spec"), "judge2")
+
+
+def _embeddings(opts: dict[str, Any]) -> Any:
+    from thoughttrace.evals import load_metric
+
+    return load_metric(enabled=not opts["no_embeddings"])
+
+
+def _read(path: str) -> list[Any]:
+    from thoughttrace.data import read_conversations
+
+    convs = read_conversations(path)
+    if not convs:
+        raise UserFacingError(f"{path}: no conversations in the file")
+    return convs
+
+
+def _finish(models: _Models, stats: Any, summary: dict[str, Any], out_dir: str, as_json: bool) -> None:
+    click.echo(f"{stats.computed} items computed, {stats.skipped} resumed from {out_dir}/items.jsonl, "
+               f"{stats.failed} failed; summary: {out_dir}/summary.md", err=True)
+    if as_json:
+        echo_json(summary)
+    else:
+        click.echo((Path(out_dir) / "summary.md").read_text(encoding="utf-8"))
+    if stats.failed:
+        for e in stats.errors[:5]:
+            click.echo(f"failed: {e}", err=True)
+
+
+def _command_body(fn: F) -> F:
+    """Collect options into one dict and close models at the end."""
+
+    @functools.wraps(fn)
+    def inner(**opts: Any) -> Any:
+        models = _Models(opts)
+        try:
+            return fn(models, opts)
+        finally:
+            models.close()
+
+    return wrap(inner)  # type: ignore[return-value]
+
+
+@click.group(name="eval")
+def group() -> None:
+    """What thoughts are worth: thought inference, next-message prediction, simulator realism."""
+
+
+@group.command("thought-inference")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--model", "-m", "model_specs", multiple=True, default=["local"], show_default=True,
+              help="model(s) that infer the thoughts; repeat for a per-model table")
+@click.option("--method", type=click.Choice(["direct", "model-based"]), default="direct", show_default=True,
+              help="direct prompting, or AutoToM inverse planning over candidate thoughts")
+@click.option("--with-next-message", is_flag=True,
+              help="also infer reactions with the user's next message as evidence (its own condition)")
+@_judge_options
+@_run_options
+@_connection_options
+@_command_body
+def thought_inference(models: _Models, opts: dict[str, Any]) -> None:
+    """Infer each reason and reaction in FILE from its context and judge it against the real one (1-5)."""
+    from thoughttrace.evals import ClipConfig, ItemStore, ThoughtInferenceEval
+    from thoughttrace.evals.thought_inference import write_outputs
+
+    convs = _read(opts["file"])
+    judge, judge2 = _judges(models, opts, "thought_similarity")
+    emb = _embeddings(opts)
+    clip = ClipConfig(max_chars=opts["max_context_chars"], max_message_chars=opts["max_message_chars"])
+    store = ItemStore(Path(opts["out_dir"]) / "items.jsonl")
+    total = None
+    for spec in opts["model_specs"]:
+        ev = ThoughtInferenceEval(models.get(spec, "model"), judge, method=opts["method"], embeddings=emb,
+                                  judge2=judge2, clip=clip)
+        stats = models.run(ev.arun(convs, store, with_next_message=opts["with_next_message"], limit=opts["limit"],
+                                   concurrency=opts["concurrency"], progress=opts["progress"]))
+        total = stats if total is None else total.model_copy(update={
+            "computed": total.computed + stats.computed, "skipped": total.skipped + stats.skipped,
+            "failed": total.failed + stats.failed, "errors": total.errors + stats.errors})
+    config = {k: opts[k] for k in ("file", "model_specs", "method", "with_next_message", "judge_spec", "judge2_spec",
+                                   "judge_samples", "no_swap", "limit", "concurrency", "max_context_chars",
+                                   "max_message_chars")}
+    config["embeddings"] = emb.name if emb else None
+    summary = write_outputs(opts["out_dir"], store, models.usage(), config)
+    _finish(models, total, summary, opts["out_dir"], opts["as_json"])
+
+
+@group.command("next-message")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--model", "-m", "model_specs", multiple=True, default=["local"], show_default=True,
+              help="model(s) that predict the message; repeat for a per-model table")
+@click.option("--condition", "conditions", multiple=True, default=["history"], show_default=True,
+              type=click.Choice(["history", "reaction", "thoughts", "reaction+reason"]),
+              help="what the prompt shows; repeat (thoughts = reaction; reaction+reason is an upper bound)")
+@_judge_options
+@_run_options
+@_connection_options
+@_command_body
+def next_message(models: _Models, opts: dict[str, Any]) -> None:
+    """Predict each user message in FILE from what came before, per condition; judge it (0-100)."""
+    from thoughttrace.evals import ClipConfig, ItemStore, NextMessageEval, normalise_conditions
+    from thoughttrace.evals.next_message import write_outputs
+
+    convs = _read(opts["file"])
+    conditions = normalise_conditions(opts["conditions"])
+    judge, judge2 = _judges(models, opts, "message_similarity")
+    emb = _embeddings(opts)
+    clip = ClipConfig(max_chars=opts["max_context_chars"], max_message_chars=opts["max_message_chars"])
+    store = ItemStore(Path(opts["out_dir"]) / "items.jsonl")
+    total = None
+    for spec in opts["model_specs"]:
+        ev = NextMessageEval(models.get(spec, "model"), judge, embeddings=emb, judge2=judge2, clip=clip)
+        stats = models.run(ev.arun(convs, store, conditions, limit=opts["limit"], concurrency=opts["concurrency"],
+                                   progress=opts["progress"]))
+        total = stats if total is None else total.model_copy(update={
+            "computed": total.computed + stats.computed, "skipped": total.skipped + stats.skipped,
+            "failed": total.failed + stats.failed, "errors": total.errors + stats.errors})
+    config = {k: opts[k] for k in ("file", "model_specs", "judge_spec", "judge2_spec", "judge_samples", "no_swap",
+                                   "limit", "concurrency", "max_context_chars", "max_message_chars")}
+    config["conditions"] = conditions
+    config["embeddings"] = emb.name if emb else None
+    summary = write_outputs(opts["out_dir"], store, models.usage(), config)
+    _finish(models, total, summary, opts["out_dir"], opts["as_json"])
+
+
+@group.command("simulator")
+@click.argument("real", type=click.Path(exists=True, dir_okay=False))
+@click.argument("simulated", type=click.Path(exists=True, dir_okay=False))
+@click.option("--judge", "-j", "judge_spec", default=None,
+              help="judge model for realism (1-5) of both sides; omit to compare statistics only")
+@click.option("--judge-samples", type=int, default=1, show_default=True)
+@click.option("--judge-temperature", type=float, default=None)
+@_run_options
+@_connection_options
+@_command_body
+def simulator(models: _Models, opts: dict[str, Any]) -> None:
+    """Compare SIMULATED conversations with REAL ones: length, thought types, stage curves, realism."""
+    from thoughttrace.evals import ItemStore, Judge, SimulatorEval
+    from thoughttrace.evals.simulator_eval import write_outputs
+
+    real = _read(opts["real"])
+    sim = _read(opts["simulated"])
+    judge = None
+    if opts["judge_spec"] and opts["judge_spec"].lower() != "none":
+        judge = Judge(models.get(opts["judge_spec"], "judge"), "realism", samples=opts["judge_samples"],
+                      temperature=opts["judge_temperature"])
+    emb = _embeddings(opts)
+    store = ItemStore(Path(opts["out_dir"]) / "items.jsonl")
+    ev = SimulatorEval(judge, emb)
+    if opts["limit"] is not None:
+        real, sim = real[: opts["limit"]], sim[: opts["limit"]]
+    coro = ev.arun(real, sim, store, concurrency=opts["concurrency"], progress=opts["progress"])
+    if models.by_spec:
+        stats = models.run(coro)
+    else:
+        import asyncio
+
+        stats = asyncio.run(coro)
+    config = {"real": opts["real"], "simulated": opts["simulated"], "judge_spec": opts["judge_spec"],
+              "judge_samples": opts["judge_samples"], "embeddings": emb.name if emb else None}
+    summary = write_outputs(opts["out_dir"], real, sim, store, models.usage(), config)
+    _finish(models, stats, summary, opts["out_dir"], opts["as_json"])
+
+
+@group.command("judge-agreement")
+@click.argument("items", type=click.Path(exists=True, dir_okay=False))
+@click.option("--judge", "-j", "judge_spec", required=True, help="the second judge model")
+@click.option("--judge-samples", type=int, default=1, show_default=True)
+@click.option("--judge-temperature", type=float, default=None)
+@click.option("--no-swap", is_flag=True, help="do not ask the judge both orders of a pair")
+@_run_options
+@_connection_options
+@_command_body
+def judge_agreement(models: _Models, opts: dict[str, Any]) -> None:
+    """Re-score an eval's ITEMS (items.jsonl) with a second judge: Pearson, Spearman, mean abs difference."""
+    from thoughttrace.evals import ItemStore, Judge, Rejudge
+    from thoughttrace.evals.agreement import read_records, write_outputs
+
+    records = read_records(opts["items"])
+    if opts["limit"] is not None:
+        records = records[: opts["limit"]]
+    model = models.get(opts["judge_spec"], "judge")
+    rj = Rejudge(lambda rubric: Judge(model, rubric, samples=opts["judge_samples"],
+                                      temperature=opts["judge_temperature"], swap=not opts["no_swap"]))
+    store = ItemStore(Path(opts["out_dir"]) / "items.jsonl")
+    stats = models.run(rj.arun(records, store, concurrency=opts["concurrency"], progress=opts["progress"]))
+    config = {"items": opts["items"], "judge_spec": opts["judge_spec"], "judge_samples": opts["judge_samples"]}
+    summary = write_outputs(opts["out_dir"], store, models.usage(), config)
+    _finish(models, stats, summary, opts["out_dir"], opts["as_json"])
+
+
+@click.command("simulate")
+@click.option("--task", "tasks", multiple=True, help="a task for the simulated user; repeat for several")
+@click.option("--tasks-from", type=click.Path(exists=True, dir_okay=False),
+              help="simulate the tasks of the real conversations in this file (task summary, else topic)")
+@click.option("--per-task", type=int, default=1, show_default=True, help="conversations per task")
+@click.option("--persona", default=None, help="who the user is (default: survey answers when --tasks-from has them)")
+@click.option("--model", "-m", "model_spec", default="local", show_default=True, help="the assistant model")
+@click.option("--user-model", "-u", "user_spec", default="local", show_default=True, help="the simulated user's model")
+@click.option("--turns", type=int, default=4, show_default=True, help="at most this many user messages")
+@click.option("--assistant-system", default=None, help="a system prompt for the assistant")
+@click.option("--user-temperature", type=float, default=0.8, show_default=True)
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), required=True,
+              help="output JSONL in the released schema (an existing file is resumed)")
+@click.option("--concurrency", type=int, default=1, show_default=True, help="conversations simulated at once")
+@click.option("--limit", type=int, default=None, help="only the first N conversations")
+@click.option("--progress/--no-progress", default=None)
+@_connection_options
+@_command_body
+def simulate_command(models: _Models, opts: dict[str, Any]) -> None:
+    """Simulate users who note a reason before each message and a reaction to each answer."""
+    from thoughttrace.evals import ItemStore, SimulationConfig, UserSimulator, jobs_for, simulate_many
+
+    if not opts["tasks"] and not opts["tasks_from"]:
+        raise UserFacingError("give at least one --task TEXT or --tasks-from REAL.jsonl")
+    if opts["turns"] < 1 or opts["per_task"] < 1:
+        raise UserFacingError("--turns and --per-task must be at least 1")
+    sources = _read(opts["tasks_from"]) if opts["tasks_from"] else []
+    jobs = jobs_for(list(opts["tasks"]), opts["per_task"], opts["persona"], sources)
+    if not jobs:
+        raise UserFacingError(f"{opts['tasks_from']}: no conversation has a task summary or topic to simulate")
+    if opts["limit"] is not None:
+        jobs = jobs[: opts["limit"]]
+    assistant = models.get(opts["model_spec"], "assistant")
+    user = models.get(opts["user_spec"], "user")
+    sim = UserSimulator(user, assistant, SimulationConfig(turns=opts["turns"], assistant_system=opts["assistant_system"],
+                                                          user_temperature=opts["user_temperature"]))
+    store = ItemStore(opts["out_file"], key_field="id")
+    stats = models.run(simulate_many(sim, jobs, store, sources=sources, concurrency=opts["concurrency"],
+                                     progress=opts["progress"]))
+    models.usage()
+    click.echo(f"{stats.computed} conversations simulated, {stats.skipped} already in {opts['out_file']}", err=True)
+    if stats.failed:
+        sys.exit(1)

@@ -1,0 +1,446 @@
+"""Participant pages and the chat API. Every route finds the participant from the signed cookie and
+touches only that participant's rows; ids in paths are checked for ownership (404 when not theirs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from thoughttrace.llm import LLMError
+
+from . import flow
+from .context import AppContext, ctx_of
+from .db import Message, Participant
+from .render import render_markdown
+from .security import PARTICIPANT_COOKIE
+
+router = APIRouter()
+T = TypeVar("T")
+
+
+async def run_db(ctx: AppContext, work: Callable[[Session], T]) -> T:
+    """Run `work(session)` in the thread pool; commit before returning (the response goes out after)."""
+
+    def job() -> T:
+        with ctx.db.session() as s:
+            return work(s)
+
+    return await run_in_threadpool(job)
+
+
+async def read_json(request: Request) -> dict[str, Any]:
+    try:
+        data = json.loads(await request.body() or b"null")
+    except (ValueError, UnicodeDecodeError):
+        raise flow.FlowError(400, "the request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise flow.FlowError(400, "the request body must be a JSON object")
+    return data
+
+
+def where_now(s: Session, p: Participant) -> str:
+    """The page a participant belongs on: how reloading or coming back resumes the study."""
+    if p.stage in ("chat", "post_task"):
+        conv = flow.current_conversation(s, p)
+        if conv is not None:
+            if p.stage == "chat" and flow.close_if_expired(s, p, conv):
+                return f"/c/{conv.public_id}/summary"
+            return f"/c/{conv.public_id}" if p.stage == "chat" else f"/c/{conv.public_id}/summary"
+    return {"consent": "/consent", "tutorial": "/tutorial", "task": "/task", "survey": "/survey",
+            "done": "/done"}.get(p.stage, "/consent")
+
+
+def redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+# --------------------------------------------------------------------------------------------- entry
+@router.get("/")
+async def index(request: Request) -> Response:
+    ctx = ctx_of(request)
+    if ctx.signer.read_participant_cookie(request.cookies.get(PARTICIPANT_COOKIE)):
+        return redirect("/next")
+    return ctx.render(request, "index.html")
+
+
+@router.get("/start")
+async def start(request: Request) -> Response:
+    """The entry link: `/start?PROLIFIC_PID=...&STUDY_ID=...&SESSION_ID=...`, or bare for an anonymous id."""
+    ctx = ctx_of(request)
+    q = request.query_params
+    pid, study_id, session_id = q.get("PROLIFIC_PID"), q.get("STUDY_ID"), q.get("SESSION_ID")
+    current = ctx.signer.read_participant_cookie(request.cookies.get(PARTICIPANT_COOKIE))
+
+    def work(s: Session) -> str:
+        if current and not pid:
+            p = flow.participant_by_public_id(s, current)
+            if p is not None:
+                return p.public_id
+        return flow.find_or_create_participant(s, pid, study_id, session_id).public_id
+
+    public_id = await run_db(ctx, work)
+    resp = redirect("/next")
+    resp.set_cookie(PARTICIPANT_COOKIE, ctx.signer.participant_cookie(public_id), httponly=True, samesite="lax",
+                    secure=ctx.settings.secure_cookies, max_age=60 * 60 * 24 * 14)
+    return resp
+
+
+@router.get("/next")
+async def next_page(request: Request) -> Response:
+    ctx = ctx_of(request)
+    return redirect(await run_db(ctx, lambda s: where_now(s, ctx.participant(request, s))))
+
+
+# ------------------------------------------------------------------------------ consent and tutorial
+@router.get("/consent")
+async def consent_page(request: Request) -> Response:
+    ctx = ctx_of(request)
+
+    def work(s: Session) -> tuple[str, str | None]:
+        p = ctx.participant(request, s)
+        return ctx.signer.csrf_token(p.public_id), (None if p.stage == "consent" else where_now(s, p))
+
+    csrf, elsewhere = await run_db(ctx, work)
+    return redirect(elsewhere) if elsewhere else ctx.render(request, "consent.html", csrf=csrf)
+
+
+@router.post("/consent")
+async def consent_post(request: Request) -> Response:
+    ctx = ctx_of(request)
+    form = await request.form()
+
+    def work(s: Session) -> None:
+        p = ctx.participant(request, s)
+        ctx.check_csrf(request, p, form)
+        if form.get("agree") != "yes":
+            raise flow.FlowError(422, "please tick the box to agree before you start", redirect="/consent")
+        flow.give_consent(s, p)
+
+    await run_db(ctx, work)
+    return redirect("/next")
+
+
+@router.get("/tutorial")
+async def tutorial_page(request: Request) -> Response:
+    ctx = ctx_of(request)
+
+    def work(s: Session) -> tuple[str, str | None]:
+        p = ctx.participant(request, s)
+        return ctx.signer.csrf_token(p.public_id), (None if p.stage == "tutorial" else where_now(s, p))
+
+    csrf, elsewhere = await run_db(ctx, work)
+    return redirect(elsewhere) if elsewhere else ctx.render(request, "tutorial.html", csrf=csrf, wrong=[], given={})
+
+
+@router.post("/tutorial")
+async def quiz_post(request: Request) -> Response:
+    ctx = ctx_of(request)
+    form = await request.form()
+    answers = {i: form.get(f"q{i}") for i in range(len(ctx.study.quiz))}
+
+    def work(s: Session) -> tuple[str, list[int]]:
+        p = ctx.participant(request, s)
+        ctx.check_csrf(request, p, form)
+        return ctx.signer.csrf_token(p.public_id), flow.submit_quiz(s, p, ctx.study, answers)
+
+    csrf, wrong = await run_db(ctx, work)
+    if wrong:
+        return ctx.render(request, "tutorial.html", status_code=422, csrf=csrf, wrong=wrong, given=answers)
+    return redirect("/next")
+
+
+# ------------------------------------------------------------------------------------------- tasks
+@router.get("/task")
+async def task_page(request: Request) -> Response:
+    ctx = ctx_of(request)
+
+    def work(s: Session) -> tuple[str, int, str | None]:
+        p = ctx.participant(request, s)
+        return ctx.signer.csrf_token(p.public_id), p.task_index, (None if p.stage == "task" else where_now(s, p))
+
+    csrf, index, elsewhere = await run_db(ctx, work)
+    if elsewhere:
+        return redirect(elsewhere)
+    return ctx.render(request, "task.html", csrf=csrf, task_number=index + 1)
+
+
+@router.post("/task")
+async def task_post(request: Request) -> Response:
+    ctx = ctx_of(request)
+    form = await request.form()
+
+    def work(s: Session) -> str:
+        p = ctx.participant(request, s)
+        ctx.check_csrf(request, p, form)
+        return flow.start_task(s, p, ctx.study, form.get("task")).public_id
+
+    return redirect(f"/c/{await run_db(ctx, work)}")
+
+
+# -------------------------------------------------------------------------------------------- chat
+def message_view(m: Message, thought: Any) -> dict[str, Any]:
+    view: dict[str, Any] = {"id": m.public_id, "role": m.role, "content": m.content,
+                            "timestamp": m.created_at.isoformat()}
+    if m.role == "assistant":
+        view["html"] = render_markdown(m.content)
+    view["note"] = None if thought is None else {"content": thought.content, "label": thought.label}
+    return view
+
+
+def chat_state(s: Session, p: Participant, conv: Any, ctx: AppContext) -> dict[str, Any]:
+    msgs = flow.messages_of(s, conv)
+    notes = flow.thoughts_of(s, msgs)
+    return {
+        "conversation": conv.public_id, "task": conv.task_statement, "task_number": conv.task_index + 1,
+        "deadline": conv.deadline_at.isoformat(), "open": p.stage == "chat" and conv.ended_at is None,
+        "messages": [message_view(m, notes.get(m.id)) for m in msgs],
+        "awaiting_answer": flow.pending_user_message(msgs) is not None,
+    }
+
+
+@router.get("/c/{cid}")
+async def chat_page(request: Request, cid: str) -> Response:
+    ctx = ctx_of(request)
+
+    def work(s: Session) -> tuple[str, dict[str, Any] | None, str | None]:
+        p = ctx.participant(request, s)
+        conv = flow.owned_conversation(s, p, cid)
+        csrf = ctx.signer.csrf_token(p.public_id)
+        if flow.close_if_expired(s, p, conv) or p.stage != "chat" or conv.task_index != p.task_index:
+            return csrf, None, where_now(s, p)
+        return csrf, chat_state(s, p, conv, ctx), None
+
+    csrf, state, elsewhere = await run_db(ctx, work)
+    if elsewhere:
+        return redirect(elsewhere)
+    assert state is not None
+    return ctx.render(request, "chat.html", csrf=csrf, state=state,
+                      reason_labels=ctx.study.reason_labels(), reaction_labels=ctx.study.reaction_labels())
+
+
+@router.get("/api/c/{cid}/state")
+async def chat_state_api(request: Request, cid: str) -> Response:
+    ctx = ctx_of(request)
+
+    def work(s: Session) -> dict[str, Any]:
+        p = ctx.participant(request, s)
+        conv = flow.owned_conversation(s, p, cid)
+        return chat_state(s, p, conv, ctx)
+
+    return JSONResponse(await run_db(ctx, work))
+
+
+@router.post("/api/c/{cid}/messages")
+async def post_message(request: Request, cid: str) -> Response:
+    """Store a user message with its reason (committed before the answer). Replays return the same id."""
+    ctx = ctx_of(request)
+    data = await read_json(request)
+
+    def work(s: Session) -> tuple[dict[str, Any], bool]:
+        p = ctx.participant(request, s)
+        ctx.check_csrf(request, p)
+        conv = flow.owned_conversation(s, p, cid)
+        posted = flow.add_user_message(
+            s, p, conv, ctx.study, content=data.get("content"), reason=data.get("reason"),
+            reason_label=data.get("reason_label"), client_key=data.get("idempotency_key"))
+        note = flow.thoughts_of(s, [posted.message]).get(posted.message.id)
+        return message_view(posted.message, note), posted.created
+
+    view, created = await run_db(ctx, work)
+    return JSONResponse({"message": view, "created": created}, status_code=201 if created else 200)
+
+
+@router.post("/api/c/{cid}/generate")
+async def generate(request: Request, cid: str) -> Response:
+    """Answer the pending user message. The whole answer is generated and committed first, then streamed
+    to the browser in chunks (the model layer has no token streaming); a failure leaves the user message
+    stored and answers 502/504 with `retry: true`, so the participant can ask again."""
+    ctx = ctx_of(request)
+
+    def load(s: Session) -> tuple[int, list[Any], Message | None, Message | None, str]:
+        p = ctx.participant(request, s)
+        ctx.check_csrf(request, p)
+        conv = flow.owned_conversation(s, p, cid)
+        msgs = flow.messages_of(s, conv)
+        pending = flow.pending_user_message(msgs)
+        if pending is None:
+            last = msgs[-1] if msgs and msgs[-1].role == "assistant" else None
+            if last is None:
+                raise flow.FlowError(409, "there is no message to answer yet")
+            return conv.id, [], None, last, conv.model_key
+        flow.require_open_chat(p, conv)
+        entry = ctx.study.model_entry(conv.model_key)
+        return conv.id, flow.build_model_request(entry.system_prompt, msgs), pending, None, conv.model_key
+
+    conv_id, request_msgs, pending, done, model_key = await run_db(ctx, load)
+    if done is not None:  # already answered: a replay or a second tab
+        return _stream(ctx, done)
+    async with ctx.generation_lock(conv_id):
+        def recheck(s: Session) -> Message | None:
+            assert pending is not None
+            return flow.answer_to(s, conv_id, pending)
+
+        answered = await run_db(ctx, recheck)
+        if answered is not None:
+            return _stream(ctx, answered)
+        entry = ctx.study.model_entry(model_key)
+        model = ctx.models[model_key]
+        try:
+            gen = await asyncio.wait_for(
+                model.agenerate(request_msgs, max_tokens=entry.max_tokens, temperature=entry.temperature),
+                timeout=ctx.study.model_timeout_seconds)
+            text, failure = gen.text.strip() or "(the assistant returned an empty answer)", None
+        except TimeoutError:
+            text, failure = "", (504, f"the assistant took longer than {ctx.study.model_timeout_seconds:g} s")
+        except LLMError as exc:
+            text, failure = "", (502, f"the assistant could not answer ({type(exc).__name__})")
+
+        def save(s: Session) -> Message | None:
+            from .db import Conversation as ConvRow
+
+            conv = s.get(ConvRow, conv_id)
+            assert conv is not None and pending is not None
+            p = s.get(Participant, conv.participant_id)
+            assert p is not None
+            if failure is not None:
+                flow.log_event(s, p, "model_error", failure[1], conv)
+                return None
+            return flow.add_assistant_message(s, conv, pending, text)
+
+        saved = await run_db(ctx, save)
+    if saved is None:
+        assert failure is not None
+        return JSONResponse({"error": failure[1] + "; your message is saved, press Retry", "retry": True},
+                            status_code=failure[0])
+    return _stream(ctx, saved)
+
+
+def _stream(ctx: AppContext, msg: Message) -> StreamingResponse:
+    size, delay = ctx.settings.stream_chunk_chars, ctx.settings.stream_chunk_delay
+    text = msg.content
+
+    async def body() -> AsyncIterator[bytes]:
+        yield (json.dumps({"type": "start", "message_id": msg.public_id}) + "\n").encode()
+        for i in range(0, len(text), size):
+            yield (json.dumps({"type": "delta", "text": text[i:i + size]}) + "\n").encode()
+            if delay:
+                await asyncio.sleep(delay)
+        yield (json.dumps({"type": "done", "message_id": msg.public_id, "html": render_markdown(text),
+                           "content": text}) + "\n").encode()
+
+    return StreamingResponse(body(), media_type="application/x-ndjson")
+
+
+@router.post("/api/c/{cid}/messages/{mid}/reaction")
+async def post_reaction(request: Request, cid: str, mid: str) -> Response:
+    ctx = ctx_of(request)
+    data = await read_json(request)
+
+    def work(s: Session) -> tuple[dict[str, Any], bool]:
+        p = ctx.participant(request, s)
+        ctx.check_csrf(request, p)
+        conv = flow.owned_conversation(s, p, cid)
+        msg = flow.owned_message(s, conv, mid)
+        t, created = flow.add_reaction(s, p, conv, msg, ctx.study, content=data.get("content"),
+                                       label=data.get("label"), client_key=data.get("idempotency_key"))
+        return {"message_id": msg.public_id, "content": t.content, "label": t.label}, created
+
+    view, created = await run_db(ctx, work)
+    return JSONResponse({"reaction": view, "created": created}, status_code=201 if created else 200)
+
+
+@router.post("/c/{cid}/finish")
+async def finish(request: Request, cid: str) -> Response:
+    ctx = ctx_of(request)
+    form = await request.form()
+
+    def work(s: Session) -> str:
+        p = ctx.participant(request, s)
+        ctx.check_csrf(request, p, form)
+        conv = flow.owned_conversation(s, p, cid)
+        flow.finish_task(s, p, conv, ctx.study)
+        return f"/c/{conv.public_id}/summary"
+
+    return redirect(await run_db(ctx, work))
+
+
+# ------------------------------------------------------------------------------- after each task
+@router.get("/c/{cid}/summary")
+async def summary_page(request: Request, cid: str) -> Response:
+    ctx = ctx_of(request)
+
+    def work(s: Session) -> tuple[str, int, str | None]:
+        p = ctx.participant(request, s)
+        conv = flow.owned_conversation(s, p, cid)
+        flow.close_if_expired(s, p, conv)
+        ok = p.stage == "post_task" and conv.task_index == p.task_index
+        return ctx.signer.csrf_token(p.public_id), conv.task_index + 1, None if ok else where_now(s, p)
+
+    csrf, number, elsewhere = await run_db(ctx, work)
+    if elsewhere:
+        return redirect(elsewhere)
+    return ctx.render(request, "summary.html", csrf=csrf, cid=cid, task_number=number)
+
+
+@router.post("/c/{cid}/summary")
+async def summary_post(request: Request, cid: str) -> Response:
+    ctx = ctx_of(request)
+    form = await request.form()
+
+    def work(s: Session) -> None:
+        p = ctx.participant(request, s)
+        ctx.check_csrf(request, p, form)
+        conv = flow.owned_conversation(s, p, cid)
+        flow.submit_task_summary(s, p, conv, ctx.study, form.get("summary"), form.get("expectation"))
+
+    await run_db(ctx, work)
+    return redirect("/next")
+
+
+@router.get("/survey")
+async def survey_page(request: Request) -> Response:
+    ctx = ctx_of(request)
+
+    def work(s: Session) -> tuple[str, str | None]:
+        p = ctx.participant(request, s)
+        return ctx.signer.csrf_token(p.public_id), None if p.stage == "survey" else where_now(s, p)
+
+    csrf, elsewhere = await run_db(ctx, work)
+    return redirect(elsewhere) if elsewhere else ctx.render(request, "survey.html", csrf=csrf)
+
+
+@router.post("/survey")
+async def survey_post(request: Request) -> Response:
+    ctx = ctx_of(request)
+    form = await request.form()
+    purposes = [str(x) for x in form.getlist("purposes")]
+
+    def work(s: Session) -> None:
+        p = ctx.participant(request, s)
+        ctx.check_csrf(request, p, form)
+        flow.submit_survey(s, p, ctx.study, dict(form), purposes)
+
+    await run_db(ctx, work)
+    return redirect("/done")
+
+
+@router.get("/done")
+async def done_page(request: Request) -> Response:
+    ctx = ctx_of(request)
+
+    def work(s: Session) -> str | None:
+        p = ctx.participant(request, s)
+        return None if p.stage == "done" else where_now(s, p)
+
+    elsewhere = await run_db(ctx, work)
+    if elsewhere:
+        return redirect(elsewhere)
+    return ctx.render(request, "done.html", completion_url=ctx.study.completion_url)

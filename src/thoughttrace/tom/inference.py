@@ -1,0 +1,218 @@
+"""Exact inference over a grounded `ProblemModel`, in log space.
+
+Per timestep, every assignment of the latent variables is enumerated and weighted by the product of
+its factors P(V | parents) (from any factor function: the LLM, or a table in tests). Across time the
+belief is filtered: the previous step's posterior over Belief becomes the prior of PrevBelief (a
+forward pass, as in an HMM). A constant Goal is enumerated outermost, so the evidence of every step
+combines for it: P(g | all steps) ∝ P(g) * prod_t p(step t | g, past). Hypotheses of latent non-query
+variables whose likelihood falls below `prune_threshold` for every parent value are pruned before their
+children are scored (that saves calls); a belief carried with probability >= `propagate_threshold`
+is passed to the next step as certain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .model_space import BELIEF, PREV_BELIEF, Node, ProblemModel, parent_graph, topological
+
+#: factor(step_index, variable, value, ((parent, parent_value), ...)) -> probability in (0, 1]
+FactorFn = Callable[[int, str, str, tuple[tuple[str, str], ...]], Awaitable[float]]
+NEG_INF = float("-inf")
+
+
+def logsumexp(values: Sequence[float]) -> float:
+    finite = [v for v in values if v != NEG_INF]
+    if not finite:
+        return NEG_INF
+    m = max(finite)
+    return m + math.log(sum(math.exp(v - m) for v in finite))
+
+
+def normalise_log(logw: Sequence[float]) -> list[float]:
+    """Probabilities from log-weights; all -inf gives the uniform distribution (nothing to go on)."""
+    z = logsumexp(logw)
+    if z == NEG_INF:
+        return [1.0 / len(logw)] * len(logw)
+    return [math.exp(v - z) if v != NEG_INF else 0.0 for v in logw]
+
+
+def entropy(p: Sequence[float]) -> float:
+    """Shannon entropy in nats."""
+    return -sum(x * math.log(x) for x in p if x > 0)
+
+
+def ties(p: Sequence[float], *, least: bool = False, tol: float = 1e-9) -> list[int]:
+    """Indices sharing the best (or, for 'least likely' questions, the worst) probability."""
+    target = min(p) if least else max(p)
+    return [i for i, x in enumerate(p) if abs(x - target) <= tol]
+
+
+@dataclass
+class InferenceConfig:
+    prune_threshold: float = 0.05
+    propagate_threshold: float = 0.95
+
+
+@dataclass
+class InferenceResult:
+    posterior: list[float]
+    log_evidence: float
+    constant_posterior: dict[str, list[float]] = field(default_factory=dict)
+    trace: list[dict[str, Any]] = field(default_factory=list)
+    factor_calls: int = 0
+
+
+@dataclass
+class _Chain:
+    log_evidence: float
+    log_joint_query: list[float] | None
+    steps: list[dict[str, Any]]
+    calls: int
+
+
+async def infer(pm: ProblemModel, factor: FactorFn, config: InferenceConfig | None = None) -> InferenceResult:
+    """The posterior over the query's values given everything observed in `pm`."""
+    cfg = config or InferenceConfig()
+    latent_const = {n: c for n, c in pm.constant.items() if not c.observed}
+    fixed_obs = {n: c.values[0] for n, c in pm.constant.items() if c.observed}
+    if len(latent_const) > 1:
+        raise ValueError("at most one latent constant variable is supported")
+    if not latent_const:
+        chain = await _run_chain(pm, fixed_obs, set(), factor, cfg)
+        if chain.log_joint_query is None:
+            raise ValueError(f"the query {pm.query} is not a latent variable of the last step")
+        return InferenceResult(normalise_log(chain.log_joint_query), chain.log_evidence,
+                               trace=[{"given": {}, "steps": chain.steps}], factor_calls=chain.calls)
+    (cname, cnode), = latent_const.items()
+    prior = _log_prior(cnode)
+    chains = await asyncio.gather(*[
+        _run_chain(pm, {**fixed_obs, cname: value}, {cname}, factor, cfg) for value in cnode.values
+    ])
+    log_post_const = [lp + ch.log_evidence for lp, ch in zip(prior, chains)]
+    const_post = normalise_log(log_post_const)
+    calls = sum(ch.calls for ch in chains)
+    trace = [{"given": {cname: v}, "log_evidence": ch.log_evidence, "steps": ch.steps}
+             for v, ch in zip(cnode.values, chains)]
+    if pm.query == cname:
+        return InferenceResult(const_post, logsumexp(log_post_const), {cname: const_post}, trace, calls)
+    joint: list[list[float]] = []
+    for lp, ch in zip(prior, chains):
+        if ch.log_joint_query is None:
+            raise ValueError(f"the query {pm.query} is not a latent variable of the last step")
+        joint.append([lp + x for x in ch.log_joint_query])
+    combined = [logsumexp([row[k] for row in joint]) for k in range(len(joint[0]))]
+    return InferenceResult(normalise_log(combined), logsumexp(combined), {cname: const_post}, trace, calls)
+
+
+def _log_prior(node: Node) -> list[float]:
+    if node.prior is None:
+        return [-math.log(len(node.values))] * len(node.values)
+    total = sum(node.prior)
+    return [math.log(p / total) if p > 0 else NEG_INF for p in node.prior]
+
+
+async def _run_chain(pm: ProblemModel, fixed: dict[str, str], varying_const: set[str], factor: FactorFn,
+                     cfg: InferenceConfig) -> _Chain:
+    message: list[tuple[str, float]] | None = None
+    evidence = 0.0
+    steps_trace: list[dict[str, Any]] = []
+    calls = 0
+    last = len(pm.steps) - 1
+    log_joint_query: list[float] | None = None
+    for pos, step in enumerate(pm.steps):
+        nodes: dict[str, Node] = dict(step.nodes)
+        for name, value in fixed.items():
+            nodes[name] = Node(name, [value], observed=True)
+        has_prev = message is not None and BELIEF in nodes
+        if has_prev and message is not None:
+            nodes[PREV_BELIEF] = Node(PREV_BELIEF, [v for v, _ in message], prior=[math.exp(lp) for _, lp in message])
+        graph = parent_graph(nodes, with_prev_belief=has_prev)
+        varying = {n for n, node in nodes.items() if not node.observed} | (varying_const & set(nodes))
+        domain = {n: list(range(len(node.values))) for n, node in nodes.items()}
+        table: dict[tuple[str, int, tuple[int, ...]], float] = {}
+        included: list[str] = []
+        pruned: dict[str, list[str]] = {}
+        is_query = pos == last
+        for var in topological(graph):
+            parents = graph[var]
+            if not parents or not (var in varying or any(p in varying for p in parents)):
+                continue
+            included.append(var)
+            combos = list(itertools.product(*[domain[p] for p in parents]))
+            keys = [(vi, combo) for vi in domain[var] for combo in combos]
+            probs = await asyncio.gather(*[
+                factor(step.index, var, nodes[var].values[vi],
+                       tuple((p, nodes[p].values[c]) for p, c in zip(parents, combo)))
+                for vi, combo in keys
+            ])
+            calls += len(keys)
+            for (vi, combo), p in zip(keys, probs):
+                table[(var, vi, combo)] = p
+            node = nodes[var]
+            if not node.observed and var != PREV_BELIEF and not (is_query and var == pm.query) \
+                    and len(domain[var]) > 1:
+                best = {vi: max(table[(var, vi, c)] for c in combos) for vi in domain[var]}
+                keep = [vi for vi in domain[var] if best[vi] >= cfg.prune_threshold]
+                if not keep:
+                    keep = [max(domain[var], key=lambda vi: best[vi])]
+                if len(keep) < len(domain[var]):
+                    pruned[var] = [node.values[vi] for vi in domain[var] if vi not in keep]
+                    domain[var] = keep
+        latent = [n for n, node in nodes.items() if not node.observed]
+        rows: list[tuple[dict[str, int], float]] = []
+        for assignment in itertools.product(*[domain[n] for n in latent]):
+            idx = dict(zip(latent, assignment))
+            lw = 0.0
+            for name in latent:
+                node = nodes[name]
+                if node.prior is not None or name not in included:
+                    lw += _log_prior(node)[idx[name]]
+            for var in included:
+                parents = graph[var]
+                key = (var, idx.get(var, 0), tuple(idx.get(p, 0) for p in parents))
+                lw += math.log(max(table[key], 1e-300))
+            rows.append((idx, lw))
+        total = logsumexp([lw for _, lw in rows])
+        step_info: dict[str, Any] = {
+            "index": step.index,
+            "variables": {n: {"values": node.values, "observed": node.observed} for n, node in nodes.items()},
+            "parents": {v: list(graph[v]) for v in included},
+            "factors": [{"variable": v, "value": nodes[v].values[vi],
+                         "parents": {p: nodes[p].values[c] for p, c in zip(graph[v], combo)}, "p": p}
+                        for (v, vi, combo), p in table.items()],
+            "pruned": pruned,
+        }
+        if pos == last:
+            if pm.query in latent:
+                qnode = nodes[pm.query]
+                log_joint_query = [
+                    evidence + logsumexp([lw for idx, lw in rows if idx[pm.query] == k])
+                    for k in range(len(qnode.values))
+                ]
+                step_info["posterior"] = {pm.query: normalise_log(log_joint_query)}
+            evidence += total
+        else:
+            evidence += total
+            if BELIEF in nodes and not nodes[BELIEF].observed:
+                bvals = nodes[BELIEF].values
+                marg = [(bvals[k], logsumexp([lw for idx, lw in rows if idx[BELIEF] == k]) - total)
+                        for k in domain[BELIEF]]
+                probs_b = normalise_log([lp for _, lp in marg])
+                step_info["posterior"] = {BELIEF: dict(zip([v for v, _ in marg], probs_b))}
+                best_k = max(range(len(marg)), key=lambda k: probs_b[k])
+                if probs_b[best_k] >= cfg.propagate_threshold:
+                    marg = [(marg[best_k][0], 0.0)]
+                    step_info["propagated"] = marg[0][0]
+                message = marg
+            elif BELIEF in nodes:
+                message = [(nodes[BELIEF].values[0], 0.0)]
+            else:
+                message = None
+        steps_trace.append(step_info)
+    return _Chain(evidence, log_joint_query, steps_trace, calls)

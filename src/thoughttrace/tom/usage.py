@@ -1,0 +1,77 @@
+"""Per-question accounting of model calls, so that concurrent questions sharing one Model are told apart."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from pydantic import BaseModel
+
+from thoughttrace.llm import GenerationConfig, Model
+from thoughttrace.llm.types import Generation, LogprobResult, MessagesLike, ScoreResult
+
+
+class QuestionUsage(BaseModel):
+    calls: int = 0
+    cache_hits: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    by_kind: dict[str, int] = {}
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+class TrackedModel:
+    """Wraps a Model and counts what one question spends; `cached` results count as cache hits.
+
+    Calls and tokens count only real backend calls, the figure that matters for cost; cache hits are
+    reported beside them.
+    """
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+        self.usage = QuestionUsage()
+        self._started = time.perf_counter()
+
+    def supports(self, capability: str) -> bool:
+        return self.model.supports(capability)
+
+    @property
+    def model_id(self) -> str:
+        return self.model.model_id
+
+    def _record(self, kind: str, result: Any) -> None:
+        u = self.usage
+        u.by_kind[kind] = u.by_kind.get(kind, 0) + 1
+        if getattr(result, "cached", False):
+            u.cache_hits += 1
+            return
+        u.calls += 1
+        u.prompt_tokens += result.usage.prompt_tokens
+        u.completion_tokens += result.usage.completion_tokens
+
+    async def agenerate(self, messages: MessagesLike, config: GenerationConfig | None = None, **kw: Any) -> Generation:
+        out = await self.model.agenerate(messages, config, **kw)
+        self._record("generate", out)
+        return out
+
+    async def anext_token_logprobs(self, messages: MessagesLike, k: int = 5, **kw: Any) -> LogprobResult:
+        out = await self.model.anext_token_logprobs(messages, k, **kw)
+        self._record("next_token_logprobs", out)
+        return out
+
+    async def ascore(self, prompt: str, continuations: list[str]) -> ScoreResult:
+        out = await self.model.ascore(prompt, continuations)
+        self._record("score", out)
+        return out
+
+    def finish(self) -> QuestionUsage:
+        self.usage.seconds = time.perf_counter() - self._started
+        return self.usage
+
+
+def track(model: Model | TrackedModel) -> TrackedModel:
+    return model if isinstance(model, TrackedModel) else TrackedModel(model)

@@ -1,0 +1,79 @@
+"""Fixtures for the platform: a fresh database per test on SQLite and on PostgreSQL, an app with
+scripted models, and participant helpers."""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from helpers import study as make_study  # noqa: E402
+
+from thoughttrace.collect.settings import Settings  # noqa: E402
+from thoughttrace.llm import Model, get_model  # noqa: E402
+
+
+def fresh_pg_url(base: str) -> tuple[str, Callable[[], None]]:
+    """A URL whose search_path is a new, empty schema; the cleanup drops it."""
+    schema = "tt_" + secrets.token_hex(6)
+    admin = create_engine(base)
+    with admin.begin() as c:
+        c.execute(text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in base else "?"
+
+    def drop() -> None:
+        with admin.begin() as c:
+            c.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        admin.dispose()
+
+    return f"{base}{sep}options=-csearch_path%3D{schema}", drop
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'study.sqlite'}"
+        return
+    url, drop = fresh_pg_url(request.getfixturevalue("pg_url"))
+    yield url
+    drop()
+
+
+@pytest.fixture
+def settings(db_url: str) -> Settings:
+    return Settings(db_url=db_url, mode="test", admin_token="admin-token-for-tests-0123",
+                    secret_key="secret-key-for-tests-0123456789", stream_chunk_delay=0.0)
+
+
+def scripted_pool(fn: Callable[..., str] | None = None) -> dict[str, Model]:
+    def answer(msgs: Any, cfg: Any) -> str:
+        return f"**Answer** number {sum(1 for m in msgs if m.role == 'user')}: {msgs[-1].content}"
+
+    return {k: get_model("scripted", cache=False, fn=fn or answer) for k in ("alpha", "beta")}
+
+
+@pytest.fixture
+def app_maker(settings: Settings) -> Iterator[Callable[..., Any]]:
+    """Build (TestClient factory, app, models); every client shares the app and database."""
+    from fastapi.testclient import TestClient
+
+    from thoughttrace.collect.app import create_app
+
+    apps: list[Any] = []
+
+    def make(models: dict[str, Model] | None = None, **study_overrides: Any) -> tuple[Any, Any, dict[str, Model]]:
+        pool = models or scripted_pool()
+        app = create_app(settings, make_study(**study_overrides), models=pool)
+        apps.append(app)
+        return (lambda: TestClient(app, base_url="http://testserver")), app, pool
+
+    yield make
+    for app in apps:
+        app.state.ctx.db.dispose()

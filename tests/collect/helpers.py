@@ -1,0 +1,142 @@
+"""Drive the study platform through HTTP like a participant's browser would (TestClient or httpx)."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from typing import Any
+
+import httpx
+
+from thoughttrace.collect.study import StudyConfig, parse_study
+
+CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+DATA_CSRF_RE = re.compile(r'data-csrf="([^"]+)"')
+
+
+def study(**overrides: Any) -> StudyConfig:
+    data: dict[str, Any] = {
+        "name": "test",
+        "models": [
+            {"key": "alpha", "spec": "scripted", "name": "Alpha", "provider": "Lab A", "system_prompt": "SYS-ALPHA"},
+            {"key": "beta", "spec": "scripted", "name": "Beta", "provider": "Lab B", "system_prompt": "SYS-BETA"},
+        ],
+        "tasks_per_participant": 2,
+        "prolific_completion_code": "CODE123",
+    }
+    data.update(overrides)
+    return parse_study(data)
+
+
+def csrf_of(html: str) -> str:
+    m = CSRF_RE.search(html) or DATA_CSRF_RE.search(html)
+    assert m, "no csrf token on the page"
+    return m.group(1)
+
+
+def key() -> str:
+    return uuid.uuid4().hex
+
+
+def ndjson(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+class Participant:
+    """A participant's browser: one cookie jar, the CSRF token of the pages it saw."""
+
+    def __init__(self, client: httpx.Client, **prolific: str) -> None:
+        self.c = client
+        self.prolific = prolific
+        self.csrf = ""
+        self.cid = ""
+
+    def get(self, url: str) -> httpx.Response:
+        r = self.c.get(url, follow_redirects=True)
+        if 'csrf' in r.text:
+            m = CSRF_RE.search(r.text) or DATA_CSRF_RE.search(r.text)
+            if m:
+                self.csrf = m.group(1)
+        return r
+
+    def form(self, url: str, data: dict[str, Any]) -> httpx.Response:
+        return self.c.post(url, data={"csrf_token": self.csrf, **data}, follow_redirects=True)
+
+    def api(self, url: str, body: dict[str, Any] | None = None, csrf: str | None = None) -> httpx.Response:
+        return self.c.post(url, json=body or {}, headers={"X-CSRF-Token": self.csrf if csrf is None else csrf})
+
+    # -- steps -------------------------------------------------------------------------------------
+    def start(self) -> httpx.Response:
+        q = "&".join(f"{k}={v}" for k, v in self.prolific.items())
+        return self.get("/start" + (f"?{q}" if q else ""))
+
+    def consent(self) -> httpx.Response:
+        self.get("/consent")
+        return self.form("/consent", {"agree": "yes"})
+
+    def quiz(self, answers: dict[str, str] | None = None) -> httpx.Response:
+        self.get("/tutorial")
+        return self.form("/tutorial", answers or {"q0": "1", "q1": "1"})
+
+    def task(self, text: str = "Plan a weekend trip") -> httpx.Response:
+        self.get("/task")
+        r = self.form("/task", {"task": text})
+        assert r.status_code == 200, r.text
+        self.cid = str(r.url).rstrip("/").split("/c/")[1]
+        return r
+
+    def send(self, content: str, reason: str, k: str | None = None, label: str | None = None) -> httpx.Response:
+        return self.api(f"/api/c/{self.cid}/messages",
+                        {"content": content, "reason": reason, "idempotency_key": k or key(), "reason_label": label})
+
+    def generate(self) -> httpx.Response:
+        return self.api(f"/api/c/{self.cid}/generate")
+
+    def react(self, mid: str, content: str, k: str | None = None, label: str | None = None) -> httpx.Response:
+        return self.api(f"/api/c/{self.cid}/messages/{mid}/reaction",
+                        {"content": content, "idempotency_key": k or key(), "label": label})
+
+    def turn(self, content: str, reason: str, reaction: str) -> str:
+        r = self.send(content, reason)
+        assert r.status_code == 201, r.text
+        g = self.generate()
+        assert g.status_code == 200, g.text
+        done = ndjson(g.text)[-1]
+        assert done["type"] == "done"
+        r = self.react(done["message_id"], reaction)
+        assert r.status_code == 201, r.text
+        return str(done["message_id"])
+
+    def finish(self) -> httpx.Response:
+        return self.form(f"/c/{self.cid}/finish", {})
+
+    def summary(self, summary: str = "I planned a trip", expectation: str = "Good ideas") -> httpx.Response:
+        self.get(f"/c/{self.cid}/summary")
+        return self.form(f"/c/{self.cid}/summary", {"summary": summary, "expectation": expectation})
+
+    def survey(self) -> httpx.Response:
+        self.get("/survey")
+        return self.c.post("/survey", data={
+            "csrf_token": self.csrf, "age": "34", "gender": "Woman", "education": "Master's degree",
+            "occupation": "Nurse", "ai_use_frequency": "4", "purposes": ["Work", "Writing"]}, follow_redirects=True)
+
+    def full_journey(self, turns: int = 2, tasks: int = 2) -> list[str]:
+        """Every step; returns the notes written (for checks that they never reach the model)."""
+        notes: list[str] = []
+        self.start()
+        self.consent()
+        self.quiz()
+        for t in range(tasks):
+            self.task(f"Task number {t}")
+            for i in range(turns):
+                reason, reaction = f"REASON-{t}-{i}-{uuid.uuid4().hex[:6]}", f"REACTION-{t}-{i}-{uuid.uuid4().hex[:6]}"
+                notes += [reason, reaction]
+                self.turn(f"message {t}.{i}", reason, reaction)
+            r = self.finish()
+            assert r.status_code == 200 and "/summary" in str(r.url), r.text
+            r = self.summary()
+            assert r.status_code == 200, r.text
+        r = self.survey()
+        assert r.status_code == 200 and str(r.url).endswith("/done"), r.text
+        return notes

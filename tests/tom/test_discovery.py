@@ -1,0 +1,66 @@
+"""Model discovery with scripted evaluations: threshold, best gain, gain below alpha, budget."""
+
+from __future__ import annotations
+
+import pytest
+
+from thoughttrace.tom.discovery import ModelSpec, discover, utility
+
+BASE = frozenset({"State", "Observation", "Belief"})
+CANDIDATES = ["Action", "Goal", "Utterance"]
+
+
+async def test_extends_back_in_time_and_stops_at_the_threshold() -> None:
+    seen: list[ModelSpec] = []
+
+    async def evaluate(spec: ModelSpec) -> list[float]:
+        seen.append(spec)
+        return [0.95, 0.05] if spec.start <= 1 else [0.5, 0.5]
+
+    res = await discover(ModelSpec(BASE, 3), evaluate, candidates=CANDIDATES)
+    assert res.stopped_because == "threshold"
+    assert [s.start for s in seen] == [3, 2, 1]
+    assert res.spec == ModelSpec(BASE, 1)
+    assert res.utility == pytest.approx(utility([0.95, 0.05], res.spec))
+
+
+async def test_adds_the_variable_with_the_best_gain() -> None:
+    async def evaluate(spec: ModelSpec) -> list[float]:
+        if "Action" in spec.variables:
+            return [0.9, 0.1]
+        if "Goal" in spec.variables:
+            return [0.7, 0.3]
+        return [0.5, 0.5]
+
+    res = await discover(ModelSpec(BASE, 0), evaluate, candidates=CANDIDATES)
+    assert res.spec.variables == BASE | {"Action"}
+    assert res.stopped_because == "threshold"
+    assert [h["phase"] for h in res.history][:4] == ["initial", "try-add Action", "try-add Goal", "try-add Utterance"]
+
+
+async def test_stops_when_the_gain_is_below_alpha() -> None:
+    async def evaluate(spec: ModelSpec) -> list[float]:
+        return [0.6, 0.4] if "Goal" not in spec.variables else [0.61, 0.39]
+
+    res = await discover(ModelSpec(BASE, 0), evaluate, candidates=CANDIDATES, alpha=0.02)
+    assert res.stopped_because == "gain-below-alpha"
+    assert res.spec.variables == BASE
+
+
+async def test_keeps_adding_while_the_gain_exceeds_alpha() -> None:
+    async def evaluate(spec: ModelSpec) -> list[float]:
+        n = len(spec.variables & {"Action", "Goal"})
+        return [[0.5, 0.5], [0.75, 0.25], [0.8, 0.2]][n]
+
+    res = await discover(ModelSpec(BASE, 0), evaluate, candidates=CANDIDATES, threshold=-0.1)
+    # adding the first one gains 0.131 > alpha; the second gains 0.062 > alpha; Utterance gains -0.02
+    assert res.spec.variables == BASE | {"Action", "Goal"}
+    assert res.stopped_because == "gain-below-alpha"
+
+
+async def test_stops_when_the_budget_is_spent() -> None:
+    async def evaluate(spec: ModelSpec) -> list[float]:
+        return [0.5, 0.5]
+
+    res = await discover(ModelSpec(BASE, 4), evaluate, candidates=CANDIDATES, budget_ok=lambda: False)
+    assert res.stopped_because == "budget" and res.spec.start == 4
