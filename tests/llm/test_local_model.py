@@ -86,3 +86,19 @@ def test_context_too_long_is_a_typed_error():
     model = get_model("local:smollm2", cache=False, n_ctx=128)
     with pytest.raises(ContextLengthError, match="n_ctx"):
         model.generate("word " * 400, max_tokens=4)
+
+
+def test_json_schema_constrains_the_output(real_model_spec):
+    import json
+
+    spec, kwargs = real_model_spec
+    schema = {
+        "type": "object",
+        "properties": {"agent": {"type": "string"}, "variable": {"enum": ["belief", "goal", "action"]}},
+        "required": ["agent", "variable"],
+    }
+    text = get_model(spec, cache=False, **kwargs).generate(
+        "Where will Anne look for the ball? Give the agent and the variable as JSON.", json_schema=schema, max_tokens=60
+    ).text
+    data = json.loads(text)
+    assert data["variable"] in {"belief", "goal", "action"} and isinstance(data["agent"], str)

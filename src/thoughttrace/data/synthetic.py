@@ -102,7 +102,7 @@ def stage_bin(index: int, count: int, n_stages: int = N_STAGES) -> int:
     """The stage (0..n_stages-1) of the index-th of `count` items: nearest of 0/33/67/100% for 4 stages."""
     if count <= 1:
         return 0
-    return round(index / (count - 1) * (n_stages - 1))
+    return int(index / (count - 1) * (n_stages - 1) + 0.5)  # ties go up (round() would go to even)
 
 
 def _normalise(shares: Mapping[str, float], what: str) -> tuple[list[str], list[float]]:

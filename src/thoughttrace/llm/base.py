@@ -52,3 +52,4 @@ class Backend(ABC):
 
     async def aclose(self) -> None:
         """Release connections or weights; the default has nothing to release."""
+        return None

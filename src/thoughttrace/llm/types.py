@@ -24,7 +24,7 @@ def as_messages(messages: MessagesLike) -> list[ChatMessage]:
     """Accept a plain prompt string, dicts or ChatMessage objects; return ChatMessages."""
     if isinstance(messages, str):
         return [ChatMessage(role="user", content=messages)]
-    return [m if isinstance(m, ChatMessage) else ChatMessage(**m) for m in messages]
+    return [m if isinstance(m, ChatMessage) else ChatMessage.model_validate(m) for m in messages]
 
 
 class GenerationConfig(BaseModel):

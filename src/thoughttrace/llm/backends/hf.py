@@ -71,7 +71,7 @@ class TransformersBackend(Backend):
             base, gguf = split_model_path(base_spec)
             kwargs: dict[str, Any] = {"gguf_file": gguf} if gguf else {}
             tok = AutoTokenizer.from_pretrained(base, **kwargs)
-            model = AutoModelForCausalLM.from_pretrained(base, dtype=self.dtype if not gguf else torch.float32, **kwargs)
+            model: Any = AutoModelForCausalLM.from_pretrained(base, dtype=self.dtype if not gguf else torch.float32, **kwargs)
             if adapter_dir:
                 try:
                     from peft import PeftModel
@@ -79,7 +79,8 @@ class TransformersBackend(Backend):
                     raise MissingDependencyError("peft", "align") from exc
                 model = PeftModel.from_pretrained(model, adapter_dir)
             device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
-            model.to(device).eval()
+            model.to(device)
+            model.eval()
             self._loaded = (tok, model)
             return self._loaded
 

@@ -1,0 +1,242 @@
+"""`thoughttrace align ...`: thought-guided rewrites, preference pairs, DPO training, arena judging."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .common import build_model, echo_json, model_options, print_usage, wrap
+
+_GUIDES = click.Choice(["thoughts", "messages", "none"])
+_FORMATS = click.Choice(["conversational", "plain"])
+
+
+@click.group("align")
+def group() -> None:
+    """Turn users' reactions into training signal: rewrite -> pairs -> train -> answer -> arena.
+
+    See docs/align.md for the full experiment (thought- vs message-guided rewrites, DPO, Arena-Hard).
+    """
+
+
+def _meta_path(out: Path) -> Path:
+    return out.with_name(out.name + ".meta.json")
+
+
+@group.command("rewrite")
+@click.argument("conversations", type=click.Path(dir_okay=False))
+@click.option("--guide", type=_GUIDES, default="thoughts", show_default=True,
+              help="what guides the rewrite: the user's reaction, their next message, or nothing")
+@click.option("--reactions", type=click.Choice(["dissatisfied", "all"]), default="dissatisfied", show_default=True,
+              help="rewrite answers with a dissatisfied reaction only, or every answer with a reaction")
+@click.option("--all-turns", is_flag=True,
+              help="also rewrite answers with no next user message (the 'messages' guide skips them)")
+@click.option("--max-history-chars", type=int, default=None, help="keep only the last N chars of the history")
+@click.option("--max-answer-chars", type=int, default=None, help="truncate long answers shown to the rewriter")
+@click.option("--max-tokens", type=int, default=1024, show_default=True)
+@click.option("--limit", type=int, default=None, help="rewrite only the first N selected answers")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="rewrites JSONL")
+@model_options()
+@wrap
+def rewrite_cmd(conversations: str, guide: str, reactions: str, all_turns: bool, max_history_chars: int | None,
+                max_answer_chars: int | None, max_tokens: int, limit: int | None, out_path: str, model_spec: str,
+                base_url: str | None, cache_path: str | None, no_cache: bool, offline: bool) -> None:
+    """Rewrite assistant answers in CONVERSATIONS (ThoughtTrace JSONL) with a rewriter model."""
+    from thoughttrace.align import RewriteSettings, rewrite_conversations
+    from thoughttrace.align.records import write_json, write_jsonl
+    from thoughttrace.data import read_conversations
+
+    settings = RewriteSettings(guide=guide, reactions=reactions, require_next_message=not all_turns,  # type: ignore[arg-type]
+                               max_history_chars=max_history_chars, max_answer_chars=max_answer_chars,
+                               max_tokens=max_tokens)
+    model = build_model(model_spec, base_url, cache_path, no_cache, offline)
+    rows = rewrite_conversations(read_conversations(conversations), model, settings, limit=limit)
+    out = Path(out_path)
+    write_jsonl(rows, out)
+    usage = print_usage(model)
+    write_json({"format_version": 1, "input": conversations, "settings": settings.model_dump(),
+                "rewriter": model.spec, "rewrites": len(rows), "usage": usage}, _meta_path(out))
+    click.echo(f"wrote {len(rows)} rewrites ({guide}) to {out}")
+
+
+def _filter_kwargs(min_chars: int, max_chars: int | None, max_ratio: float | None, fmt: str) -> dict[str, Any]:
+    return {"min_chars": min_chars, "max_chars": max_chars, "max_ratio": max_ratio, "fmt": fmt}
+
+
+_filter_options = [
+    click.option("--format", "fmt", type=_FORMATS, default="conversational", show_default=True,
+                 help="TRL conversational preference format (message lists) or plain strings"),
+    click.option("--min-chars", type=int, default=20, show_default=True, help="drop pairs with a shorter side"),
+    click.option("--max-chars", type=int, default=20000, show_default=True, help="drop pairs with a longer side"),
+    click.option("--max-ratio", type=float, default=None,
+                 help="drop pairs whose longer side is more than this many times the shorter"),
+    click.option("--json", "as_json", is_flag=True, help="print the report as JSON"),
+]
+
+
+def _with_filter_options(fn: Any) -> Any:
+    for opt in reversed(_filter_options):
+        fn = opt(fn)
+    return fn
+
+
+@group.command("pairs")
+@click.argument("rewrites", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="pairs JSONL")
+@_with_filter_options
+@wrap
+def pairs_cmd(rewrites: tuple[str, ...], out_path: str, fmt: str, min_chars: int, max_chars: int | None,
+              max_ratio: float | None, as_json: bool) -> None:
+    """Build preference pairs (chosen = rewrite, rejected = original) from REWRITES files."""
+    from thoughttrace.align import PairReport, Rewrite, pairs_from_rewrites
+    from thoughttrace.align.records import read_models, write_jsonl
+
+    rows = [r for f in rewrites for r in read_models(f, Rewrite, "rewrite (from `align rewrite`)")]
+    report = PairReport()
+    pairs = pairs_from_rewrites(rows, report=report, **_filter_kwargs(min_chars, max_chars, max_ratio, fmt))
+    write_jsonl(pairs, out_path)
+    _report(report.as_dict() | {"out": out_path}, as_json)
+
+
+@group.command("import-pairs")
+@click.argument("source_file", type=click.Path(dir_okay=False))
+@click.option("--source", required=True, help="name recorded in each pair's provenance, e.g. wildchat")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="pairs JSONL")
+@_with_filter_options
+@wrap
+def import_pairs_cmd(source_file: str, source: str, out_path: str, fmt: str, min_chars: int, max_chars: int | None,
+                     max_ratio: float | None, as_json: bool) -> None:
+    """Import another preference source (JSONL with prompt/chosen/rejected) as pairs."""
+    from thoughttrace.align import PairReport, import_pairs
+    from thoughttrace.align.records import write_jsonl
+
+    report = PairReport()
+    pairs = import_pairs(source_file, source=source, report=report,
+                         **_filter_kwargs(min_chars, max_chars, max_ratio, fmt))
+    write_jsonl(pairs, out_path)
+    _report(report.as_dict() | {"out": out_path}, as_json)
+
+
+def _report(rep: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        echo_json(rep)
+        return
+    dropped = ", ".join(f"{k} {v}" for k, v in rep["dropped"].items()) or "none"
+    click.echo(f"kept {rep['kept']} of {rep['input']} pairs (dropped: {dropped}); wrote {rep['out']}")
+
+
+@group.command("train")
+@click.argument("pairs", nargs=-1, type=click.Path(dir_okay=False))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="run directory")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="YAML file of DPO settings (see --print-config for every field)")
+@click.option("--model", "model", default=None,
+              help="base model: smollm2 (embedded), a .gguf path, a model directory or a hub name")
+@click.option("--max-steps", type=int, default=None, help="override the config's max_steps")
+@click.option("--max-length", type=int, default=None, help="override the config's max_length")
+@click.option("--batch-size", type=int, default=None, help="override per_device_train_batch_size")
+@click.option("--resume", is_flag=True, help="continue the run in --out from its last checkpoint")
+@click.option("--print-config", is_flag=True, help="print the default config file and exit")
+@click.option("--json", "as_json", is_flag=True, help="print the run summary as JSON")
+@wrap
+def train_cmd(pairs: tuple[str, ...], out_dir: str | None, config_path: str | None, model: str | None,
+              max_steps: int | None, max_length: int | None, batch_size: int | None, resume: bool,
+              print_config: bool, as_json: bool) -> None:
+    """DPO-train a model on PAIRS files (TRL DPOTrainer, LoRA by default)."""
+    from thoughttrace.align.train import default_config_text, load_config, train_dpo
+
+    if print_config:
+        click.echo(default_config_text(), nl=False)
+        return
+    if not pairs or not out_dir:
+        raise click.UsageError("give one or more PAIRS files and --out DIR")
+    settings = load_config(config_path, model=model, max_steps=max_steps, max_length=max_length,
+                           per_device_train_batch_size=batch_size)
+    summary = train_dpo(list(pairs), out_dir, settings, resume=resume)
+    if as_json:
+        echo_json(summary)
+    else:
+        fm = summary["final_metrics"]
+        click.echo(f"trained {summary['steps']} steps on {summary['pairs']} pairs; final loss {fm['loss']:.4f}, "
+                   f"margin {fm.get('rewards/margins') or 0:.4f}; saved {summary['output']}")
+
+
+@group.command("answer")
+@click.argument("questions", default="demo")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              help="answers JSONL (appended; answered questions are skipped)")
+@click.option("--adapter", type=click.Path(file_okay=False), default=None,
+              help="a run directory of `align train` (answers with its base model + adapter, via transformers)")
+@click.option("--base-model", default=None, help="base model of --adapter when the run has no train_meta.json")
+@click.option("--name", default=None, help="the model's name in the arena (default: the model string)")
+@click.option("--max-tokens", type=int, default=1024, show_default=True)
+@click.option("--limit", type=int, default=None, help="answer only the first N questions")
+@model_options()
+@wrap
+def answer_cmd(questions: str, out_path: str, adapter: str | None, base_model: str | None, name: str | None,
+               max_tokens: int, limit: int | None, model_spec: str, base_url: str | None, cache_path: str | None,
+               no_cache: bool, offline: bool) -> None:
+    """Answer QUESTIONS (a question JSONL, or 'demo') with --model or a trained --adapter."""
+    from thoughttrace.align import answer_with_adapter, answer_with_model, load_questions
+
+    qs = load_questions(questions, limit=limit)
+    if adapter:
+        rows = answer_with_adapter(qs, adapter, out_path, name=name, base_model=base_model, max_tokens=max_tokens)
+    else:
+        model = build_model(model_spec, base_url, cache_path, no_cache, offline)
+        rows = answer_with_model(qs, model, out_path, name=name, max_tokens=max_tokens)
+        print_usage(model)
+    click.echo(f"{len(rows)} answers in {out_path}")
+
+
+@group.command("arena")
+@click.argument("questions", default="demo")
+@click.option("--answers", "answer_files", multiple=True, required=True, type=click.Path(dir_okay=False),
+              help="answers files (baseline and candidates; repeat the option)")
+@click.option("--baseline", required=True, help="the baseline model's name in the answers files")
+@click.option("--judge", "judge_spec", default="local", show_default=True, help="judge model string")
+@click.option("--base-url", default=None, help="server URL for an openai-compatible/NAME judge")
+@click.option("--cache", "cache_path", type=click.Path(dir_okay=False), default=None, help="cache file")
+@click.option("--no-cache", is_flag=True, help="do not read or write the response cache")
+@click.option("--offline", is_flag=True, help="replay judgments from the cache only")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="directory for judgments.jsonl, results.json and results.md")
+@click.option("--max-tokens", type=int, default=1024, show_default=True, help="judge reply budget")
+@click.option("--retries", type=int, default=2, show_default=True, help="re-asks when no verdict can be parsed")
+@click.option("--samples", type=int, default=200, show_default=True, help="bootstrap resamples")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--limit", type=int, default=None, help="judge only the first N questions")
+@click.option("--json", "as_json", is_flag=True, help="print the results as JSON")
+@wrap
+def arena_cmd(questions: str, answer_files: tuple[str, ...], baseline: str, judge_spec: str, base_url: str | None,
+              cache_path: str | None, no_cache: bool, offline: bool, out_dir: str, max_tokens: int, retries: int,
+              samples: int, seed: int, limit: int | None, as_json: bool) -> None:
+    """Judge candidates against --baseline on QUESTIONS (pairwise, both orders) and print the results table."""
+    from thoughttrace.align import (
+        arun_games,
+        index_answers,
+        load_answers,
+        load_questions,
+        results_markdown,
+        score_arena,
+    )
+    from thoughttrace.align.records import write_json
+
+    qs = load_questions(questions, limit=limit)
+    answers = index_answers([a for f in answer_files for a in load_answers(f)])
+    judge = build_model(judge_spec, base_url, cache_path, no_cache, offline)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    judgments = judge.run(arun_games(qs, answers, baseline, judge, out=out / "judgments.jsonl",
+                                     max_tokens=max_tokens, retries=retries))
+    result = score_arena(judgments, answers, baseline, samples=samples, seed=seed)
+    usage = print_usage(judge)
+    table = results_markdown(result)
+    write_json(result.as_dict() | {"usage": usage, "questions": questions}, out / "results.json")
+    (out / "results.md").write_text(table, encoding="utf-8")
+    if as_json:
+        echo_json(result.as_dict())
+    else:
+        click.echo(table, nl=False)
