@@ -140,3 +140,66 @@ class Participant:
         r = self.survey()
         assert r.status_code == 200 and str(r.url).endswith("/done"), r.text
         return notes
+
+
+# ----------------------------------------------------------------------------- a real server process
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+SCRIPTED_STUDY_YAML = """\
+format_version: 1
+name: {name}
+tasks_per_participant: 2
+timer_minutes: 10
+prolific_completion_code: CODE123
+models:
+  - key: alpha
+    spec: scripted
+    name: Alpha
+    provider: Lab A
+    options: {{outputs: ["First **answer**.", "Second answer with a list:\\n\\n- one\\n- two"]}}
+  - key: beta
+    spec: scripted
+    name: Beta
+    provider: Lab B
+    options: {{default: "A scripted answer from Beta."}}
+"""
+
+TEST_ENV = {"THOUGHTTRACE_MODE": "test", "THOUGHTTRACE_ADMIN_TOKEN": "admin-token-for-tests-0123",
+            "THOUGHTTRACE_SECRET_KEY": "secret-key-for-tests-0123456789", "THOUGHTTRACE_STREAM_DELAY": "0"}
+
+
+def write_study(path: Any, name: str = "test") -> Any:
+    path.write_text(SCRIPTED_STUDY_YAML.format(name=name), encoding="utf-8")
+    return path
+
+
+def start_server(db_url: str, study_path: Any, port: int, env: dict[str, str] | None = None) -> Any:
+    """`thoughttrace serve` in a subprocess; returns the Popen once /healthz answers."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    full_env = {**os.environ, **TEST_ENV, **(env or {})}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "thoughttrace", "serve", "--db", db_url, "--study", str(study_path),
+         "--port", str(port)], env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            out = proc.stdout.read().decode() if proc.stdout else ""
+            raise RuntimeError(f"server exited with {proc.returncode}: {out}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("server did not start within 60 s")

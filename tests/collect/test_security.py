@@ -189,7 +189,7 @@ def test_markup_is_stored_raw_and_rendered_escaped(app_maker):
     admin = client()
     admin.post("/admin/login", data={"token": "admin-token-for-tests-0123"})
     view = admin.get(f"/admin/conversations/{p.cid}").text
-    assert "<script>alert" not in view and "onerror=alert" not in view.replace("&lt;", "")
+    assert "<script>alert" not in view and "<img" not in view
     assert "&lt;script&gt;alert(&#34;msg&#34;)&lt;/script&gt;" in view
     export = admin.get("/admin/export.jsonl").text
     assert json.loads(export)["messages"][0]["reasons"][0]["content"] == payload

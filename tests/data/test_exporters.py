@@ -103,6 +103,8 @@ def test_cli_export_all_formats_then_stats(runner: CliRunner, examples_path: Pat
         stats = json.loads(runner.invoke(cli, ["data", "stats", str(out), "--json"]).stdout)
         assert (stats["conversations"], stats["messages"], stats["reasons"], stats["reactions"]) == (3, 28, 15, 15)
     assert list(iter_any(tmp_path / "e_hf")) == read_conversations(examples_path)
+    result = runner.invoke(cli, ["data", "validate", str(tmp_path / "e.parquet")])
+    assert result.exit_code == 0 and "3 valid conversation(s)" in result.output
 
 
 def test_cli_export_bad_input(runner: CliRunner, tmp_path: Path) -> None:

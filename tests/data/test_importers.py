@@ -180,3 +180,11 @@ def test_guess_provider() -> None:
     assert guess_provider("meta-llama/Llama-3-8b") == "Meta"
     assert guess_provider("my-own-model") is None
     assert guess_provider(None) is None
+
+
+def test_deeply_nested_record_is_reported(tmp_path: Path) -> None:
+    p = tmp_path / "deep.jsonl"
+    p.write_text('{"id": "a", "conversations": [{"from": "human", "value": "q"}]}\n' + "[" * 100_000 + "\n")
+    report = ReadReport()
+    assert len(list(iter_import("sharegpt", p, skip_invalid=True, report=report))) == 1
+    assert [e.line for e in report.errors] == [2]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -145,8 +146,9 @@ def test_cli_validate_missing_file_and_empty_file(runner: CliRunner, tmp_path: P
 
 def test_real_entry_point_validate(corrupted: Path) -> None:
     """The installed `thoughttrace` console script, as a user runs it."""
-    proc = subprocess.run([sys.executable, "-c", "from thoughttrace.cli.main import main; main()",
-                           "data", "validate", str(corrupted)], capture_output=True, text=True, timeout=120)
+    exe = shutil.which("thoughttrace")
+    cmd = [exe] if exe else [sys.executable, "-m", "thoughttrace"]
+    proc = subprocess.run([*cmd, "data", "validate", str(corrupted)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     for line in (2, 3, 5, 6):
@@ -206,3 +208,10 @@ def test_invalid_utf8_is_a_line_error(tmp_path: Path) -> None:
 def test_directory_is_a_clear_error(runner: CliRunner, tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="is a directory"):
         list(iter_conversations(tmp_path))
+
+
+def test_deeply_nested_line_is_a_line_error(tmp_path: Path) -> None:
+    p = tmp_path / "deep.jsonl"
+    p.write_text(json.dumps(GOOD) + "\n" + "[" * 100_000 + "]" * 100_000 + "\n")
+    report = validate_file(p)
+    assert report.valid == 1 and [e.line for e in report.errors] == [2]

@@ -49,7 +49,7 @@ def test_generator_defaults_follow_the_release() -> None:
     stats = compute_stats(generate_conversations(3000, seed=1))
     assert stats.conversations == 3000
     assert stats.median_messages_per_conversation == 8
-    assert 2 <= stats.min_messages_per_conversation and stats.max_messages_per_conversation <= 16
+    assert stats.min_messages_per_conversation >= 2 and stats.max_messages_per_conversation <= 16
     assert stats.messages == stats.user_messages * 2
     assert 0.5 < stats.thoughts / stats.messages < 0.72
     assert abs(stats.reason_labels["Task Motivation & Goal"].share - 0.369) < 0.03

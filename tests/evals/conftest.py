@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from thoughttrace.data import Conversation
+from thoughttrace.evals import find_leaks
 from thoughttrace.llm import get_model
 
 
@@ -88,13 +89,13 @@ def synthetic_conversation(cid: str = "synth-1", n_pairs: int = 3) -> Conversati
     messages = []
     for k in range(n_pairs):
         messages.append({
-            "id": f"{cid}-u{k}", "type": "user", "content": f"user message number {k} about zebra{k} topics",
-            "reasons": [{"content": f"secret reason {k} mentioning walrus{k}", "label": "Task Continuation" if k else
+            "id": f"{cid}-u{k}", "type": "user", "content": f"user message number {k} about zebra{k} topics in {cid}",
+            "reasons": [{"content": f"secret reason {k} mentioning walrus{k} in {cid}", "label": "Task Continuation" if k else
                          "Task Motivation & Goal"}],
         })
         messages.append({
-            "id": f"{cid}-a{k}", "type": "assistant", "content": f"assistant answer {k} on giraffe{k} facts",
-            "reactions": [{"content": f"private reaction {k} about pelican{k}", "label": "Explicit Affirmation"}],
+            "id": f"{cid}-a{k}", "type": "assistant", "content": f"assistant answer {k} on giraffe{k} facts in {cid}",
+            "reactions": [{"content": f"private reaction {k} about pelican{k} in {cid}", "label": "Explicit Affirmation"}],
         })
     return Conversation.model_validate({"id": cid, "domain": "Technology", "topic": "synthetic", "messages": messages})
 
@@ -114,3 +115,19 @@ def all_messages(conversations: Sequence[Conversation]) -> list[str]:
 
 def prompt_text(request: dict[str, Any]) -> str:
     return "\n".join(m["content"] for m in request["messages"])
+
+
+def role_of_request(req: dict[str, Any]) -> str:
+    from types import SimpleNamespace
+
+    return role_of([SimpleNamespace(**m) for m in req["messages"]])
+
+
+@pytest.fixture
+def h() -> Any:
+    """The helpers above (test modules cannot import conftest under --import-mode=importlib)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(all_messages=all_messages, all_thoughts=all_thoughts, prompt_text=prompt_text,
+                           role_of=role_of, role_of_request=role_of_request, default_fn=default_fn,
+                           find_leaks=find_leaks, synthetic_conversation=synthetic_conversation)

@@ -105,39 +105,52 @@ def answer_with_model(questions: Sequence[Question], model: Model, out: str | Pa
     return model.run(aanswer_with_model(questions, model, out, **kwargs))
 
 
-def answer_with_adapter(questions: Sequence[Question], adapter_dir: str | Path, out: str | Path, *,
+def answer_with_adapter(questions: Sequence[Question], adapter_dir: str | Path | None, out: str | Path, *,
                         name: str | None = None, base_model: str | None = None, max_tokens: int = 512,
                         progress: bool = True) -> list[Answer]:
-    """Answer with transformers generate: the base model of a trained run plus its LoRA adapter (greedy).
+    """Answer with transformers generate (greedy): a trained run's base model plus its LoRA adapter.
 
     `adapter_dir` is a run's `adapter/` (or the run directory); the base model comes from the run's
-    train_meta.json unless given. A full fine-tuned model directory (no adapter) is loaded as it is.
+    train_meta.json unless given. A full fine-tuned model directory (no adapter_config.json) is loaded as
+    it is. With `adapter_dir=None`, `base_model` answers alone: the untrained baseline on the same engine,
+    so an arena between the two differs only in the training.
     """
     import torch
 
     from .hf import load_causal_lm
 
-    adapter = Path(adapter_dir)
-    if (adapter / "adapter").is_dir():
-        adapter = adapter / "adapter"
-    if not adapter.is_dir():
-        raise AlignError(f"{adapter}: not a directory; give the adapter directory `align train` wrote")
-    meta_file = adapter.parent / "train_meta.json"
+    adapter: Path | None = None
+    if adapter_dir is not None:
+        adapter = Path(adapter_dir)
+        if (adapter / "adapter").is_dir():
+            adapter = adapter / "adapter"
+        elif (adapter / "model").is_dir():
+            adapter = adapter / "model"
+        if not adapter.is_dir():
+            raise AlignError(f"{adapter}: not a directory; give the run directory `align train` wrote")
+        meta_file = adapter.parent / "train_meta.json"
+        if base_model is None:
+            if not meta_file.exists():
+                raise AlignError(f"{meta_file} is missing; pass --base-model with the model the adapter was "
+                                 "trained on")
+            base_model = str(json.loads(meta_file.read_text())["base_model"])
     if base_model is None:
-        if not meta_file.exists():
-            raise AlignError(f"{meta_file} is missing; pass --base-model with the model the adapter was trained on")
-        base_model = str(json.loads(meta_file.read_text())["base_model"])
+        raise AlignError("give an adapter directory or a base model to answer with")
     out = Path(out)
-    name = name or f"dpo:{adapter.parent.name}"
+    name = name or (f"dpo:{adapter.parent.name}" if adapter else f"hf:{base_model}")
     todo = [q for q in questions if q.question_id not in _done(out, name)]
     if not todo:
         return [a for a in load_answers(out) if a.model == name]
-    lm, tok = load_causal_lm(base_model)
-    if (adapter / "adapter_config.json").exists():
-        from peft import PeftModel
+    if adapter is not None and not (adapter / "adapter_config.json").exists():
+        lm, tok = load_causal_lm(str(adapter))  # a full fine-tuned model
+    else:
+        lm, tok = load_causal_lm(base_model)
+        if adapter is not None:
+            from peft import PeftModel
 
-        lm = PeftModel.from_pretrained(lm, str(adapter))
+            lm = PeftModel.from_pretrained(lm, str(adapter))
     lm.eval()
+    generator = str(adapter) if adapter is not None else f"transformers:{base_model}"
     for q in tqdm(todo, desc=f"answers[{name}]", disable=not progress):
         ids = tok.apply_chat_template([{"role": "user", "content": q.prompt}], add_generation_prompt=True,
                                       return_tensors="pt", return_dict=True)
@@ -146,7 +159,7 @@ def answer_with_adapter(questions: Sequence[Question], adapter_dir: str | Path, 
             gen = lm.generate(**ids, max_new_tokens=max_tokens, do_sample=False, pad_token_id=tok.pad_token_id)
         new = gen[0, ids["input_ids"].shape[1]:]
         text = tok.decode(new, skip_special_tokens=True).strip()
-        append_jsonl(Answer(question_id=q.question_id, model=name, answer=text, generator=str(adapter),
+        append_jsonl(Answer(question_id=q.question_id, model=name, answer=text, generator=generator,
                             usage={"prompt_tokens": int(ids["input_ids"].shape[1]),
                                    "completion_tokens": int(new.shape[0])}), out)
     return [a for a in load_answers(out) if a.model == name]

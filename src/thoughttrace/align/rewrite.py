@@ -175,6 +175,7 @@ def check_no_leak(target: Target, guide: Guide, prompt: Sequence[ChatMessage]) -
         template(n) for n in ("rewrite_system", "rewrite_user", "guidance_thoughts", "guidance_messages",
                               "guidance_none")
     )
+    visible += "\n" + "\n".join(allowed)  # a thought quoted inside an allowed reaction comes with it
     text = "\n".join(m.content for m in prompt)
     for thought in private_thoughts(target.conversation):
         if thought in allowed or thought in visible:

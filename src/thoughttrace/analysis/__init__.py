@@ -6,7 +6,13 @@ streaming accumulators usable on their own.
 """
 
 from .labels import LabelOverlay, load_label_records
-from .pipeline import STATS_FORMAT_VERSION, AnalysisOptions, AnalysisResult, analyze_conversations, analyze_file
+from .pipeline import (
+    STATS_FORMAT_VERSION,
+    AnalysisOptions,
+    AnalysisResult,
+    analyze_conversations,
+    analyze_file,
+)
 from .relations import RELATION_LABELS, RelationTurns
 from .semantic import PairCollector, semantic_shift
 from .shares import StageCurves, TypeShares

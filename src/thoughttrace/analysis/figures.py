@@ -64,7 +64,7 @@ def lengths_figure(overview: dict[str, Any]) -> Any:
     width = 0.8 / max(1, len(series))
     for i, (name, s) in enumerate(series.items()):
         hist = {int(k): v for k, v in s["histogram"].items()}
-        ys = np.array([hist.get(x, 0) for x in xs], dtype=float)
+        ys = np.array([float(hist.get(int(x), 0)) for x in xs])
         ys[-1] += sum(v for k, v in hist.items() if k > cap)
         ys = ys / max(1, s["n"])
         ax.bar(xs + (i - (len(series) - 1) / 2) * width, ys, width=width, color=PALETTE[i % len(PALETTE)],

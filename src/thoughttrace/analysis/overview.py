@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from thoughttrace.data import DatasetError, iter_conversations
+from thoughttrace.data import DatasetError
 from thoughttrace.data.stats import StatsAccumulator
 
 #: the release's reference medians (SCHEMA.md): ThoughtTrace 8, WildChat and LMSYS-Chat-1M 2
@@ -55,7 +55,9 @@ def compare_lengths(path: str | Path, *, skip_invalid: bool = True) -> dict[str,
     """Messages-per-conversation of another chat-log file in the ThoughtTrace schema."""
     lengths: Counter[int] = Counter()
     try:
-        for conv in iter_conversations(path, skip_invalid=skip_invalid):
+        from thoughttrace.data.exporters import iter_any
+
+        for conv in iter_any(path, skip_invalid=skip_invalid):
             lengths[len(conv.messages)] += 1
     except DatasetError as exc:
         raise DatasetError(
@@ -63,7 +65,10 @@ def compare_lengths(path: str | Path, *, skip_invalid: bool = True) -> dict[str,
             "first with `thoughttrace data import --from wildchat|lmsys|sharegpt|openai IN OUT`"
         ) from exc
     if not lengths:
-        raise DatasetError(f"--compare {path}: no conversations in the file")
+        raise DatasetError(
+            f"--compare {path}: no conversation in the ThoughtTrace schema in the file; convert a chat log "
+            "first with `thoughttrace data import --from wildchat|lmsys|sharegpt|openai IN OUT`"
+        )
     return length_summary(lengths)
 
 

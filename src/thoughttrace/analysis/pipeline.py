@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from thoughttrace import __version__
-from thoughttrace.data import Conversation, ReadReport, iter_conversations
+from thoughttrace.data import Conversation, ReadReport
 from thoughttrace.data.stats import StatsAccumulator
 
 from . import figures as F
@@ -76,8 +76,12 @@ def analyze_conversations(
     input_info: Mapping[str, Any] | None = None,
     read_report: ReadReport | None = None,
     usage: Mapping[str, Any] | None = None,
+    embedder: Any = None,
 ) -> AnalysisResult:
-    """Run every analysis over an iterable of conversations and write stats.json, figures and report.html."""
+    """Run every analysis over an iterable of conversations and write stats.json, figures and report.html.
+
+    `embedder`: anything with `embed(texts) -> unit-length rows` (default: `get_embedder(options.embedding_model)`).
+    """
     opts = options or AnalysisOptions()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -113,9 +117,13 @@ def analyze_conversations(
         "stages": stages.result(),
         "relations": {**turns.result(), "source": dict(relation_source or {})},
     }
+    stats["warnings"] = []
     if read_report is not None:
         stats["input"].update({"lines": read_report.lines, "valid": read_report.valid,
                                "invalid": len(read_report.errors)})
+        if read_report.errors:
+            stats["warnings"].append(f"{len(read_report.errors)} invalid line(s) skipped (first: "
+                                     f"{read_report.errors[0]})")
     if overlay:
         stats["input"]["label_overlay"] = {k: overlay.count(k) for k in ("reason", "reaction", "domain", "relation")}
 
@@ -125,10 +133,13 @@ def analyze_conversations(
     else:
         from thoughttrace.llm.embeddings import describe, get_embedder
 
-        embedder = get_embedder(opts.embedding_model, cache=opts.embedding_cache)
+        if embedder is None:
+            embedder = get_embedder(opts.embedding_model, cache=opts.embedding_cache)
         numbers, arrays = semantic_shift(pairs, embedder, projection=opts.projection, seed=opts.seed,
                                          progress=opts.progress)
-        stats["semantic"] = {**numbers, "model": describe(embedder)}
+        model_info = describe(embedder) if hasattr(embedder, "fingerprint") else {
+            "spec": str(getattr(embedder, "spec", type(embedder).__name__)), "fingerprint": "custom"}
+        stats["semantic"] = {**numbers, "model": model_info}
     if usage:
         stats["usage"] = dict(usage)
 
@@ -153,8 +164,10 @@ def analyze_file(
 ) -> AnalysisResult:
     """`analyze_conversations` over a JSONL file, streamed (strict unless options.skip_invalid)."""
     opts = options or AnalysisOptions()
+    from thoughttrace.data.exporters import iter_any
+
     report = ReadReport()
-    convs = iter_conversations(path, skip_invalid=opts.skip_invalid, report=report)
+    convs = iter_any(path, skip_invalid=opts.skip_invalid, report=report)
     info = {"path": str(path), **kwargs.pop("input_info", {})}
     return analyze_conversations(convs, out_dir, opts, input_info=info, read_report=report, **kwargs)
 

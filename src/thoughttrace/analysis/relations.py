@@ -32,9 +32,8 @@ class RelationTurns:
 
     def add(self, conv: Conversation) -> None:
         users = [m for m in conv.messages if m.type == "user"]
-        if not any((conv.id, m.id) in self.relations for m in users[1:]):
-            if len(users) > 1:
-                return  # not labelled at all: leave it out instead of counting it unlabelled
+        if not any((conv.id, m.id) in self.relations for m in users[1:]) and len(users) > 1:
+            return  # not labelled at all: leave it out instead of counting it unlabelled
         self.conversations_with_labels += 1
         for t in range(2, self.max_turn + 1):
             if t <= len(users):

@@ -169,7 +169,9 @@ def train_cmd(pairs: tuple[str, ...], out_dir: str | None, config_path: str | No
               help="answers JSONL (appended; answered questions are skipped)")
 @click.option("--adapter", type=click.Path(file_okay=False), default=None,
               help="a run directory of `align train` (answers with its base model + adapter, via transformers)")
-@click.option("--base-model", default=None, help="base model of --adapter when the run has no train_meta.json")
+@click.option("--base-model", default=None,
+              help="with --adapter: its base model when the run has no train_meta.json; alone: answer with this "
+                   "model through transformers (the untrained baseline on the same engine as an adapter)")
 @click.option("--name", default=None, help="the model's name in the arena (default: the model string)")
 @click.option("--max-tokens", type=int, default=1024, show_default=True)
 @click.option("--limit", type=int, default=None, help="answer only the first N questions")
@@ -178,11 +180,11 @@ def train_cmd(pairs: tuple[str, ...], out_dir: str | None, config_path: str | No
 def answer_cmd(questions: str, out_path: str, adapter: str | None, base_model: str | None, name: str | None,
                max_tokens: int, limit: int | None, model_spec: str, base_url: str | None, cache_path: str | None,
                no_cache: bool, offline: bool) -> None:
-    """Answer QUESTIONS (a question JSONL, or 'demo') with --model or a trained --adapter."""
+    """Answer QUESTIONS (a question JSONL, or 'demo') with --model, a trained --adapter or a --base-model."""
     from thoughttrace.align import answer_with_adapter, answer_with_model, load_questions
 
     qs = load_questions(questions, limit=limit)
-    if adapter:
+    if adapter or base_model:
         rows = answer_with_adapter(qs, adapter, out_path, name=name, base_model=base_model, max_tokens=max_tokens)
     else:
         model = build_model(model_spec, base_url, cache_path, no_cache, offline)

@@ -50,12 +50,19 @@ def group() -> None:
 @wrap
 def validate_cmd(file: str, skip_invalid: bool, as_json: bool) -> None:
     """Check FILE line by line; exit 1 naming EVERY bad line (line number, field, what is wrong)."""
+    from thoughttrace.data.exporters import iter_parquet
     from thoughttrace.data.io import ReadReport, iter_conversations
     from thoughttrace.data.schema import FORMAT_VERSION
 
     report = ReadReport()
-    for _ in _progress(iter_conversations(file, skip_invalid=True, report=report), "validate"):
-        pass
+    if Path(file).suffix == ".parquet":  # an export: rows are checked as they are read (first bad row fails)
+        stream = iter_parquet(file)
+        for _ in _progress(stream, "validate"):
+            report.lines += 1
+            report.valid += 1
+    else:
+        for _ in _progress(iter_conversations(file, skip_invalid=True, report=report), "validate"):
+            pass
     failed = bool(report.errors) and not (skip_invalid and report.valid > 0)
     if as_json:
         echo_json({"format_version": FORMAT_VERSION, "file": file, "ok": not report.errors, **_report_dict(report)})

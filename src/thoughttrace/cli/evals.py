@@ -180,6 +180,8 @@ def thought_inference(models: _Models, opts: dict[str, Any]) -> None:
     from thoughttrace.evals.thought_inference import write_outputs
 
     convs = _read(opts["file"])
+    for spec in opts["model_specs"]:
+        models.get(spec, "model")
     judge, judge2 = _judges(models, opts, "thought_similarity")
     emb = _embeddings(opts)
     clip = ClipConfig(max_chars=opts["max_context_chars"], max_message_chars=opts["max_message_chars"])
@@ -219,6 +221,8 @@ def next_message(models: _Models, opts: dict[str, Any]) -> None:
 
     convs = _read(opts["file"])
     conditions = normalise_conditions(opts["conditions"])
+    for spec in opts["model_specs"]:
+        models.get(spec, "model")
     judge, judge2 = _judges(models, opts, "message_similarity")
     emb = _embeddings(opts)
     clip = ClipConfig(max_chars=opts["max_context_chars"], max_message_chars=opts["max_message_chars"])
@@ -290,7 +294,7 @@ def simulator(models: _Models, opts: dict[str, Any]) -> None:
 def judge_agreement(models: _Models, opts: dict[str, Any]) -> None:
     """Re-score an eval's ITEMS (items.jsonl) with a second judge: Pearson, Spearman, mean abs difference."""
     from thoughttrace.evals import ItemStore, Judge, Rejudge
-    from thoughttrace.evals.agreement import read_records, write_outputs
+    from thoughttrace.evals.judge_agreement import read_records, write_outputs
 
     records = read_records(opts["items"])
     if opts["limit"] is not None:

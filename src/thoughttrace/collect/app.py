@@ -69,7 +69,13 @@ async def _too_large(send: Send, limit: int) -> None:
 
 def build_models(study: StudyConfig) -> dict[str, Model]:
     """One Model per pool entry; `options` go to the backend (e.g. `outputs` for scripted)."""
-    return {m.key: get_model(m.spec, cache=False, **m.options) for m in study.models}
+    models = {}
+    for m in study.models:
+        options = dict(m.options)
+        if m.spec.split(":")[0] == "scripted" and not options:
+            options["default"] = "This is a scripted answer: the platform runs without a real model."
+        models[m.key] = get_model(m.spec, cache=False, **options)
+    return models
 
 
 def wants_json(request: Request) -> bool:
@@ -141,6 +147,12 @@ def app_from_env() -> FastAPI:
     """uvicorn factory (`--factory`): settings and the study path from THOUGHTTRACE_* variables."""
     from .study import demo_study, load_study
 
+    import os
+
+    from .study import with_single_model
+
     settings = Settings.from_env()
     study = load_study(settings.study_path) if settings.study_path else demo_study()
+    if os.environ.get("THOUGHTTRACE_MODEL"):
+        study = with_single_model(study, os.environ["THOUGHTTRACE_MODEL"])
     return create_app(settings, study)

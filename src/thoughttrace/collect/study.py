@@ -8,6 +8,7 @@ what to write instead, so a typo in a config is caught before a participant ever
 
 from __future__ import annotations
 
+import re
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -187,6 +188,15 @@ def load_study(path: str | Path) -> StudyConfig:
     except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
         raise StudyConfigError(f"{p}: cannot parse the file: {exc}") from None
     return parse_study(data, str(p))
+
+
+def with_single_model(study: StudyConfig, spec: str) -> StudyConfig:
+    """The same study with its pool replaced by one model string (`serve --model`)."""
+    first = study.models[0]
+    key = re.sub(r"[^A-Za-z0-9_.\-]", "-", spec)[:64]
+    entry = ModelEntry(key=key, spec=spec, name=spec, provider="unknown", system_prompt=first.system_prompt,
+                       temperature=first.temperature, max_tokens=first.max_tokens)
+    return study.model_copy(update={"models": [entry]})
 
 
 def demo_study() -> StudyConfig:

@@ -150,14 +150,23 @@ def _check_version(version: Any, where: str) -> None:
 
 def iter_parquet(path: str | Path) -> Iterator[Conversation]:
     """Conversations of a Parquet export, one row group at a time."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    pf = pq.ParquetFile(path)
+    try:
+        pf = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise DatasetError(f"{path}: not a readable Parquet file ({exc})") from None
     meta = pf.schema_arrow.metadata or {}
     _check_version(meta.get(_META_VERSION), str(path))
+    row_no = 0
     for batch in pf.iter_batches(batch_size=_BATCH):
         for row in batch.to_pylist():
-            yield from_row(row)
+            row_no += 1
+            try:
+                yield from_row(row)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise DatasetError(f"{path}: row {row_no}: not a thoughttrace conversation ({exc})") from None
 
 
 def write_manifest(target: Path, fmt: str, count: int, **info: Any) -> Path:

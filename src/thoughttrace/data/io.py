@@ -90,6 +90,8 @@ def parse_line(text: str | bytes, line_no: int) -> tuple[Conversation | None, li
             return None, [LineError(line_no, "", f"not valid UTF-8 (byte {exc.start}); re-save the file as UTF-8")]
     try:
         obj = json.loads(text)
+    except RecursionError:
+        return None, [LineError(line_no, "", "JSON nested too deeply to be a conversation")]
     except json.JSONDecodeError as exc:
         return None, [LineError(line_no, "", f"not valid JSON: {exc.msg} (column {exc.colno}); "
                                              "the line may be truncated")]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -165,7 +165,7 @@ def generate_conversations(
     p_pair = min(max((4 - lo_pairs) / spread, 0.05), 0.95) if spread else 0.0
 
     rng = random.Random(seed)
-    start = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+    start = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
     user, task, left_for_user = 0, 0, 0
     for i in range(n):
         if left_for_user == 0:

@@ -7,7 +7,7 @@ Library entry points (the CLI `thoughttrace eval ...` / `thoughttrace simulate` 
 - `ItemStore` (per-item JSONL, resumable) and `check_no_leakage` (the leakage guard).
 """
 
-from .agreement import Rejudge
+from .judge_agreement import Rejudge
 from .embedding import EmbeddingMetric, load_metric
 from .judge import Judge, JudgeResult, parse_score
 from .leakage import LeakageError, check_no_leakage, find_leaks

@@ -96,7 +96,12 @@ def build_prompt(conv: Conversation, item: NextMessageItem, clip: ClipConfig) ->
     forbidden = [target.content]
     if item.condition != UPPER_BOUND:
         forbidden += [t.content for t in target.thoughts if t.content.strip()]
-    allowed = [m.content for m in visible] + [t for t in (item.reaction, item.reason) if t]
+    # what this condition may show, taken from the conversation itself (never from the item being checked)
+    allowed = [m.content for m in visible]
+    if item.condition != "history":
+        allowed += [t.content for t in conv.messages[item.index - 1].thoughts]
+    if item.condition == UPPER_BOUND:
+        allowed += [t.content for t in target.thoughts]
     check_no_leakage(prompt, forbidden, allowed, where=f"next-message ({item.condition})")
     return prompt
 

@@ -85,9 +85,17 @@ def forbidden_texts(conv: Conversation, item: ThoughtItem) -> list[str]:
 
 
 def allowed_texts(conv: Conversation, item: ThoughtItem) -> list[str]:
-    """What the prompt may legitimately contain: the visible messages and the evidence."""
+    """What the prompt may legitimately contain: the visible messages and the evidence.
+
+    Taken from the conversation, not from the item, so a bug that puts a thought into an item's fields
+    cannot whitelist itself.
+    """
     allowed = [conv.messages[j].content for j in item.visible]
-    return allowed + [t for t in (item.message, item.next_message) if t]
+    if item.kind == "reason":
+        allowed.append(conv.messages[item.index].content)
+    if item.condition == "context+next":
+        allowed += [m.content for m in conv.messages[item.index + 1:] if m.type == "user"][:1]
+    return allowed
 
 
 def direct_prompt(conv: Conversation, item: ThoughtItem, clip: ClipConfig) -> list[dict[str, str]]:
@@ -117,7 +125,7 @@ PosteriorFn = Callable[..., Awaitable[Any]]
 
 def _default_posterior() -> PosteriorFn:
     try:
-        from thoughttrace.tom.api import posterior_over_hypotheses  # type: ignore[import-not-found,unused-ignore]
+        from thoughttrace.tom.api import posterior_over_hypotheses
     except ImportError as exc:
         raise ConfigurationError(
             f"--method model-based needs the AutoToM engine (thoughttrace.tom.api): {exc}; use --method direct"
@@ -194,13 +202,15 @@ class ThoughtInferenceEval:
         result = await self._posterior_fn(self.model, context, hypotheses, evidence, agent="the user",
                                           variable=item.kind)
         post = _as_list(result.posterior, hypotheses)
-        best_i = max(range(len(post)), key=lambda i: post[i])
+        best_i = int(getattr(result, "best", max(range(len(post)), key=lambda i: post[i])))
+        tied = getattr(result, "ties", None)
+        n_tied = len(tied) if isinstance(tied, list | tuple) else 1
         return {
             "prediction": hypotheses[best_i],
             "predicted_type": candidates[best_i][0],
             "type_correct": candidates[best_i][0] in item.labels,
             "candidates": [{"type": c[0], "thought": c[1], "posterior": p} for c, p in zip(candidates, post)],
-            "ties": bool(getattr(result, "ties", False)),
+            "tied_candidates": n_tied,
             "attempts": 1,
             "error": None,
         }

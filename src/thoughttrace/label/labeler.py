@@ -168,6 +168,7 @@ class Labeler:
 
             bar = tqdm(total=len(todo), desc=f"label ({self.model.spec})", unit=" item")
         out.parent.mkdir(parents=True, exist_ok=True)
+        _end_with_newline(out)
         with open(out, "a", encoding="utf-8") as fh:
             for start in range(0, len(todo), batch_size):
                 batch = todo[start:start + batch_size]
@@ -187,6 +188,15 @@ class Labeler:
         if bar is not None:
             bar.close()
         return summary
+
+
+def _end_with_newline(path: Path) -> None:
+    """After an interrupted run the last line may be cut; keep appended records on lines of their own."""
+    if path.exists() and path.stat().st_size:
+        with open(path, "rb+") as fh:
+            fh.seek(-1, 2)
+            if fh.read(1) != b"\n":
+                fh.write(b"\n")
 
 
 async def _gather(coros: Sequence[Any]) -> list[LabelResult]:

@@ -6,7 +6,7 @@ core's taxonomy.yaml, and `relation` (Deepen, Variant, Retry, New request) from 
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from typing import Any
 
@@ -39,7 +39,7 @@ def _read_yaml(name: str) -> dict[str, Any]:
     return data
 
 
-@lru_cache(maxsize=None)
+@cache
 def get_label_set(kind: str) -> LabelSet:
     """The allowed labels of one kind, with definitions and examples."""
     if kind not in KINDS:

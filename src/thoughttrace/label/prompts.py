@@ -7,7 +7,7 @@ local llama.cpp model reuses the shared prefix from its KV cache across items.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from string import Template
 from typing import Any
@@ -18,7 +18,7 @@ from .items import LabelItem
 from .labelsets import LabelSet
 
 
-@lru_cache(maxsize=None)
+@cache
 def template(name: str) -> str:
     return resources.files("thoughttrace.label").joinpath(f"prompts/{name}.txt").read_text("utf-8").strip()
 

@@ -5,7 +5,8 @@ the initial model at the last timestep: extend backwards in time one step at a t
 threshold; if it never does, greedily add the variable with the best utility gain while that gain
 exceeds alpha (and stop as soon as U reaches the threshold). Published defaults: threshold -0.673 nats,
 alpha 0.02. `evaluate` is any async function from a spec to a posterior, so the search is testable
-without a model; `budget_ok` lets the caller stop the search when its call budget is spent.
+without a model; `budget_ok` lets the caller stop the search when its call budget is spent, and an `evaluate` that
+raises `BudgetExhausted` part-way is treated as not tried (the previous model is kept).
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .inference import entropy
+
+class BudgetExhausted(Exception):
+    """Raised by an `evaluate` that ran out of its call budget mid-way; the search keeps its last model."""
+
 
 DEFAULT_THRESHOLD = -0.673
 DEFAULT_ALPHA = 0.02
@@ -67,8 +72,12 @@ async def discover(
     while u < threshold and spec.start > 0:
         if not budget_ok():
             return DiscoveryResult(spec, post, u, history, "budget")
-        spec = replace(spec, start=spec.start - 1)
-        post, u = await score(spec, "extend-time")
+        nxt = replace(spec, start=spec.start - 1)
+        try:
+            npost, nu = await score(nxt, "extend-time")
+        except BudgetExhausted:
+            return DiscoveryResult(spec, post, u, history, "budget")
+        spec, post, u = nxt, npost, nu
     if u >= threshold:
         return DiscoveryResult(spec, post, u, history, "threshold")
     pool = [v for v in candidates if v not in spec.variables]
@@ -78,8 +87,13 @@ async def discover(
         trials = []
         for var in pool:
             cand = replace(spec, variables=spec.variables | {var})
-            cpost, cu = await score(cand, f"try-add {var}")
+            try:
+                cpost, cu = await score(cand, f"try-add {var}")
+            except BudgetExhausted:
+                break
             trials.append((cu, var, cand, cpost))
+        if not trials:
+            return DiscoveryResult(spec, post, u, history, "budget")
         best_u, best_var, best_spec, best_post = max(trials, key=lambda t: t[0])
         if best_u - u <= alpha:
             return DiscoveryResult(spec, post, u, history, "gain-below-alpha")

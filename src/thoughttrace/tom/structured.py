@@ -78,10 +78,18 @@ async def structured_step(
     check: Callable[[T], None] | None = None,
     max_tokens: int = 200,
     constrained: bool = True,
+    json_schema: dict[str, Any] | None = None,
 ) -> tuple[T | None, dict[str, Any]]:
-    """Run one structured step; returns (value or None, trace). None means: use your fallback."""
+    """Run one structured step; returns (value or None, trace). None means: use your fallback.
+
+    `json_schema` (default: the pydantic model's) is what constrained decoding enforces; callers pass a
+    tighter one (item counts, string lengths, enums) so a small model cannot run away inside a list.
+    """
     trace: dict[str, Any] = {"schema": schema.__name__, "attempts": []}
-    json_schema = schema.model_json_schema() if constrained else None
+    if constrained and json_schema is None:
+        json_schema = schema.model_json_schema()
+    elif not constrained:
+        json_schema = None
     msgs = list(messages)
     for attempt in range(2):
         try:

@@ -154,10 +154,15 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[int, Any, str | None]]:
             if not raw.strip():
                 continue
             try:
-                yield line_no, json.loads(raw), None
+                obj = json.loads(raw)
+            except RecursionError:
+                yield line_no, None, "JSON nested too deeply to be a record"
+                continue
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 msg = f"{exc.msg} (column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
                 yield line_no, None, f"not valid JSON: {msg}; the line may be truncated"
+                continue
+            yield line_no, obj, None
 
 
 def _iter_json_array(path: Path) -> Iterator[tuple[int, Any, str | None]]:
@@ -172,7 +177,10 @@ def _iter_json_array(path: Path) -> Iterator[tuple[int, Any, str | None]]:
 
         def fill() -> bool:
             nonlocal buf, pos
-            chunk = fh.read(_CHUNK)
+            try:
+                chunk = fh.read(_CHUNK)
+            except UnicodeDecodeError:
+                raise DatasetError(f"{path}: not valid UTF-8 after line {line}; re-save the file as UTF-8") from None
             if not chunk:
                 return False
             buf = buf[pos:] + chunk
@@ -213,6 +221,8 @@ def _iter_json_array(path: Path) -> Iterator[tuple[int, Any, str | None]]:
                 try:
                     obj, end = decoder.raw_decode(buf, pos)
                     break
+                except RecursionError:
+                    raise DatasetError(f"{path}: line {start_line}: JSON nested too deeply to be a record") from None
                 except json.JSONDecodeError as exc:
                     if eof or not fill():
                         eof = True
@@ -229,13 +239,18 @@ def _iter_json_array(path: Path) -> Iterator[tuple[int, Any, str | None]]:
 
 
 def _iter_parquet(path: Path) -> Iterator[tuple[int, Any, str | None]]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     row = 0
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=512):
-        for rec in batch.to_pylist():
-            row += 1
-            yield row, rec, None
+    try:
+        batches = pq.ParquetFile(path).iter_batches(batch_size=512)
+        for batch in batches:
+            for rec in batch.to_pylist():
+                row += 1
+                yield row, rec, None
+    except (pa.ArrowException, OSError) as exc:
+        raise DatasetError(f"{path}: not a readable Parquet file after row {row} ({exc})") from None
 
 
 def iter_source(path: str | Path) -> Iterator[tuple[int, Any, str | None]]:

@@ -1,0 +1,85 @@
+"""`thoughttrace label` (LLM labelling into a resumable JSONL) and `thoughttrace label-eval` (agreement)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from .common import UserFacingError, build_model, echo_json, model_options, print_usage, wrap
+
+KIND_CHOICE = click.Choice(["reason", "reaction", "domain", "relation"])
+
+
+@click.command("label")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="labels JSONL (appended to and resumed from; OUT.meta.json gets counts and usage)")
+@click.option("--kind", "kinds", multiple=True, type=KIND_CHOICE,
+              help="what to label; repeatable (default: reason and reaction)")
+@click.option("--method", type=click.Choice(["generate", "logprobs"]), default="generate", show_default=True,
+              help="generate: parse the named label; logprobs: option-number probabilities, two orders")
+@click.option("--only-missing", is_flag=True, help="label only thoughts/domains without a label")
+@click.option("--limit", default=None, type=click.IntRange(1, None), help="at most this many items")
+@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(1, 1024))
+@click.option("--max-attempts", default=3, show_default=True, type=click.IntRange(1, 10),
+              help="tries per item, the parse error fed back each time; then recorded as unlabelled")
+@click.option("--retry-unlabelled", is_flag=True, help="on resume, try the unlabelled items again")
+@click.option("--skip-invalid", is_flag=True, help="skip bad lines instead of failing")
+@click.option("--json", "as_json", is_flag=True, help="print the run summary as JSON")
+@model_options(default="local")
+@wrap
+def label_command(file: str, out: str, kinds: tuple[str, ...], method: str, only_missing: bool, limit: int | None,
+                  batch_size: int, max_attempts: int, retry_unlabelled: bool, skip_invalid: bool, as_json: bool,
+                  model_spec: str, base_url: str | None, cache_path: str | None, no_cache: bool,
+                  offline: bool) -> None:
+    """Label the thoughts (and optionally domains, turn relations) of FILE with an LLM into OUT."""
+    from thoughttrace.label import LabelFileError, label_dataset, write_meta
+
+    if not Path(file).exists():
+        raise UserFacingError(f"{file}: no such file; check the path")
+    model = build_model(model_spec, base_url, cache_path, no_cache, offline)
+    try:
+        summary = label_dataset(file, model, out, kinds=kinds or ("reason", "reaction"), method=method,  # type: ignore[arg-type]
+                                only_missing=only_missing, limit=limit, batch_size=batch_size,
+                                max_attempts=max_attempts, retry_unlabelled=retry_unlabelled,
+                                skip_invalid=skip_invalid, progress=sys.stderr.isatty())
+    except LabelFileError as exc:
+        raise UserFacingError(str(exc)) from exc
+    usage = print_usage(model)
+    meta = {"input": file, "labels": out, "model": model_spec, "method": method,
+            "kinds": list(kinds or ("reason", "reaction")), "summary": summary.as_dict(), "usage": usage}
+    meta_path = write_meta(out, meta)
+    if as_json:
+        echo_json(meta)
+    else:
+        click.echo(f"{summary.labelled} labelled, {summary.unlabelled} unlabelled, {summary.skipped} already done "
+                   f"-> {out} ({meta_path.name})")
+
+
+@click.command("label-eval")
+@click.argument("reference", type=click.Path(dir_okay=False))
+@click.argument("predictions", type=click.Path(dir_okay=False))
+@click.option("--kind", "kinds", multiple=True, type=KIND_CHOICE, help="kinds to evaluate (default: all present)")
+@click.option("--out", default=None, type=click.Path(dir_okay=False), help="also write the metrics as JSON here")
+@click.option("--json", "as_json", is_flag=True, help="print the metrics as JSON")
+@wrap
+def label_eval_command(reference: str, predictions: str, kinds: tuple[str, ...], out: str | None,
+                       as_json: bool) -> None:
+    """Agreement of PREDICTIONS (a labels JSONL) with REFERENCE (a dataset with labels, or another labels file)."""
+    from thoughttrace.label import evaluate_labels, format_agreement
+
+    for p in (reference, predictions):
+        if not Path(p).exists():
+            raise UserFacingError(f"{p}: no such file; check the path")
+    result = evaluate_labels(reference, predictions, kinds or ("reason", "reaction", "domain", "relation"))
+    if out:
+        Path(out).write_text(json.dumps(result, indent=2, ensure_ascii=False), encoding="utf-8")
+    if as_json:
+        echo_json(result)
+    else:
+        for kind, m in result["kinds"].items():
+            click.echo(format_agreement(kind, m))
+            click.echo("")

@@ -1,0 +1,105 @@
+"""`thoughttrace tom solve|bench`: the AutoToM engine and the baselines from the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from .common import UserFacingError, build_model, echo_json, model_options, print_usage, wrap
+
+METHOD_CHOICE = click.Choice(["autotom", "direct", "cot", "simtom"])
+
+
+@click.group(name="tom")
+def group() -> None:
+    """Theory of mind: answer questions about what agents believe, want and will do."""
+
+
+def _autotom_options(k: int | None, budget: int | None) -> dict[str, int]:
+    opts: dict[str, int] = {}
+    if k is not None:
+        opts["k_hypotheses"] = k
+    if budget is not None:
+        opts["likelihood_budget"] = budget
+    return opts
+
+
+@group.command("solve")
+@click.option("--story", required=True, help="the story text (or @FILE to read it from a file)")
+@click.option("--question", required=True, help="the question about an agent's mind")
+@click.option("--choice", "choices", multiple=True, required=True, help="an answer choice (repeat, at least 2)")
+@click.option("--method", type=METHOD_CHOICE, default="autotom", show_default=True)
+@click.option("--k", "k", type=click.IntRange(1, 5), default=None, help="autotom: hypotheses per choice (default 1)")
+@click.option("--budget", type=click.IntRange(1, 1000), default=None,
+              help="autotom: likelihood requests per question before model discovery stops (default 12)")
+@click.option("--explain", is_flag=True, help="print the full trace as readable text")
+@click.option("--json", "as_json", is_flag=True, help="print the answer, posterior, trace and usage as JSON")
+@model_options()
+@wrap
+def solve_command(story: str, question: str, choices: tuple[str, ...], method: str, k: int | None,
+                  budget: int | None, explain: bool, as_json: bool, model_spec: str, base_url: str | None,
+                  cache_path: str | None, no_cache: bool, offline: bool) -> None:
+    """Answer one question; prints the answer (and with --explain, why)."""
+    from thoughttrace.tom.methods import solve
+
+    if story.startswith("@"):
+        path = Path(story[1:])
+        if not path.exists():
+            raise UserFacingError(f"no such story file: {path}")
+        story = path.read_text(encoding="utf-8")
+    if len(choices) < 2:
+        raise UserFacingError("give at least two --choice options")
+    if method != "autotom" and (k is not None or budget is not None):
+        raise UserFacingError("--k and --budget apply to --method autotom only")
+    model = build_model(model_spec, base_url, cache_path, no_cache, offline)
+    answer = solve(model, story, question, list(choices), method=method, **_autotom_options(k, budget))
+    usage = print_usage(model)
+    if as_json:
+        echo_json({**answer.model_dump(mode="json"), "run_usage": usage})
+    elif explain:
+        click.echo(answer.explain())
+    else:
+        click.echo(answer.summary())
+        click.echo("posterior: " + ", ".join(f"{chr(65 + i)}={p:.3f}" for i, p in enumerate(answer.posterior)))
+    if answer.error:
+        click.echo(f"warning: {answer.error}", err=True)
+
+
+@group.command("bench")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--method", type=METHOD_CHOICE, default="autotom", show_default=True)
+@click.option("--split", type=click.Choice(["dev", "test", "all"]), default="dev", show_default=True)
+@click.option("--limit", type=click.IntRange(1), default=None, help="items per benchmark (stratified by question type)")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="output directory")
+@click.option("--concurrency", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="questions in flight at once (the model layer also limits calls per endpoint)")
+@click.option("--k", "k", type=click.IntRange(1, 5), default=None, help="autotom: hypotheses per choice")
+@click.option("--budget", type=click.IntRange(1, 1000), default=None, help="autotom: likelihood request budget")
+@click.option("--trace", "keep_trace", is_flag=True, help="keep each item's full trace in results.jsonl")
+@click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
+@model_options()
+@wrap
+def bench_command(file: str, method: str, split: str, limit: int | None, out_dir: str, concurrency: int,
+                  k: int | None, budget: int | None, keep_trace: bool, as_json: bool, model_spec: str,
+                  base_url: str | None, cache_path: str | None, no_cache: bool, offline: bool) -> None:
+    """Run a method on a ToM item file (uniform JSONL); writes results.jsonl, summary.json, summary.md."""
+    from thoughttrace.tom.harness import run_bench
+    from thoughttrace.tom.items import read_items, select
+    from thoughttrace.tom.methods import get_method
+
+    if method != "autotom" and (k is not None or budget is not None):
+        raise UserFacingError("--k and --budget apply to --method autotom only")
+    items = select(read_items(file), split=None if split == "all" else split, limit=limit)
+    if not items:
+        raise UserFacingError(f"no items with split '{split}' in {file}; try --split all")
+    model = build_model(model_spec, base_url, cache_path, no_cache, offline)
+    summary = model.run(run_bench(items, get_method(method, **_autotom_options(k, budget)), model, out_dir,
+                                  concurrency=concurrency, keep_trace=keep_trace))
+    usage = print_usage(model)
+    (Path(out_dir) / "usage.json").write_text(json.dumps(usage, indent=2), encoding="utf-8")
+    if as_json:
+        echo_json(summary)
+    else:
+        click.echo((Path(out_dir) / "summary.md").read_text(encoding="utf-8"))

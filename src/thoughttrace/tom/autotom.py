@@ -1,0 +1,283 @@
+"""AutoToM: automated Bayesian inverse planning with automated model discovery.
+
+Pipeline per question (each structured step validated, retried once, with a documented fallback):
+1. parse the question (analysis.py): agents (outermost first), the query variable, given facts,
+   choices as statements, "least likely", an initial model;
+2. re-tell the story from each outer agent's perspective, then cut the innermost agent's timeline at its
+   actions (timeline.py);
+3. propose hypotheses for latent variables that are not the query (K per choice; fallback: the choices'
+   statements) only when a model needs them;
+4. ground a model spec (variables x timesteps) into a ProblemModel and infer the posterior over the
+   choices with calibrated LLM likelihoods (likelihood.py, inference.py);
+5. discover the model (discovery.py): from the initial model at the last step, extend back in time, then
+   add variables, by the utility -H(P(query)) - alpha |M|, within a budget of likelihood requests.
+
+Calls are cached by the model layer and memoised per question, so the discovery's re-evaluations only
+pay for factors they have not seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, Field
+
+from thoughttrace.llm import Model
+
+from .analysis import QuestionAnalysis, analyse_question
+from .discovery import DEFAULT_ALPHA, DEFAULT_THRESHOLD, BudgetExhausted, ModelSpec, discover
+from .inference import InferenceConfig, InferenceResult, infer
+from .likelihood import Likelihood, LikelihoodRequest, LLMLikelihood
+from .model_space import (
+    ACTION,
+    ALL_VARIABLES,
+    BELIEF,
+    GOAL,
+    OBS,
+    STATE,
+    UTTER,
+    Node,
+    ProblemModel,
+    StepModel,
+)
+from .prompts import render
+from .result import Answer
+from .structured import structured_step
+from .timeline import NO_OBSERVATION, Step, build_timeline, perceive, split_sentences, visible_story
+from .usage import TrackedModel, track
+
+
+@cache
+def labels() -> dict[str, str]:
+    text = resources.files("thoughttrace.tom").joinpath("prompts", "labels.yaml").read_text(encoding="utf-8")
+    data: dict[str, str] = yaml.safe_load(text)
+    return data
+
+
+@dataclass
+class AutoToMConfig:
+    """Parameters with the published defaults where there are any (threshold, alpha, K)."""
+
+    k_hypotheses: int = 1
+    threshold: float = DEFAULT_THRESHOLD
+    alpha: float = DEFAULT_ALPHA
+    prune_threshold: float = 0.05
+    propagate_threshold: float = 0.95
+    #: most distinct likelihood requests per question before the discovery stops searching
+    likelihood_budget: int = 12
+    #: most timesteps kept (the last ones); None keeps all
+    max_steps: int | None = 6
+    llm_steps: bool = True
+    constrained: bool = True
+    likelihood_method: str = "auto"
+
+
+class _Hypotheses(BaseModel):
+    hypotheses: list[str] = Field(min_length=1)
+
+
+class _Counting:
+    """Counts distinct likelihood requests around any Likelihood; past `limit` new ones raise
+    BudgetExhausted (the limit is off for the initial model, which must always be evaluated)."""
+
+    def __init__(self, inner: Likelihood) -> None:
+        self.inner = inner
+        self.seen: set[LikelihoodRequest] = set()
+        self.limit: int | None = None
+
+    async def __call__(self, request: LikelihoodRequest) -> float:
+        if request not in self.seen:
+            if self.limit is not None and len(self.seen) >= self.limit:
+                raise BudgetExhausted(f"likelihood budget of {self.limit} requests spent")
+            self.seen.add(request)
+        return await self.inner(request)
+
+
+class AutoToM:
+    name = "autotom"
+
+    def __init__(self, config: AutoToMConfig | None = None, likelihood: Likelihood | None = None) -> None:
+        self.config = config or AutoToMConfig()
+        self._likelihood = likelihood
+
+    async def solve(self, model: Model | TrackedModel | None, story: str, question: str, choices: list[str]) -> Answer:
+        cfg = self.config
+        tm = track(model) if model is not None else None
+        if self._likelihood is None and tm is None:
+            raise ValueError("AutoToM needs a model or a likelihood")
+        inner: Likelihood = self._likelihood or LLMLikelihood(tm, method=cfg.likelihood_method)  # type: ignore[arg-type]
+        lik = _Counting(inner)
+        trace: dict[str, Any] = {}
+        analysis, trace["question"] = await analyse_question(tm, story, question, choices, use_llm=cfg.llm_steps,
+                                                             constrained=cfg.constrained)
+        sentences = split_sentences(story) or [story]
+        visible = sentences
+        trace["perspectives"] = []
+        for outer in analysis.agents[:-1]:
+            per = await perceive(tm, visible, outer, use_llm=cfg.llm_steps, constrained=cfg.constrained)
+            visible = visible_story(visible, per) or visible
+            trace["perspectives"].append({"agent": outer, "visible": visible, "trace": per.trace})
+        if analysis.agent is not None:
+            per = await perceive(tm, visible, analysis.agent, use_llm=cfg.llm_steps, constrained=cfg.constrained)
+            trace["perception"] = per.trace
+            steps = build_timeline(visible, per)
+        else:
+            steps = build_timeline(visible, None)
+        if cfg.max_steps and len(steps) > cfg.max_steps:
+            steps = steps[-cfg.max_steps:]
+        trace["timeline"] = [s.as_dict() for s in steps]
+        grounding = _Grounding(analysis, steps, story, question, choices, tm, cfg)
+        memo: dict[ModelSpec, InferenceResult] = {}
+        icfg = InferenceConfig(cfg.prune_threshold, cfg.propagate_threshold)
+
+        async def factor(step: int, var: str, value: str, parents: tuple[tuple[str, str], ...]) -> float:
+            agent = grounding.agent_name
+            facts = tuple((labels()[p].format(agent=agent), v) for p, v in parents)
+            req = LikelihoodRequest(agent=agent, variable=labels()[var].format(agent=agent), value=value, facts=facts)
+            return await lik(req)
+
+        async def evaluate(spec: ModelSpec) -> list[float]:
+            if spec not in memo:
+                pm = await grounding.ground(spec)
+                memo[spec] = await infer(pm, factor, icfg)
+                lik.limit = max(cfg.likelihood_budget, len(lik.seen))
+            return memo[spec].posterior
+
+        initial = ModelSpec(frozenset(analysis.initial_model), start=len(steps) - 1)
+        found = await discover(initial, evaluate, candidates=grounding.candidates(), threshold=cfg.threshold,
+                               alpha=cfg.alpha, budget_ok=lambda: len(lik.seen) < cfg.likelihood_budget)
+        chosen = memo[found.spec]
+        trace["hypotheses"] = grounding.hypotheses
+        trace["hypothesis_steps"] = grounding.traces
+        trace["discovery"] = {"model": found.spec.describe(), "stopped_because": found.stopped_because,
+                              "utility": found.utility, "history": found.history}
+        trace["inference"] = chosen.trace
+        trace["constant_posterior"] = chosen.constant_posterior
+        trace["likelihood_requests"] = len(lik.seen)
+        usage = tm.finish() if tm is not None else None
+        return Answer.from_posterior(self.name, choices, chosen.posterior, least=analysis.least_likely,
+                                     trace=trace, usage=usage)
+
+
+class _Grounding:
+    """Turns a model spec into a ProblemModel for this question; proposes hypotheses on first need."""
+
+    def __init__(self, analysis: QuestionAnalysis, steps: list[Step], story: str, question: str,
+                 choices: list[str], model: TrackedModel | None, cfg: AutoToMConfig) -> None:
+        self.a = analysis
+        self.steps = steps
+        self.story = story
+        self.question = question
+        self.choices = choices
+        self.model = model
+        self.cfg = cfg
+        self.agent_name = analysis.agent or "the narrator"
+        self.hypotheses: dict[str, list[str]] = {}
+        self.traces: dict[str, Any] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self.known = {k.variable: k.value for k in analysis.known}
+
+    def candidates(self) -> list[str]:
+        out = [v for v in ALL_VARIABLES if v != STATE]
+        if not any(s.utterance for s in self.steps) and self.a.slot != UTTER:
+            out.remove(UTTER)
+        if not any(s.action for s in self.steps) and self.a.slot != ACTION:
+            out.remove(ACTION)
+        return out
+
+    async def propose(self, var: str) -> list[str]:
+        lock = self._locks.setdefault(var, asyncio.Lock())
+        async with lock:
+            if var in self.hypotheses:
+                return self.hypotheses[var]
+            k, n = self.cfg.k_hypotheses, len(self.choices)
+            fallback = self.fallback_hypotheses(var)
+            value: _Hypotheses | None = None
+            if self.cfg.llm_steps and self.model is not None:
+                prompt = render("hypotheses", story=self.story, question=self.question, k=k, n=k * n,
+                                agent=self.agent_name, variable=var.lower(),
+                                choices="\n".join(f"{i + 1}. {c}" for i, c in enumerate(self.a.statements)))
+
+                def check(h: _Hypotheses) -> None:
+                    if not [x for x in h.hypotheses if x.strip()]:
+                        raise ValueError("all hypotheses are empty")
+
+                value, self.traces[var] = await structured_step(
+                    self.model, [{"role": "user", "content": prompt}], _Hypotheses, check=check,
+                    max_tokens=50 * k * n, constrained=self.cfg.constrained,
+                    json_schema={"type": "object", "required": ["hypotheses"], "properties": {"hypotheses": {
+                        "type": "array", "minItems": 1, "maxItems": k * n,
+                        "items": {"type": "string", "maxLength": 160}}}})
+            hyps: list[str] = []
+            for h in (value.hypotheses if value else fallback):
+                h = h.strip()
+                if h and h.lower() not in {x.lower() for x in hyps}:
+                    hyps.append(h)
+            self.hypotheses[var] = hyps[: max(k * n, 1)] or fallback
+            return self.hypotheses[var]
+
+    def fallback_hypotheses(self, var: str) -> list[str]:
+        """Documented fallback when no usable proposal comes back.
+
+        Belief: the generic true-belief / false-belief pair. Goal: the story's own sentence about what the
+        agent wants or tries (one hypothesis, so it acts as observed), else the choices' statements.
+        """
+        agent = self.agent_name
+        if var == BELIEF:
+            return [f"{agent}'s beliefs match what {agent} has observed.",
+                    f"{agent} holds a false belief about the situation."]
+        for sentence in split_sentences(self.story):
+            if agent.lower() in sentence.lower() and re.search(r"\b(wants?|trying to|tries to|goal|plans? to|needs? to)\b",
+                                                               sentence, re.I):
+                return [sentence]
+        return list(self.a.statements)
+
+    async def ground(self, spec: ModelSpec) -> ProblemModel:
+        a, slot, V = self.a, self.a.slot, spec.variables
+        used = self.steps[spec.start:]
+        constant: dict[str, Node] = {}
+        if slot == GOAL:
+            constant[GOAL] = Node(GOAL, list(a.statements))
+        elif "goal" in self.known:
+            constant[GOAL] = Node(GOAL, [self.known["goal"]], observed=True)
+        elif GOAL in V:
+            constant[GOAL] = Node(GOAL, await self.propose(GOAL))
+        belief_values: list[str] | None = None
+        if slot == BELIEF:
+            belief_values = list(a.statements)
+        elif "belief" in self.known:
+            belief_values = [self.known["belief"]]
+        elif BELIEF in V:
+            belief_values = await self.propose(BELIEF)
+        out: list[StepModel] = []
+        for j, st in enumerate(used):
+            final = j == len(used) - 1
+            nodes: dict[str, Node] = {}
+            if STATE in V:
+                nodes[STATE] = Node(STATE, [st.state], observed=True)
+            observation = st.observation
+            own = st.action or st.utterance
+            if final and slot in (ACTION, UTTER) and own and observation is not None:
+                observation = f"{observation} {own}".strip()  # it already happened; the query is what comes next
+            if OBS in V:
+                if observation is not None:
+                    nodes[OBS] = Node(OBS, [observation], observed=True)
+                else:
+                    nodes[OBS] = Node(OBS, [st.events, NO_OBSERVATION])
+            if belief_values is not None:
+                nodes[BELIEF] = Node(BELIEF, belief_values, observed=len(belief_values) == 1 and slot != BELIEF)
+            if final and slot in (ACTION, UTTER):
+                nodes[slot] = Node(slot, list(a.statements))
+            else:
+                if ACTION in V and st.action:
+                    nodes[ACTION] = Node(ACTION, [st.action], observed=True)
+                if UTTER in V and st.utterance:
+                    nodes[UTTER] = Node(UTTER, [st.utterance], observed=True)
+            out.append(StepModel(st.index, nodes))
+        return ProblemModel(self.agent_name, out, slot, constant=constant)

@@ -1,0 +1,202 @@
+"""The benchmark harness: run a method over items, write per-item results and a summary.
+
+Outputs in `out_dir` (every file carries `format_version`):
+- `results.jsonl`: one line per item (answer, posterior, correct, calls, tokens, seconds, error);
+- `summary.json` and `summary.md`: accuracy overall, per benchmark, per question type and per official
+  grouping, each with a Wilson 95% interval, failures, and usage per question.
+Resumable: items already in results.jsonl without an error are skipped, and repeated model calls are
+answered by the model layer's cache. An item that fails is recorded with its error and counted wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from thoughttrace.llm import Model
+
+from .benchmarks import official_group
+from .items import ToMItem, letter
+from .methods import Method, solve_safely
+from .usage import TrackedModel
+
+FORMAT_VERSION = 1
+
+
+class ItemResult(BaseModel):
+    format_version: int = FORMAT_VERSION
+    id: str
+    benchmark: str
+    question_type: str
+    official_group: str | None
+    method: str
+    model: str
+    answer: str
+    answer_index: int
+    gold: str | None
+    correct: bool
+    tie: bool
+    posterior: list[float]
+    calls: int
+    cache_hits: int
+    tokens: int
+    seconds: float
+    error: str | None = None
+    trace: dict[str, Any] | None = None
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval for a proportion (better than the normal one near 0, 1 and at small n)."""
+    if n == 0:
+        return (0.0, 0.0)
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+async def run_item(method: Method, model: Model, item: ToMItem, *, keep_trace: bool = False) -> ItemResult:
+    tm = TrackedModel(model)
+    started = time.perf_counter()
+    ans = await solve_safely(method, tm, item.story, item.question, item.choices)
+    gold = item.answer_index
+    # a tie is not an answer: it counts as correct only if the gold choice is the single best
+    correct = gold is not None and ans.answer == gold and not ans.is_tie and ans.error is None
+    return ItemResult(
+        id=item.id, benchmark=item.benchmark, question_type=item.question_type, official_group=official_group(item),
+        method=method.name, model=model.spec, answer=ans.letter, answer_index=ans.answer, gold=item.answer,
+        correct=correct, tie=ans.is_tie, posterior=ans.posterior, calls=ans.usage.calls,
+        cache_hits=ans.usage.cache_hits, tokens=ans.usage.tokens, seconds=time.perf_counter() - started,
+        error=ans.error, trace=ans.trace if keep_trace else None,
+    )
+
+
+def read_results(path: Path) -> list[ItemResult]:
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            try:
+                out.append(ItemResult.model_validate_json(line))
+            except ValueError:
+                continue  # a line cut by an interrupted run is redone
+    return out
+
+
+async def run_bench(items: list[ToMItem], method: Method, model: Model, out_dir: str | Path, *,
+                    concurrency: int = 1, keep_trace: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Run `method` on `items`, appending to out_dir/results.jsonl; returns the summary dict."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    results_path = out / "results.jsonl"
+    previous = {r.id: r for r in read_results(results_path) if r.error is None and r.method == method.name
+                and r.model == model.spec}
+    todo = [it for it in items if it.id not in previous]
+    # rewrite without stale rows (errors, other methods), then append as items finish
+    wanted = {it.id for it in items}
+    results_path.write_text("".join(r.model_dump_json() + "\n" for r in previous.values()), encoding="utf-8")
+    sem = asyncio.Semaphore(max(1, concurrency))
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(items), initial=len(items) - len(todo), desc=f"tom {method.name}", unit="item")
+    lock = asyncio.Lock()
+    fresh: list[ItemResult] = []
+
+    async def one(item: ToMItem) -> None:
+        async with sem:
+            try:
+                res = await run_item(method, model, item, keep_trace=keep_trace)
+            except Exception as exc:  # noqa: BLE001 - one broken item must not stop a long run
+                n = len(item.choices)
+                res = ItemResult(id=item.id, benchmark=item.benchmark, question_type=item.question_type,
+                                 official_group=official_group(item), method=method.name, model=model.spec,
+                                 answer="A", answer_index=0, gold=item.answer, correct=False, tie=True,
+                                 posterior=[1.0 / n] * n, calls=0, cache_hits=0, tokens=0, seconds=0.0,
+                                 error=f"{type(exc).__name__}: {exc}")
+        async with lock:
+            fresh.append(res)
+            with results_path.open("a", encoding="utf-8") as fh:
+                fh.write(res.model_dump_json() + "\n")
+            if bar is not None:
+                bar.update(1)
+
+    await asyncio.gather(*[one(it) for it in todo])
+    if bar is not None:
+        bar.close()
+    all_results = [r for r in [*previous.values(), *fresh] if r.id in wanted]
+    summary = summarise(all_results)
+    summary.update({"method": method.name, "model": model.spec, "usage": model.usage.report().model_dump()})
+    (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    (out / "summary.md").write_text(summary_markdown(summary), encoding="utf-8")
+    return summary
+
+
+def _acc(rows: list[ItemResult]) -> dict[str, Any]:
+    k, n = sum(r.correct for r in rows), len(rows)
+    lo, hi = wilson(k, n)
+    return {"n": n, "correct": k, "accuracy": k / n if n else 0.0, "ci95": [lo, hi],
+            "failures": sum(r.error is not None for r in rows), "ties": sum(r.tie for r in rows)}
+
+
+def summarise(results: Iterable[ItemResult]) -> dict[str, Any]:
+    rows = list(results)
+    by_bench: dict[str, list[ItemResult]] = defaultdict(list)
+    for r in rows:
+        by_bench[r.benchmark].append(r)
+    benches: dict[str, Any] = {}
+    for bench, rs in sorted(by_bench.items()):
+        types: dict[str, list[ItemResult]] = defaultdict(list)
+        groups: dict[str, list[ItemResult]] = defaultdict(list)
+        for r in rs:
+            types[r.question_type].append(r)
+            if r.official_group:
+                groups[r.official_group].append(r)
+        benches[bench] = {**_acc(rs), "by_question_type": {t: _acc(v) for t, v in sorted(types.items())},
+                          "by_official_group": {g: _acc(v) for g, v in sorted(groups.items())}}
+    n = max(len(rows), 1)
+    return {
+        "format_version": FORMAT_VERSION,
+        "overall": _acc(rows),
+        "benchmarks": benches,
+        "per_question": {"calls": sum(r.calls for r in rows) / n, "tokens": sum(r.tokens for r in rows) / n,
+                         "seconds": sum(r.seconds for r in rows) / n, "cache_hits": sum(r.cache_hits for r in rows) / n},
+        "errors": [{"id": r.id, "error": r.error} for r in rows if r.error],
+    }
+
+
+def summary_markdown(summary: dict[str, Any]) -> str:
+    def pct(a: dict[str, Any]) -> str:
+        lo, hi = a["ci95"]
+        return f"{100 * a['accuracy']:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
+
+    lines = [f"# ToM bench: {summary.get('method')} with {summary.get('model')}", "",
+             f"Overall: {pct(summary['overall'])} % (n = {summary['overall']['n']}, "
+             f"{summary['overall']['failures']} failures, {summary['overall']['ties']} ties)", "",
+             "| benchmark | group | n | accuracy % [95% CI] |", "|---|---|---|---|"]
+    for bench, b in summary["benchmarks"].items():
+        lines.append(f"| {bench} | all | {b['n']} | {pct(b)} |")
+        for g, a in b["by_official_group"].items():
+            lines.append(f"| {bench} | {g} | {a['n']} | {pct(a)} |")
+    lines += ["", "| benchmark | question type | n | accuracy % [95% CI] |", "|---|---|---|---|"]
+    for bench, b in summary["benchmarks"].items():
+        for t, a in b["by_question_type"].items():
+            lines.append(f"| {bench} | {t} | {a['n']} | {pct(a)} |")
+    pq = summary["per_question"]
+    lines += ["", f"Per question: {pq['calls']:.1f} calls, {pq['tokens']:.0f} tokens, {pq['seconds']:.1f} s, "
+              f"{pq['cache_hits']:.1f} cache hits.", ""]
+    return "\n".join(lines)
+
+
+__all__ = ["ItemResult", "letter", "read_results", "run_bench", "run_item", "summarise", "summary_markdown", "wilson"]

@@ -1,0 +1,155 @@
+"""Stories as timelines: sentences, each agent's perception of them, and timesteps cut at the agent's
+actions.
+
+The perception step (an LLM step with validated JSON; `perceive`) says which sentences an agent could
+perceive and which are its own actions. It is the guard against omniscient leakage: an agent's
+Observation holds only sentences it perceived, and higher-order questions re-tell the story from each
+outer agent's perspective by nesting it. Fallback when the output is unusable: actions are the sentences
+that name the agent, and what the agent perceived is unknown, so each step's Observation becomes latent
+with the hypotheses "the step's events" and "no observation" (AutoToM's default).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from .prompts import render
+from .structured import structured_step
+from .usage import TrackedModel
+
+NO_OBSERVATION = "no observation"
+NOTHING_NEW = "nothing new"
+_NUMBERED = re.compile(r"^\s*\d+[.)]?\s+")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"“])")
+_QUOTE = re.compile(r"[\"“”]")
+
+
+def split_sentences(story: str) -> list[str]:
+    """Numbered lines (ToMi-style) or prose split at sentence ends; blank lines are dropped."""
+    lines = [ln.strip() for ln in story.strip().split("\n") if ln.strip()]
+    if len(lines) > 1 and all(_NUMBERED.match(ln) for ln in lines):
+        return [_NUMBERED.sub("", ln) for ln in lines]
+    out: list[str] = []
+    for ln in lines:
+        out.extend(s.strip() for s in _SENTENCE_END.split(ln) if s.strip())
+    return out
+
+
+def mentions(sentence: str, agent: str) -> bool:
+    return re.search(rf"\b{re.escape(agent)}\b", sentence, re.I) is not None
+
+
+class Perception(BaseModel):
+    observed: list[int] = Field(default_factory=list)
+    actions: list[int] = Field(default_factory=list)
+
+
+def perception_schema(n: int) -> dict[str, Any]:
+    numbers = {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": n}, "maxItems": n}
+    return {"type": "object", "properties": {"observed": numbers, "actions": numbers},
+            "required": ["observed", "actions"]}
+
+
+@dataclass
+class PerceptionResult:
+    observed: list[int] | None  # indices into the sentence list; None = unknown (fallback)
+    actions: list[int]
+    trace: dict[str, Any] = field(default_factory=dict)
+
+
+async def perceive(model: TrackedModel | None, sentences: list[str], agent: str, *, use_llm: bool = True,
+                   constrained: bool = True) -> PerceptionResult:
+    """Which sentences `agent` perceived and which are its own actions (0-based indices)."""
+    n = len(sentences)
+    fallback_actions = [i for i, s in enumerate(sentences) if mentions(s, agent)]
+    trace: dict[str, Any] = {"step": "perceive", "agent": agent}
+    value: Perception | None = None
+    if use_llm and model is not None and n:
+        def check(p: Perception) -> None:
+            bad = [x for x in p.observed + p.actions if not 1 <= x <= n]
+            if bad:
+                raise ValueError(f"sentence numbers {bad} are out of range 1..{n}")
+            if not p.observed:
+                raise ValueError("'observed' is empty; list the sentences the agent perceived")
+
+        prompt = render("perceive", agent=agent,
+                        sentences="\n".join(f"{i + 1}. {s}" for i, s in enumerate(sentences)))
+        value, trace["llm"] = await structured_step(model, [{"role": "user", "content": prompt}], Perception,
+                                                    check=check, max_tokens=min(30 + 10 * n, 400), constrained=constrained,
+                                                    json_schema=perception_schema(n))
+    if value is None:
+        trace["fallback"] = True
+        return PerceptionResult(None, fallback_actions, trace)
+    actions = sorted({x - 1 for x in value.actions if mentions(sentences[x - 1], agent)
+                      or re.search(r"\b(he|she|they|his|her|their)\b", sentences[x - 1], re.I)})
+    observed = sorted({x - 1 for x in value.observed} | set(actions))
+    trace["observed"], trace["actions"] = observed, actions
+    return PerceptionResult(observed, actions, trace)
+
+
+@dataclass
+class Step:
+    """One timestep: the world so far, what the agent perceived (None = unknown), its action/utterance."""
+
+    index: int
+    sentences: list[str]
+    state: str
+    observation: str | None
+    events: str = NOTHING_NEW
+    action: str | None = None
+    utterance: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "state": self.state, "observation": self.observation,
+                "action": self.action, "utterance": self.utterance}
+
+
+def build_timeline(sentences: list[str], perception: PerceptionResult | None) -> list[Step]:
+    """Cut after each of the agent's actions; a trailing chunk without an action is the last step.
+
+    No perception (the omniscient narrator of a question about the world): one step that observed all.
+    """
+    if perception is None:
+        text = " ".join(sentences)
+        return [Step(0, sentences, text, text, text)]
+    actions = set(perception.actions)
+    observed = None if perception.observed is None else set(perception.observed)
+    chunks: list[list[int]] = [[]]
+    for i in range(len(sentences)):
+        chunks[-1].append(i)
+        if i in actions:
+            chunks.append([])
+    if not chunks[-1]:
+        chunks.pop()
+    steps: list[Step] = []
+    upto: list[str] = []
+    for t, chunk in enumerate(chunks):
+        upto.extend(sentences[i] for i in chunk)
+        last = chunk[-1]
+        act = sentences[last] if last in actions else None
+        events = [i for i in chunk if i != last or act is None]
+        if observed is None:
+            obs: str | None = None
+        else:
+            seen = [sentences[i] for i in events if i in observed]
+            obs = " ".join(seen) if seen else NOTHING_NEW
+        step = Step(t, [sentences[i] for i in chunk], " ".join(upto), obs,
+                    " ".join(sentences[i] for i in events) or NOTHING_NEW)
+        if act is not None:
+            if _QUOTE.search(act):
+                step.utterance = act
+            else:
+                step.action = act
+        steps.append(step)
+    return steps
+
+
+def visible_story(sentences: list[str], perception: PerceptionResult) -> list[str]:
+    """The story re-told from an agent's perspective (all of it when perception is unknown)."""
+    if perception.observed is None:
+        return list(sentences)
+    return [sentences[i] for i in perception.observed]

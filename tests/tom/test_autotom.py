@@ -1,0 +1,76 @@
+"""AutoToM end to end with scripted models: the posterior, the discovery, leakage, higher order, robustness."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from thoughttrace.llm import get_model
+from thoughttrace.tom.autotom import AutoToM, AutoToMConfig
+from thoughttrace.tom.benchmarks import BENCHMARKS, load_uniform
+from thoughttrace.tom.items import select
+from thoughttrace.tom.methods import asolve
+
+from .scripted import CHOICES, STORY, competent_model
+
+
+async def test_false_belief_posterior_matches_the_hand_computation() -> None:
+    model = competent_model()
+    ans = await asolve(model, STORY, "Where does Sally think the ball is?", CHOICES)
+    # step 1 sees the ball in the basket: (0.9, 0.1) -> prior on PrevBelief (0.9, 0.1); step 2 sees nothing
+    # new: P(B2 | B1) keeps the belief with 0.9 -> w = (0.9*0.9 + 0.1*0.1, 0.9*0.1 + 0.1*0.9)
+    assert ans.posterior == pytest.approx([0.82, 0.18])
+    assert ans.letter == "A" and ans.error is None
+    d = ans.trace["discovery"]
+    assert d["stopped_because"] == "threshold"
+    assert [h["phase"] for h in d["history"]] == ["initial", "extend-time"]
+    assert d["history"][0]["posterior"] == pytest.approx([0.5, 0.5])
+    # the move Sally did not see never reaches any of Sally's likelihood prompts
+    prompts = [r["messages"][-1]["content"] for r in model.backend.requests if r["kind"] == "next_token_logprobs"]
+    assert prompts and not any("moved the ball" in p for p in prompts)
+    assert ans.usage.calls == 2 + len(prompts)  # parse + perception + likelihoods
+    assert "model discovery" in ans.explain()
+
+
+async def test_higher_order_retells_the_story_from_the_outer_agent() -> None:
+    perception = {"Anne": {"observed": [1, 2, 3, 4], "actions": [2]},
+                  "Sally": {"observed": [1, 2, 3, 4], "actions": [1, 4]}}
+    model = competent_model(agents=["Anne", "Sally"], perception=perception)
+    ans = await asolve(model, STORY, "Where does Anne think that Sally thinks the ball is?", CHOICES)
+    assert ans.trace["perspectives"][0]["agent"] == "Anne"
+    assert len(ans.trace["perspectives"][0]["visible"]) == 4
+    sally_prompt = next(r["messages"][0]["content"] for r in model.backend.requests
+                        if r["kind"] == "generate" and "Consider Sally" in r["messages"][0]["content"])
+    assert "moved the ball" not in sally_prompt and "4. Sally exited" in sally_prompt
+    assert ans.letter == "A"
+
+
+async def test_least_likely_question_takes_the_argmin() -> None:
+    model = competent_model(least=True)
+    ans = await asolve(model, STORY, "Which is LEAST likely about where Sally thinks the ball is?", CHOICES)
+    assert ans.least_likely and ans.letter == "B"
+
+
+async def test_a_uniform_likelihood_is_reported_as_a_tie() -> None:
+    model = get_model("scripted", cache=False, default="{}", logprobs={"Likely": 0.5, "Unlikely": 0.5})
+    ans = await asolve(model, STORY, "Where does Sally think the ball is?", CHOICES)
+    assert ans.is_tie and ans.ties == [0, 1] and ans.posterior == pytest.approx([0.5, 0.5])
+
+
+async def test_garbage_model_never_crashes_and_stays_within_budget(tom_dir: Path) -> None:
+    """Every dev question type of every benchmark, with a model that answers nonsense."""
+    model = get_model("scripted", cache=False, outputs=["nonsense", '{"agents": 3}', "{}"],
+                      logprobs={"Likely": 0.4, "Unlikely": 0.35, "Sure": 0.25})
+    method = AutoToM(AutoToMConfig(likelihood_budget=12))
+    items = []
+    for bench in BENCHMARKS:
+        items += select(load_uniform(tom_dir, bench), split="dev", limit=3)
+    for it in items:
+        ans = await method.solve(model, it.story, it.question, it.choices)
+        assert ans.error is None, it.id
+        assert sum(ans.posterior) == pytest.approx(1.0) and len(ans.posterior) == len(it.choices)
+        assert ans.trace["question"]["result"]["source"] == "fallback"
+        # 3 structured steps at most twice each, hypotheses twice per latent variable, likelihoods in budget
+        assert ans.trace["likelihood_requests"] <= 12 or ans.trace["discovery"]["history"][0]["phase"] == "initial"
+        assert ans.usage.calls <= 6 + 2 * len(it.choices) + 4 + max(12, ans.trace["likelihood_requests"]), it.id
