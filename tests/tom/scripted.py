@@ -39,7 +39,10 @@ def fn(agents: list[str], perception: dict[str, dict[str, list[int]]], statement
 def likelihood_logprobs(messages: Any) -> dict[str, float]:
     """P(Likely): keep a previous belief (0.9); else follow what was perceived about the ball; else 0.5."""
     text = _content(messages)
-    value = re.search(r"Statement \([^)]*\): (.*)", text).group(1)
+    statement = re.search(r"Statement \([^)]*\): (.*)", text)
+    if statement is None:  # a multiple-choice question (direct, simtom)
+        return {"A": 0.6, "B": 0.4}
+    value = statement.group(1)
     place = "basket" if "basket" in value else "box"
     prev = re.search(r"believed before: (.*)", text)
     perceived = re.search(r"perceived: (.*)", text)

@@ -41,6 +41,9 @@ def _judge_options(fn: F) -> F:
         click.option("--judge-temperature", type=float, default=None,
                      help="judge temperature (default 0, or 0.7 with several samples)"),
         click.option("--no-swap", is_flag=True, help="do not ask the judge both orders of a pair"),
+        click.option("--judge-retries", type=int, default=2, show_default=True,
+                     help="re-asks (with the parse error fed back) when a judge reply has no 'Score: N' line"),
+        click.option("--judge-max-tokens", type=int, default=128, show_default=True),
     ]):
         fn = opt(fn)
     return fn
@@ -57,6 +60,8 @@ def _run_options(fn: F) -> F:
                      help="conversation characters a prompt shows (most recent first)"),
         click.option("--max-message-chars", type=int, default=1200, show_default=True,
                      help="characters of one message a prompt shows (head and tail kept)"),
+        click.option("--max-tokens", type=int, default=None,
+                     help="tokens the evaluated model may write per answer (default: per eval)"),
         click.option("--json", "as_json", is_flag=True, help="print the summary as JSON"),
         click.option("--progress/--no-progress", default=None, help="progress bar (default: when stderr is a terminal)"),
     ]):
@@ -111,7 +116,8 @@ def _judges(models: _Models, opts: dict[str, Any], rubric: str) -> tuple[Any, An
         if spec is None or spec.lower() == "none":
             return None
         return Judge(models.get(spec, role), rubric, samples=opts["judge_samples"],
-                     temperature=opts["judge_temperature"], swap=not opts["no_swap"])
+                     temperature=opts["judge_temperature"], swap=not opts["no_swap"],
+                     max_retries=opts["judge_retries"], max_tokens=opts["judge_max_tokens"])
 
     return make(opts["judge_spec"], "judge"), make(opts.get("judge2_spec"), "judge2")
 
@@ -189,7 +195,7 @@ def thought_inference(models: _Models, opts: dict[str, Any]) -> None:
     total = None
     for spec in opts["model_specs"]:
         ev = ThoughtInferenceEval(models.get(spec, "model"), judge, method=opts["method"], embeddings=emb,
-                                  judge2=judge2, clip=clip)
+                                  judge2=judge2, clip=clip, max_tokens=opts["max_tokens"] or 96)
         stats = models.run(ev.arun(convs, store, with_next_message=opts["with_next_message"], limit=opts["limit"],
                                    concurrency=opts["concurrency"], progress=opts["progress"]))
         total = stats if total is None else total.model_copy(update={
@@ -229,7 +235,8 @@ def next_message(models: _Models, opts: dict[str, Any]) -> None:
     store = ItemStore(Path(opts["out_dir"]) / "items.jsonl")
     total = None
     for spec in opts["model_specs"]:
-        ev = NextMessageEval(models.get(spec, "model"), judge, embeddings=emb, judge2=judge2, clip=clip)
+        ev = NextMessageEval(models.get(spec, "model"), judge, embeddings=emb, judge2=judge2, clip=clip,
+                             max_tokens=opts["max_tokens"] or 160)
         stats = models.run(ev.arun(convs, store, conditions, limit=opts["limit"], concurrency=opts["concurrency"],
                                    progress=opts["progress"]))
         total = stats if total is None else total.model_copy(update={
@@ -250,6 +257,8 @@ def next_message(models: _Models, opts: dict[str, Any]) -> None:
               help="judge model for realism (1-5) of both sides; omit to compare statistics only")
 @click.option("--judge-samples", type=int, default=1, show_default=True)
 @click.option("--judge-temperature", type=float, default=None)
+@click.option("--judge-retries", type=int, default=2, show_default=True)
+@click.option("--judge-max-tokens", type=int, default=128, show_default=True)
 @_run_options
 @_connection_options
 @_command_body
@@ -263,7 +272,8 @@ def simulator(models: _Models, opts: dict[str, Any]) -> None:
     judge = None
     if opts["judge_spec"] and opts["judge_spec"].lower() != "none":
         judge = Judge(models.get(opts["judge_spec"], "judge"), "realism", samples=opts["judge_samples"],
-                      temperature=opts["judge_temperature"])
+                      temperature=opts["judge_temperature"], max_retries=opts["judge_retries"],
+                      max_tokens=opts["judge_max_tokens"])
     emb = _embeddings(opts)
     store = ItemStore(Path(opts["out_dir"]) / "items.jsonl")
     ev = SimulatorEval(judge, emb)
@@ -288,6 +298,8 @@ def simulator(models: _Models, opts: dict[str, Any]) -> None:
 @click.option("--judge-samples", type=int, default=1, show_default=True)
 @click.option("--judge-temperature", type=float, default=None)
 @click.option("--no-swap", is_flag=True, help="do not ask the judge both orders of a pair")
+@click.option("--judge-retries", type=int, default=2, show_default=True)
+@click.option("--judge-max-tokens", type=int, default=128, show_default=True)
 @_run_options
 @_connection_options
 @_command_body
@@ -301,7 +313,8 @@ def judge_agreement(models: _Models, opts: dict[str, Any]) -> None:
         records = records[: opts["limit"]]
     model = models.get(opts["judge_spec"], "judge")
     rj = Rejudge(lambda rubric: Judge(model, rubric, samples=opts["judge_samples"],
-                                      temperature=opts["judge_temperature"], swap=not opts["no_swap"]))
+                                      temperature=opts["judge_temperature"], swap=not opts["no_swap"],
+                                      max_retries=opts["judge_retries"], max_tokens=opts["judge_max_tokens"]))
     store = ItemStore(Path(opts["out_dir"]) / "items.jsonl")
     stats = models.run(rj.arun(records, store, concurrency=opts["concurrency"], progress=opts["progress"]))
     config = {"items": opts["items"], "judge_spec": opts["judge_spec"], "judge_samples": opts["judge_samples"]}
@@ -320,6 +333,8 @@ def judge_agreement(models: _Models, opts: dict[str, Any]) -> None:
 @click.option("--turns", type=int, default=4, show_default=True, help="at most this many user messages")
 @click.option("--assistant-system", default=None, help="a system prompt for the assistant")
 @click.option("--user-temperature", type=float, default=0.8, show_default=True)
+@click.option("--user-max-tokens", type=int, default=200, show_default=True)
+@click.option("--assistant-max-tokens", type=int, default=400, show_default=True)
 @click.option("--out", "out_file", type=click.Path(dir_okay=False), required=True,
               help="output JSONL in the released schema (an existing file is resumed)")
 @click.option("--concurrency", type=int, default=1, show_default=True, help="conversations simulated at once")
@@ -343,8 +358,9 @@ def simulate_command(models: _Models, opts: dict[str, Any]) -> None:
         jobs = jobs[: opts["limit"]]
     assistant = models.get(opts["model_spec"], "assistant")
     user = models.get(opts["user_spec"], "user")
-    sim = UserSimulator(user, assistant, SimulationConfig(turns=opts["turns"], assistant_system=opts["assistant_system"],
-                                                          user_temperature=opts["user_temperature"]))
+    sim = UserSimulator(user, assistant, SimulationConfig(
+        turns=opts["turns"], assistant_system=opts["assistant_system"], user_temperature=opts["user_temperature"],
+        user_max_tokens=opts["user_max_tokens"], assistant_max_tokens=opts["assistant_max_tokens"]))
     store = ItemStore(opts["out_file"], key_field="id")
     stats = models.run(simulate_many(sim, jobs, store, sources=sources, concurrency=opts["concurrency"],
                                      progress=opts["progress"]))
