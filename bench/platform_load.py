@@ -3,8 +3,9 @@
 Starts `thoughttrace serve` in a subprocess (uvicorn, one worker) on SQLite or PostgreSQL with a fast
 scripted model, then runs N participants concurrently with httpx (async): consent, quiz, T tasks of K
 turns (message + reason, answer, reaction), task summary, survey. Each participant pauses a random
-"think time" between steps (default 1-3 s: real participants type for far longer, so this is a harsh
-compression of a real study). Reports p50/p95/p99 latency of the non-model routes (every request but
+"think time" between steps (default 5-15 s; in the release a participant sent about one message a
+minute while writing a reason for it, so this runs a journey about five times faster than people do;
+`--think 1 3` is a stress test well past any real study's pace). Reports p50/p95/p99 latency of the non-model routes (every request but
 `/generate`, which waits on the model), per route, the errors, and the reasons + reactions sent
 against those found in the admin export (they must be equal). The baseline is the same journey run by
 one participant alone, in the same process, before the load: ratios are loaded / alone.
@@ -195,7 +196,8 @@ async def run_load(base: str, n: int, tasks: int, turns: int, think: tuple[float
                    seed: int, tag: str) -> tuple[Recorder, float]:
     rec = Recorder()
     rng = random.Random(seed)
-    transport = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=n + 10, max_keepalive_connections=n + 10))
+    transport = httpx.AsyncHTTPTransport(limits=httpx.Limits(
+        max_connections=n + 10, max_keepalive_connections=n + 10, keepalive_expiry=2.0))  # below uvicorn's 5 s
 
     async def one(i: int) -> None:
         await asyncio.sleep(ramp * i / max(n, 1))
@@ -217,9 +219,9 @@ def main() -> None:
     ap.add_argument("--pg-url", default=os.environ.get("THOUGHTTRACE_TEST_PG_URL", DEFAULT_PG))
     ap.add_argument("--tasks", type=int, default=2)
     ap.add_argument("--turns", type=int, default=2)
-    ap.add_argument("--think", type=float, nargs=2, default=(1.0, 3.0), metavar=("MIN", "MAX"),
+    ap.add_argument("--think", type=float, nargs=2, default=(5.0, 15.0), metavar=("MIN", "MAX"),
                     help="seconds a participant pauses between steps (uniform)")
-    ap.add_argument("--ramp", type=float, default=10.0, help="seconds over which participants arrive")
+    ap.add_argument("--ramp", type=float, default=30.0, help="seconds over which participants arrive")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", action="store_true", help="print the figures as JSON too")
     args = ap.parse_args()
@@ -233,6 +235,7 @@ def main() -> None:
         base = f"http://127.0.0.1:{port}"
         proc = start_server(db_url, study, port)
         try:
+            warm, _ = asyncio.run(run_load(base, 1, args.tasks, args.turns, (0, 0), 0, args.seed, "warmup"))
             alone, _ = asyncio.run(run_load(base, 1, args.tasks, args.turns, (0, 0), 0, args.seed, "alone"))
             rec, wall = asyncio.run(run_load(base, args.participants, args.tasks, args.turns, tuple(args.think),
                                              args.ramp, args.seed + 1, "load"))
@@ -249,7 +252,7 @@ def main() -> None:
                 proc.kill()
             drop()
 
-    sent = rec.thoughts_sent + alone.thoughts_sent
+    sent = warm.thoughts_sent + alone.thoughts_sent + rec.thoughts_sent  # every journey's notes are exported
     nm, nm_alone = rec.non_model(), alone.non_model()
     gen = [x for r, xs in rec.latency.items() if r.endswith("/generate") for x in xs]
     print(f"platform load: {args.participants} participants, {args.tasks} tasks x {args.turns} turns, db={args.db}, "
@@ -265,8 +268,8 @@ def main() -> None:
     print(f"{'baseline: one participant alone':44s} {len(nm_alone):6d} {a50:8.1f} {a95:8.1f} {pct(nm_alone, 99):8.1f}")
     print(f"ratio loaded/alone: p50 x{p50 / a50:.2f}, p95 x{p95 / a95:.2f}; model route /generate p50 "
           f"{statistics.median(gen) if gen else float('nan'):.1f} ms")
-    print(f"errors: {len(rec.errors) + len(alone.errors)}")
-    for e in (alone.errors + rec.errors)[:10]:
+    print(f"errors: {len(rec.errors) + len(alone.errors) + len(warm.errors)}")
+    for e in (warm.errors + alone.errors + rec.errors)[:10]:
         print("  ", e)
     print(f"thoughts sent: {sent}, exported: {exported} -> {'EQUAL' if sent == exported else 'MISMATCH'}")
     verdict = "PASS" if p95 < 100 and sent == exported and not rec.errors else "FAIL"

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from thoughttrace.align import (
-    Answer,
     AlignError,
+    Answer,
     arun_games,
     index_answers,
     load_questions,

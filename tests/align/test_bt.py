@@ -81,7 +81,7 @@ def test_bootstrap_ci_covers_the_truth_in_seeded_replicas():
         for q in range(n_q):
             # each question judged twice with positions swapped, as the arena does
             for a, b in ((0, 1), (1, 0)):
-                p = _sigmoid((true_theta if a == 1 else -true_theta))
+                p = _sigmoid(true_theta if a == 1 else -true_theta)
                 first.append(a)
                 second.append(b)
                 y.append(float(rng.random() < p))

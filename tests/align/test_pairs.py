@@ -36,6 +36,14 @@ def test_conversational_pair_is_trl_shaped_with_provenance(tmp_path):
     assert read_models(tmp_path / "p.jsonl", Pair, "pair")[0] == pair
 
 
+def test_rewrites_that_quote_a_thought_are_dropped():
+    report = PairReport()
+    leaky = _rewrite().model_copy(update={"quotes_thought": True})
+    assert pairs_from_rewrites([leaky, _rewrite(mid="c1-m3", rewrite="Another fine answer here.")],
+                               report=report) != []
+    assert report.dropped == {"quotes_thought": 1} and report.input == 2 and report.kept == 1
+
+
 def test_plain_pair_uses_strings():
     (pair,) = pairs_from_rewrites([_rewrite()], fmt="plain")
     assert isinstance(pair.prompt, str) and pair.prompt.endswith("Assistant:") and "User: Plan a trip" in pair.prompt

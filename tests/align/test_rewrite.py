@@ -8,7 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from thoughttrace.align import LeakageError, RewriteSettings, build_prompt, check_no_leak, rewrite_conversations
+from thoughttrace.align import (
+    LeakageError,
+    RewriteSettings,
+    build_prompt,
+    check_no_leak,
+    rewrite_conversations,
+)
 from thoughttrace.align.rewrite import GUIDES, Target, private_thoughts, select_targets
 from thoughttrace.data import read_conversations
 from thoughttrace.llm import ChatMessage, get_model
@@ -96,6 +102,14 @@ def test_guard_ignores_thoughts_that_repeat_visible_text():
     conv = make_conversation(reaction="Day 1: Colosseum.")  # the reaction quotes the answer
     for guide in GUIDES:
         build_prompt(Target(conv, 1), RewriteSettings(guide=guide))  # must not raise
+
+
+def test_a_rewrite_echoing_the_reaction_is_flagged(conversation):
+    model = get_model("scripted", cache=False, fn=lambda msgs, cfg: f"Sure. As you said: {REACTION}.")
+    (row,) = rewrite_conversations([conversation], model, RewriteSettings(guide="thoughts"), progress=False)
+    assert row.quotes_thought
+    (clean,) = rewrite_conversations([conversation], _scripted(), RewriteSettings(guide="thoughts"), progress=False)
+    assert not clean.quotes_thought
 
 
 def test_truncation_limits(conversation):

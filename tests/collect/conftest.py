@@ -14,10 +14,11 @@ from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from helpers import study as make_study  # noqa: E402
+from collect_helpers import scripted_pool  # noqa: E402
+from collect_helpers import study as make_study  # noqa: E402
 
 from thoughttrace.collect.settings import Settings  # noqa: E402
-from thoughttrace.llm import Model, get_model  # noqa: E402
+from thoughttrace.llm import Model  # noqa: E402
 
 
 def fresh_pg_url(base: str) -> tuple[str, Callable[[], None]]:
@@ -50,13 +51,6 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def settings(db_url: str) -> Settings:
     return Settings(db_url=db_url, mode="test", admin_token="admin-token-for-tests-0123",
                     secret_key="secret-key-for-tests-0123456789", stream_chunk_delay=0.0)
-
-
-def scripted_pool(fn: Callable[..., str] | None = None) -> dict[str, Model]:
-    def answer(msgs: Any, cfg: Any) -> str:
-        return f"**Answer** number {sum(1 for m in msgs if m.role == 'user')}: {msgs[-1].content}"
-
-    return {k: get_model("scripted", cache=False, fn=fn or answer) for k in ("alpha", "beta")}
 
 
 @pytest.fixture

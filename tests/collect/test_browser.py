@@ -11,9 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import scripted_pool
-from helpers import free_port
-from helpers import study as make_study
+from collect_helpers import free_port, scripted_pool
+from collect_helpers import study as make_study
 
 from thoughttrace.collect.app import create_app
 from thoughttrace.collect.settings import Settings

@@ -14,7 +14,13 @@ from thoughttrace.collect.db import Database
 from thoughttrace.collect.migrate import current_revision, upgrade
 from thoughttrace.collect.render import render_markdown
 from thoughttrace.collect.settings import Settings, SettingsError
-from thoughttrace.collect.study import StudyConfigError, demo_study, load_study, parse_study, with_single_model
+from thoughttrace.collect.study import (
+    StudyConfigError,
+    demo_study,
+    load_study,
+    parse_study,
+    with_single_model,
+)
 
 MIN = {"models": [{"key": "m", "spec": "scripted"}]}
 

@@ -6,7 +6,7 @@ import json
 import signal
 
 import httpx
-from helpers import Participant, free_port, key, ndjson, start_server, write_study
+from collect_helpers import Participant, free_port, key, ndjson, start_server, write_study
 
 from thoughttrace.data import Conversation
 

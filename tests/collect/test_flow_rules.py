@@ -6,7 +6,7 @@ import json
 from datetime import timedelta
 
 import pytest
-from helpers import Participant, ndjson
+from collect_helpers import Participant, ndjson
 
 from thoughttrace.collect import flow
 from thoughttrace.llm import get_model

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from helpers import Participant
+from collect_helpers import Participant
 
 from thoughttrace.data import Conversation
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import Participant, key, ndjson
+from collect_helpers import Participant, key, ndjson
 
 ADMIN = {"Authorization": "Bearer admin-token-for-tests-0123"}
 
@@ -169,7 +169,7 @@ def test_sending_twice_without_reaction_or_answer_is_refused(app_maker):
 
 def test_markup_is_stored_raw_and_rendered_escaped(app_maker):
     evil_answer = "Hi <script>alert(1)</script> [x](javascript:alert(2)) <img src=x onerror=alert(3)> **bold**"
-    from conftest import scripted_pool
+    from collect_helpers import scripted_pool
 
     client, _app, _ = app_maker(models=scripted_pool(lambda msgs, cfg: evil_answer))
     p = Participant(client())

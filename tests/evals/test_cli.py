@@ -109,3 +109,12 @@ def test_bad_inputs_give_one_clear_line(fake_models: list[Any], tmp_path: Path) 
     empty.write_text("")
     r = invoke("eval", "next-message", str(empty), "--out", str(tmp_path / "o2"), "--no-embeddings")
     assert r.exit_code == 1 and "no conversations" in r.stderr
+
+
+def test_resuming_with_other_settings_is_refused(fake_models: list[Any], examples_path: Path, tmp_path: Path) -> None:
+    base = ["eval", "thought-inference", str(examples_path), "-m", "m", "--out", str(tmp_path), "--no-embeddings",
+            "--limit", "1"]
+    assert invoke(*base, "-j", "j1").exit_code == 0
+    r = invoke(*base, "-j", "j2")
+    assert r.exit_code == 1 and "judge_spec" in r.stderr and "new --out" in r.stderr
+    assert invoke(*base, "-j", "j1", "-m", "another", "--limit", "2").exit_code == 0  # more models/items: fine

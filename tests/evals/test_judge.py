@@ -113,3 +113,18 @@ def test_every_prompt_file_loads() -> None:
     for name in names:
         p = load_prompt(name)
         assert p.format_version == 1 and p.parts
+
+
+@given(st.text(alphabet="abcdefghij .,!?", min_size=1, max_size=60).filter(lambda t: t.strip(" .,!?")))
+def test_clean_text_recovers_a_wrapped_note(note: str) -> None:
+    from thoughttrace.evals.generation import clean_text
+
+    wrapped = f"The user's last message above is:\n\nNote: \"{note.strip()}\"\nand then more text"
+    assert clean_text(wrapped) == note.strip().strip('"')
+    assert clean_text(note) == note.strip()
+
+
+def test_clean_text_keeps_multi_line_messages_when_asked() -> None:
+    from thoughttrace.evals.generation import clean_text
+
+    assert clean_text("Message:\nline one\n\nline two", first_paragraph=False) == "line one\n\nline two"

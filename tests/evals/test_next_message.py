@@ -7,7 +7,14 @@ from typing import Any
 import pytest
 
 from thoughttrace.data import read_conversations
-from thoughttrace.evals import ItemStore, Judge, LeakageError, NextMessageEval, load_metric, normalise_conditions
+from thoughttrace.evals import (
+    ItemStore,
+    Judge,
+    LeakageError,
+    NextMessageEval,
+    load_metric,
+    normalise_conditions,
+)
 from thoughttrace.evals import next_message as nm
 
 ALL = ["history", "reaction", "reaction+reason"]

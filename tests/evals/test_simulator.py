@@ -134,3 +134,10 @@ def test_task_and_persona_from_real_conversations() -> None:
     assert task_of(c) == "Find a recipe Expected: quick ideas"
     assert persona_of(c) == "age: 30; occupation: nurse"
     assert task_of(Conversation.model_validate({"id": "y", "messages": []})) is None
+
+
+def test_placeholder_echoes_are_rejected_so_the_retry_asks_again() -> None:
+    with pytest.raises(ParseError, match="placeholder"):
+        parse_json_object('{"reason": "<why you send it>", "message": "hi"}', UserTurn)
+    with pytest.raises(ParseError, match="placeholder"):
+        parse_json_object('{"reaction": "...", "decision": "end"}', UserReaction)

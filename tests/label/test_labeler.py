@@ -9,8 +9,8 @@ import pytest
 
 from thoughttrace.data import read_conversations
 from thoughttrace.label import (
-    LabelFileError,
     Labeler,
+    LabelFileError,
     extract_items,
     get_label_set,
     label_dataset,

@@ -138,15 +138,25 @@ def filter_pairs(
     return out
 
 
-def pairs_from_rewrites(rewrites: Iterable[Rewrite], **kwargs: Any) -> list[Pair]:
-    """chosen = the rewrite, rejected = the original answer, with the rewrite's provenance."""
+def pairs_from_rewrites(rewrites: Iterable[Rewrite], *, report: PairReport | None = None,
+                        **kwargs: Any) -> list[Pair]:
+    """chosen = the rewrite, rejected = the original answer, with the rewrite's provenance.
+
+    Rewrites that repeat a private thought verbatim are dropped (`quotes_thought`).
+    """
+    report = report if report is not None else PairReport()
+    rows = list(rewrites)
+    for r in rows:
+        if r.quotes_thought:
+            report.input += 1
+            report.drop("quotes_thought")
     cands = (
         (r.prompt, r.rewrite, r.original,
          Provenance(conversation_id=r.conversation_id, message_id=r.message_id, guide=r.guide, rewriter=r.rewriter,
                     reaction_labels=r.reaction_labels))
-        for r in rewrites
+        for r in rows if not r.quotes_thought
     )
-    return filter_pairs(cands, **kwargs)
+    return filter_pairs(cands, report=report, **kwargs)
 
 
 class ImportedPair(BaseModel):

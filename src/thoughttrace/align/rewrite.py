@@ -87,6 +87,7 @@ class Rewrite(BaseModel):
     original: str
     rewrite: str
     prompt_sha256: str = Field(description="hash of the rewriter prompt (for audits; the prompt holds thoughts)")
+    quotes_thought: bool = Field(default=False, description="the rewrite repeats a private thought verbatim")
 
 
 def select_targets(
@@ -187,6 +188,13 @@ def check_no_leak(target: Target, guide: Guide, prompt: Sequence[ChatMessage]) -
             )
 
 
+def quotes_private_thought(target: Target, text: str) -> bool:
+    """Whether a rewrite repeats a private thought that is not also visible text (such pairs are dropped:
+    the chosen answer would teach the model to echo what the user never said)."""
+    visible = "\n".join(m.content for m in target.conversation.messages)
+    return any(len(t) >= 8 and t not in visible and t in text for t in private_thoughts(target.conversation))
+
+
 def prompt_messages(target: Target) -> list[dict[str, str]]:
     """The pair's prompt: the visible conversation up to the user message the answer replies to."""
     return [{"role": "user" if m.type == "user" else "assistant", "content": m.content} for m in target.history]
@@ -211,6 +219,7 @@ async def arewrite(
     async def one(t: Target, msgs: list[ChatMessage]) -> Rewrite:
         gen = await model.agenerate(msgs, max_tokens=settings.max_tokens, temperature=settings.temperature)
         bar.update(1)
+        text = clean_rewrite(gen.text)
         return Rewrite(
             conversation_id=t.conversation.id,
             message_id=t.message.id,
@@ -219,7 +228,8 @@ async def arewrite(
             reaction_labels=[r.label or "" for r in t.message.reactions or []],
             prompt=prompt_messages(t),
             original=t.message.content,
-            rewrite=clean_rewrite(gen.text),
+            rewrite=text,
+            quotes_thought=quotes_private_thought(t, text),
             prompt_sha256=hashlib.sha256("\n".join(m.content for m in msgs).encode()).hexdigest(),
         )
 

@@ -137,6 +137,30 @@ def _read(path: str) -> list[Any]:
     return convs
 
 
+#: settings that change an item's result; a resumed run must use the same ones (models and limits may change)
+_RESUME_KEYS = ("method", "with_next_message", "judge_spec", "judge2_spec", "judge_samples", "judge_temperature",
+                "no_swap", "judge_retries", "judge_max_tokens", "max_tokens", "max_context_chars",
+                "max_message_chars", "no_embeddings")
+
+
+def _check_resume(out_dir: str, command: str, opts: dict[str, Any]) -> None:
+    """Refuse to resume into a folder whose items were made with other settings (they would mix)."""
+    import json
+
+    settings = {"command": command, **{k: opts[k] for k in _RESUME_KEYS if k in opts}}
+    path = Path(out_dir) / "run.json"
+    if path.exists():
+        old = json.loads(path.read_text(encoding="utf-8")).get("settings", {})
+        diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+        if diff:
+            raise UserFacingError(
+                f"{out_dir} holds a run made with other settings ({', '.join(diff)}); pass a new --out folder "
+                "or the same settings to resume it"
+            )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"format_version": 1, "settings": settings}, indent=2) + "\n", encoding="utf-8")
+
+
 def _finish(models: _Models, stats: Any, summary: dict[str, Any], out_dir: str, as_json: bool) -> None:
     click.echo(f"{stats.computed} items computed, {stats.skipped} resumed from {out_dir}/items.jsonl, "
                f"{stats.failed} failed; summary: {out_dir}/summary.md", err=True)
@@ -186,6 +210,7 @@ def thought_inference(models: _Models, opts: dict[str, Any]) -> None:
     from thoughttrace.evals.thought_inference import write_outputs
 
     convs = _read(opts["file"])
+    _check_resume(opts["out_dir"], "thought-inference", opts)
     for spec in opts["model_specs"]:
         models.get(spec, "model")
     judge, judge2 = _judges(models, opts, "thought_similarity")
@@ -227,6 +252,7 @@ def next_message(models: _Models, opts: dict[str, Any]) -> None:
 
     convs = _read(opts["file"])
     conditions = normalise_conditions(opts["conditions"])
+    _check_resume(opts["out_dir"], "next-message", opts)
     for spec in opts["model_specs"]:
         models.get(spec, "model")
     judge, judge2 = _judges(models, opts, "message_similarity")
@@ -268,6 +294,7 @@ def simulator(models: _Models, opts: dict[str, Any]) -> None:
     from thoughttrace.evals.simulator_eval import write_outputs
 
     real = _read(opts["real"])
+    _check_resume(opts["out_dir"], "simulator", opts)
     sim = _read(opts["simulated"])
     judge = None
     if opts["judge_spec"] and opts["judge_spec"].lower() != "none":
@@ -309,6 +336,8 @@ def judge_agreement(models: _Models, opts: dict[str, Any]) -> None:
     from thoughttrace.evals.judge_agreement import read_records, write_outputs
 
     records = read_records(opts["items"])
+    _check_resume(opts["out_dir"], "judge-agreement", opts)
+
     if opts["limit"] is not None:
         records = records[: opts["limit"]]
     model = models.get(opts["judge_spec"], "judge")

@@ -6,7 +6,7 @@ participant gets a fresh answer), or are injected (`models={key: Model}`) by tes
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -60,6 +60,30 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
+class SecurityHeaders:
+    """CSP and friends on every response (plain ASGI: cheaper than BaseHTTPMiddleware on each request)."""
+
+    HEADERS = [(b"content-security-policy", CSP.encode()), (b"x-content-type-options", b"nosniff"),
+               (b"referrer-policy", b"same-origin"), (b"cache-control", b"no-store"), (b"x-frame-options", b"DENY")]
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {k.lower() for k, _ in message.get("headers", [])}
+                message = {**message, "headers": [*message.get("headers", []),
+                                                   *(h for h in self.HEADERS if h[0] not in present)]}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
 async def _too_large(send: Send, limit: int) -> None:
     body = f'{{"error": "request body too large (at most {limit} bytes)"}}'.encode()
     await send({"type": "http.response.start", "status": 413,
@@ -104,15 +128,6 @@ def create_app(settings: Settings, study: StudyConfig, *, models: Mapping[str, M
     app.include_router(routes_participant.router)
     app.include_router(routes_admin.router)
 
-    @app.middleware("http")
-    async def _headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        response = await call_next(request)
-        response.headers.setdefault("Content-Security-Policy", CSP)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("Cache-Control", "no-store")
-        return response
-
     @app.exception_handler(FlowError)
     async def _flow_error(request: Request, exc: FlowError) -> Response:
         if wants_json(request):
@@ -139,17 +154,16 @@ def create_app(settings: Settings, study: StudyConfig, *, models: Mapping[str, M
     def _health() -> dict[str, str]:
         return {"status": "ok"}
 
+    app.add_middleware(SecurityHeaders)  # type: ignore[arg-type]
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)  # type: ignore[arg-type]
     return app
 
 
 def app_from_env() -> FastAPI:
     """uvicorn factory (`--factory`): settings and the study path from THOUGHTTRACE_* variables."""
-    from .study import demo_study, load_study
-
     import os
 
-    from .study import with_single_model
+    from .study import demo_study, load_study, with_single_model
 
     settings = Settings.from_env()
     study = load_study(settings.study_path) if settings.study_path else demo_study()

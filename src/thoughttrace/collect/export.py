@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from thoughttrace.data import Conversation as ConversationRecord
 from thoughttrace.data import FORMAT_VERSION
+from thoughttrace.data import Conversation as ConversationRecord
 
 from .db import Conversation, Message, Participant, Thought
 

@@ -23,8 +23,9 @@ def _md() -> MarkdownIt:
     return MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table").enable("strikethrough")
 
 
+@lru_cache(maxsize=4096)
 def render_markdown(text: str) -> str:
-    """Markdown to HTML that is safe to put in a page as is."""
+    """Markdown to HTML that is safe to put in a page as is (cached: chat pages re-render old answers)."""
     html = _md().render(text)
     return nh3.clean(html, tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES, url_schemes={"http", "https", "mailto"},
                      link_rel="noopener noreferrer nofollow")

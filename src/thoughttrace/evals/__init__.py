@@ -7,9 +7,9 @@ Library entry points (the CLI `thoughttrace eval ...` / `thoughttrace simulate` 
 - `ItemStore` (per-item JSONL, resumable) and `check_no_leakage` (the leakage guard).
 """
 
-from .judge_agreement import Rejudge
 from .embedding import EmbeddingMetric, load_metric
 from .judge import Judge, JudgeResult, parse_score
+from .judge_agreement import Rejudge
 from .leakage import LeakageError, check_no_leakage, find_leaks
 from .next_message import CONDITIONS, NextMessageEval, normalise_conditions
 from .resources import Rubric, available_rubrics, load_prompt, load_rubric

@@ -24,10 +24,14 @@ _LABEL = re.compile(
 
 
 def clean_text(text: str, first_paragraph: bool = True) -> str:
-    """Strip a leading label, surrounding quotes and (optionally) everything after the first paragraph."""
-    t = text.strip()
+    """Strip echoed headings, a leading label, surrounding quotes and (optionally) all but the first line."""
+    lines = text.strip().splitlines()
+    # small models echo prompt headings ("The user's last message above is:"); drop leading ones
+    while lines and (not lines[0].strip() or (lines[0].rstrip().endswith(":") and len(lines) > 1)):
+        lines.pop(0)
+    t = "\n".join(lines).strip()
     if first_paragraph:
-        t = re.split(r"\n\s*\n", t, maxsplit=1)[0].strip()
+        t = t.splitlines()[0].strip() if t else t
     t = _LABEL.sub("", t, count=1).strip()
     if len(t) >= 2 and t[0] == t[-1] and t[0] in "\"'“”":
         t = t[1:-1].strip()

@@ -84,7 +84,7 @@ class Judge:
         temperature: float | None = None,
         swap: bool = True,
         max_retries: int = 2,
-        max_tokens: int = 160,
+        max_tokens: int = 128,
     ) -> None:
         if samples < 1:
             raise ValueError("a judge needs at least one sample (--judge-samples >= 1)")

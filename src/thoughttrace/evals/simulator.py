@@ -14,7 +14,7 @@ import json
 from collections.abc import Sequence
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from thoughttrace.data import Conversation, Message, Thought
 from thoughttrace.llm import GenerationConfig, Model, ParseError
@@ -29,14 +29,26 @@ FORMAT_VERSION = 1
 M = TypeVar("M", bound=BaseModel)
 
 
+def _own_words(value: str) -> str:
+    """Reject a copy of the format's placeholder (small models echo `<...>`), so the retry asks again."""
+    v = value.strip()
+    if not v or v in ("...", "…") or (v.startswith("<") and v.endswith(">")):
+        raise ValueError("this is the format's placeholder, not your own words; write the actual text")
+    return v
+
+
 class UserTurn(BaseModel):
     reason: str = Field(min_length=1)
     message: str = Field(min_length=1)
+
+    _check = field_validator("reason", "message")(_own_words)
 
 
 class UserReaction(BaseModel):
     reaction: str = Field(min_length=1)
     decision: Literal["continue", "end"]
+
+    _check = field_validator("reaction")(_own_words)
 
 
 def parse_json_object(text: str, schema: type[M]) -> M:

@@ -96,6 +96,8 @@ def write_summary(out_dir: str | Path, summary: dict[str, Any], markdown: str) -
 def usage_markdown(usage: dict[str, Any]) -> str:
     """One line per model of a usage dict (`{model_spec: UsageReport dict}`)."""
     lines = ["", "Usage (this run):", ""]
+    if not usage:
+        lines.append("- no model calls")
     for spec, rep in usage.items():
         lines.append(
             f"- `{spec}`: {rep.get('calls', 0)} calls, {rep.get('cache_hits', 0)} cache hits, "

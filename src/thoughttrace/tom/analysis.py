@@ -195,7 +195,7 @@ async def analyse_question(model: TrackedModel | None, story: str, question: str
         prompt = render("parse_question", story=story, question=question,
                         choices="\n".join(f"{i + 1}. {c}" for i, c in enumerate(choices)))
         parsed, trace["llm"] = await structured_step(model, [{"role": "user", "content": prompt}], QuestionParse,
-                                                     check=check, max_tokens=80 + 60 * len(choices),
+                                                     check=check, max_tokens=min(80 + 40 * len(choices), 400),
                                                      constrained=constrained, json_schema=parse_schema(len(choices)))
     if parsed is None:
         chosen, source = fallback, "fallback"

@@ -160,6 +160,8 @@ class AutoToM:
         trace["inference"] = chosen.trace
         trace["constant_posterior"] = chosen.constant_posterior
         trace["likelihood_requests"] = len(lik.seen)
+        if isinstance(inner, LLMLikelihood):
+            trace["likelihood_calls"] = inner.trace  # every request: variable, value, facts, p, how
         usage = tm.finish() if tm is not None else None
         return Answer.from_posterior(self.name, choices, chosen.posterior, least=analysis.least_likely,
                                      trace=trace, usage=usage)
@@ -210,7 +212,7 @@ class _Grounding:
 
                 value, self.traces[var] = await structured_step(
                     self.model, [{"role": "user", "content": prompt}], _Hypotheses, check=check,
-                    max_tokens=50 * k * n, constrained=self.cfg.constrained,
+                    max_tokens=min(50 * k * n, 400), constrained=self.cfg.constrained,
                     json_schema={"type": "object", "required": ["hypotheses"], "properties": {"hypotheses": {
                         "type": "array", "minItems": 1, "maxItems": k * n,
                         "items": {"type": "string", "maxLength": 160}}}})

@@ -17,6 +17,7 @@ from typing import Any
 
 from .inference import entropy
 
+
 class BudgetExhausted(Exception):
     """Raised by an `evaluate` that ran out of its call budget mid-way; the search keeps its last model."""
 

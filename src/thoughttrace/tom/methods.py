@@ -16,7 +16,7 @@ import math
 import re
 from typing import Any, Protocol
 
-from thoughttrace.llm import LLMError, Model
+from thoughttrace.llm import Model
 
 from .analysis import heuristic_parse
 from .autotom import AutoToM, AutoToMConfig
@@ -91,8 +91,8 @@ class Direct:
     async def solve(self, model: Model | TrackedModel, story: str, question: str, choices: list[str]) -> Answer:
         tm = track(model)
         post, trace = await letter_distribution(tm, story, question, choices)
-        least = heuristic_parse(story, question, choices).least_likely
-        return Answer.from_posterior(self.name, choices, post, least=least, trace=trace, usage=tm.finish())
+        # the posterior is over "which option answers the question" (also for LEAST-likely questions): argmax
+        return Answer.from_posterior(self.name, choices, post, trace=trace, usage=tm.finish())
 
 
 class CoT:
@@ -106,7 +106,6 @@ class CoT:
         n = len(choices)
         messages = [{"role": "user", "content": render("cot", story=story, question=question, options=options_text(choices))}]
         trace: dict[str, Any] = {"attempts": []}
-        least = heuristic_parse(story, question, choices).least_likely
         for attempt in range(2):
             out = await tm.agenerate(messages, max_tokens=self.max_tokens, temperature=0.0)
             matches = [m.group(1).upper() for m in _ANSWER.finditer(out.text)]
@@ -119,7 +118,7 @@ class CoT:
             if attempt == 0:
                 messages = [*messages, {"role": "assistant", "content": out.text},
                             {"role": "user", "content": f"Give only the final line: 'Answer: ' and one letter from A to {letter(n - 1)}."}]
-        return Answer.from_posterior(self.name, choices, [1.0] * n, least=least, trace=trace, usage=tm.finish(),
+        return Answer.from_posterior(self.name, choices, [1.0] * n, trace=trace, usage=tm.finish(),
                                      error="cot: no 'Answer: <letter>' in the reply; uniform posterior")
 
 
@@ -138,7 +137,7 @@ class SimToM:
             trace["perspectives"].append({"agent": agent, "visible": visible, "trace": per.trace})
         filtered = "\n".join(visible)
         post, trace["answer"] = await letter_distribution(tm, filtered, question, choices)
-        return Answer.from_posterior(self.name, choices, post, least=parse.least_likely, trace=trace, usage=tm.finish())
+        return Answer.from_posterior(self.name, choices, post, trace=trace, usage=tm.finish())
 
 
 METHODS = ("autotom", "direct", "cot", "simtom")
@@ -161,11 +160,15 @@ def get_method(name: str, **options: Any) -> Method:
 
 async def solve_safely(method: Method, model: Model | TrackedModel, story: str, question: str,
                        choices: list[str]) -> Answer:
-    """Never raises for one item: a failure returns the uniform posterior with the error recorded."""
+    """Never raises for one item: a failure returns the uniform posterior with the error recorded.
+
+    Deliberately broad: one question must not end a long run, and the error's type and text are kept in
+    the answer (and counted wrong by the harness), so nothing is hidden.
+    """
     tm = track(model)
     try:
         return await method.solve(tm, story, question, choices)
-    except (LLMError, ValueError, KeyError, IndexError, RuntimeError) as exc:
+    except Exception as exc:  # noqa: BLE001
         n = len(choices)
         return Answer.from_posterior(method.name, choices, [1.0] * n, usage=tm.finish(),
                                      error=f"{type(exc).__name__}: {exc}")

@@ -24,7 +24,7 @@ from .usage import TrackedModel
 NO_OBSERVATION = "no observation"
 NOTHING_NEW = "nothing new"
 _NUMBERED = re.compile(r"^\s*\d+[.)]?\s+")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"“])")
+_SENTENCE_END = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"”]))\s+(?=[A-Z\"“])")
 _QUOTE = re.compile(r"[\"“”]")
 
 

@@ -24,7 +24,7 @@ def load_official(raw_dir: Path) -> list[ToMItem]:
     path = raw_dir / FILE
     if not path.exists():
         raise ItemFileError(f"ToMi: expected {path} (the balanced test set, one JSON object a line)")
-    items = []
+    items: list[ToMItem] = []
     with path.open(encoding="utf-8") as fh:
         for number, line in enumerate(fh, 1):
             if not line.strip():

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 
 from thoughttrace.collect.study import StudyConfig, parse_study
+from thoughttrace.llm import Model, get_model
 
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 DATA_CSRF_RE = re.compile(r'data-csrf="([^"]+)"')
@@ -203,3 +205,10 @@ def start_server(db_url: str, study_path: Any, port: int, env: dict[str, str] | 
         time.sleep(0.1)
     proc.kill()
     raise RuntimeError("server did not start within 60 s")
+
+
+def scripted_pool(fn: Callable[..., str] | None = None) -> dict[str, Model]:
+    def answer(msgs: Any, cfg: Any) -> str:
+        return f"**Answer** number {sum(1 for m in msgs if m.role == 'user')}: {msgs[-1].content}"
+
+    return {k: get_model("scripted", cache=False, fn=fn or answer) for k in ("alpha", "beta")}

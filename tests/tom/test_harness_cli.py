@@ -1,0 +1,111 @@
+"""`tom bench` and `tom solve`: outputs, resumption, failures counted wrong, clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from thoughttrace.cli.main import cli
+from thoughttrace.llm import get_model
+from thoughttrace.tom.harness import read_results, run_bench, summarise, wilson
+from thoughttrace.tom.items import ToMItem, write_items
+
+from .scripted import CHOICES, STORY
+
+
+def test_wilson_interval() -> None:
+    lo, hi = wilson(8, 10)
+    assert lo == pytest.approx(0.4902, abs=1e-3) and hi == pytest.approx(0.9433, abs=1e-3)
+    assert wilson(0, 0) == (0.0, 0.0)
+
+
+def _items(tmp_path: Path) -> Path:
+    items = [ToMItem(id=f"t-{i}", benchmark="tomi", story=STORY, question="Where does Sally think the ball is?",
+                     choices=CHOICES, answer="A", question_type="first_order_0_tom" if i % 2 else "reality",
+                     split="dev") for i in range(4)]
+    path = tmp_path / "items.jsonl"
+    write_items(items, path)
+    return path
+
+
+def test_bench_writes_results_summary_and_resumes(tmp_path: Path) -> None:
+    path, out = _items(tmp_path), tmp_path / "out"
+    args = ["tom", "bench", str(path), "--method", "direct", "--out", str(out), "-m", "scripted", "--no-cache"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    assert len(rows) == 4 and all(r["format_version"] == 1 for r in rows)
+    assert {"answer", "posterior", "correct", "calls", "tokens", "seconds", "error"} <= set(rows[0])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["overall"]["n"] == 4 and summary["format_version"] == 1
+    assert set(summary["benchmarks"]["tomi"]["by_official_group"]) == {"first_order", "reality"}
+    assert "accuracy" in (out / "summary.md").read_text()
+    # resumed: nothing is asked again
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0
+    usage = json.loads((out / "usage.json").read_text())
+    assert usage["models"]["scripted"]["calls"] == 0
+    assert len(read_results(out / "results.jsonl")) == 4
+
+
+async def test_a_failing_item_is_recorded_counted_wrong_and_the_run_goes_on(tmp_path: Path) -> None:
+    from thoughttrace.tom.items import read_items
+    from thoughttrace.tom.methods import Direct
+
+    class Flaky(Direct):
+        name = "direct"
+
+        async def solve(self, model, story, question, choices):  # type: ignore[override]
+            if question.endswith("?") and len(self.seen) % 2 == 0:
+                self.seen.append(1)
+                raise TypeError("a bug")
+            self.seen.append(1)
+            return await super().solve(model, story, question, choices)
+
+    method = Flaky()
+    method.seen = []  # type: ignore[attr-defined]
+    model = get_model("scripted", cache=False, logprobs={"A": 0.9, "B": 0.1})
+    summary = await run_bench(read_items(_items(tmp_path)), method, model, tmp_path / "o", progress=False,
+                              concurrency=2)
+    assert summary["overall"]["n"] == 4 and summary["overall"]["failures"] == 2
+    assert all("TypeError" in e["error"] for e in summary["errors"])
+    assert summary["overall"]["correct"] == 0  # the bias cancels in both orders: ties, never counted right
+
+
+def test_summary_groups_per_type() -> None:
+    from thoughttrace.tom.harness import ItemResult
+
+    rows = [ItemResult(id=str(i), benchmark="hitom", question_type=f"order{i % 2}_tell", official_group=f"order{i % 2}",
+                       method="m", model="x", answer="A", answer_index=0, gold="A", correct=i < 3, tie=False,
+                       posterior=[1.0], calls=2, cache_hits=0, tokens=10, seconds=1.0) for i in range(4)]
+    s = summarise(rows)
+    assert s["benchmarks"]["hitom"]["by_official_group"]["order0"]["accuracy"] == 1.0
+    assert s["benchmarks"]["hitom"]["by_official_group"]["order1"]["accuracy"] == 0.5
+    assert s["per_question"]["calls"] == 2.0
+
+
+def test_solve_json_and_explain() -> None:
+    base = ["tom", "solve", "--story", STORY, "--question", "Where does Sally think the ball is?",
+            "--choice", "basket", "--choice", "box", "-m", "scripted", "--no-cache"]
+    res = CliRunner().invoke(cli, [*base, "--json"])
+    assert res.exit_code == 0, res.output
+    payload = json.loads(res.stdout)
+    assert payload["posterior"] == pytest.approx([0.5, 0.5]) and payload["method"] == "autotom"
+    assert payload["format_version"] == 1 and "trace" in payload and "usage" in payload
+    res = CliRunner().invoke(cli, [*base, "--explain", "--method", "autotom"])
+    assert res.exit_code == 0 and "posterior:" in res.stdout and "timeline" in res.stdout
+
+
+def test_bad_inputs_give_one_clear_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "x"}\n')
+    res = CliRunner().invoke(cli, ["tom", "bench", str(bad), "--out", str(tmp_path / "o"), "-m", "scripted"])
+    assert res.exit_code == 1 and "bad.jsonl:1" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(cli, ["tom", "solve", "--story", "s", "--question", "q", "--choice", "a", "-m", "scripted"])
+    assert res.exit_code == 1 and "at least two" in res.output
+    res = CliRunner().invoke(cli, ["tom", "solve", "--story", "s", "--question", "q", "--choice", "a", "--choice", "b",
+                                   "--method", "direct", "--k", "2", "-m", "scripted"])
+    assert res.exit_code == 1 and "--k and --budget" in res.output
