@@ -26,7 +26,7 @@ DEFAULT_EXAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "data
 
 
 def run(out: Path, *, examples: Path = DEFAULT_EXAMPLES, steps: int = 3, questions: int = 6, targets: int = 6,
-        rewrite_tokens: int = 160, answer_tokens: int = 160, judge_tokens: int = 320, samples: int = 200,
+        rewrite_tokens: int = 160, answer_tokens: int = 128, judge_tokens: int = 320, samples: int = 200,
         model: str = "local:smollm2", base: str = "smollm2", progress: bool = True) -> dict[str, Any]:
     """Run the whole pipeline into `out`; returns the figures (also written to out/summary.json)."""
     os.environ.setdefault("THOUGHTTRACE_CACHE", str(out / "llm-cache.sqlite"))

@@ -112,3 +112,22 @@ def test_cli_bad_input_exits_1_without_traceback(tmp_path: Path) -> None:
     assert "line 1" in r.output
     r = CliRunner().invoke(cli, ["analyze", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "o")])
     assert r.exit_code == 1 and "no such file" in r.output
+
+
+def test_examples_with_real_embeddings_umap_and_cache(examples_path: Path, tmp_path: Path) -> None:
+    """The default path: MiniLM offline, UMAP (38 difference vectors), then a rerun served from the cache."""
+    cache = tmp_path / "emb.sqlite"
+    opts = AnalysisOptions(embedding_cache=str(cache), figures=False)
+    first = analyze_file(examples_path, tmp_path / "a", opts).stats["semantic"]
+    assert first["model"]["spec"] == "minilm" and first["model"]["stats"]["encoded"] > 0
+    assert first["projection"]["method"] == "umap" and first["projection"]["points"] == 38
+    assert {p["n"] for p in first["pairs"].values()} == {15, 12, 11}
+    for t in first["tests"]:
+        assert -1 <= t["unpaired"]["rank_biserial"] <= 1 and 0 <= t["unpaired"]["p_value"] <= 1
+
+    from thoughttrace.llm.embeddings import Embedder, VectorCache
+
+    fresh = Embedder("minilm", cache=VectorCache(cache))
+    second = analyze_file(examples_path, tmp_path / "b", opts, embedder=fresh).stats["semantic"]
+    assert fresh.stats["encoded"] == 0 and fresh._model is None
+    assert second["pairs"] == first["pairs"]

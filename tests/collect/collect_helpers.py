@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import httpx
+from sqlalchemy import create_engine, text
 
 from thoughttrace.collect.study import StudyConfig, parse_study
 from thoughttrace.llm import Model, get_model
@@ -212,3 +214,19 @@ def scripted_pool(fn: Callable[..., str] | None = None) -> dict[str, Model]:
         return f"**Answer** number {sum(1 for m in msgs if m.role == 'user')}: {msgs[-1].content}"
 
     return {k: get_model("scripted", cache=False, fn=fn or answer) for k in ("alpha", "beta")}
+
+
+def fresh_pg_url(base: str) -> tuple[str, Callable[[], None]]:
+    """A URL whose search_path is a new, empty schema; the cleanup drops it."""
+    schema = "tt_" + secrets.token_hex(6)
+    admin = create_engine(base)
+    with admin.begin() as c:
+        c.execute(text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in base else "?"
+
+    def drop() -> None:
+        with admin.begin() as c:
+            c.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        admin.dispose()
+
+    return f"{base}{sep}options=-csearch_path%3D{schema}", drop

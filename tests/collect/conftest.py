@@ -3,38 +3,20 @@ scripted models, and participant helpers."""
 
 from __future__ import annotations
 
-import secrets
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from collect_helpers import scripted_pool  # noqa: E402
+from collect_helpers import fresh_pg_url, scripted_pool  # noqa: E402
 from collect_helpers import study as make_study  # noqa: E402
 
 from thoughttrace.collect.settings import Settings  # noqa: E402
 from thoughttrace.llm import Model  # noqa: E402
-
-
-def fresh_pg_url(base: str) -> tuple[str, Callable[[], None]]:
-    """A URL whose search_path is a new, empty schema; the cleanup drops it."""
-    schema = "tt_" + secrets.token_hex(6)
-    admin = create_engine(base)
-    with admin.begin() as c:
-        c.execute(text(f"CREATE SCHEMA {schema}"))
-    sep = "&" if "?" in base else "?"
-
-    def drop() -> None:
-        with admin.begin() as c:
-            c.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        admin.dispose()
-
-    return f"{base}{sep}options=-csearch_path%3D{schema}", drop
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
-from collect_helpers import write_study
+from collect_helpers import fresh_pg_url, write_study
 
 from thoughttrace.cli.main import cli
 
@@ -59,6 +59,17 @@ def test_demo_with_a_missing_model_fails_clearly(runner, tmp_path):
                             "--db", f"sqlite:///{tmp_path / 'd.sqlite'}"])
     assert r.exit_code == 1 and "could not be loaded" in r.output and "--model scripted" in r.output
     assert "Traceback" not in r.output
+
+
+@pytest.mark.postgres
+def test_banner_hides_the_database_password(runner, pg_url):
+    url, drop = fresh_pg_url(pg_url)
+    try:
+        r = runner.invoke(cli, ["demo", "--check", "--model", "scripted", "--db", url])
+    finally:
+        drop()
+    assert r.exit_code == 0, r.output
+    assert "***" in r.output and ":thoughttrace@" not in r.output
 
 
 def test_help(runner):

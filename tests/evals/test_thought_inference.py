@@ -165,3 +165,20 @@ async def test_model_based_through_the_autotom_api(synth: Any, tmp_path: Path, h
     assert lik_prompts
     for q in lik_prompts:
         assert h.find_leaks(q["messages"], h.all_thoughts(synth), h.all_messages(synth)) == []
+
+
+async def test_a_leaking_hypothesis_prompt_is_stopped(scripted: Any, synth: Any, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    real_render = ti.render
+
+    def leaky(messages: Any, clip: Any = None) -> str:
+        conv = synth[0]
+        return real_render(messages, clip) + "\n" + " ".join(t.content for m in conv.messages for t in m.thoughts)
+
+    async def never(*a: Any, **k: Any) -> Any:  # pragma: no cover - the guard fires first
+        raise AssertionError("posterior must not be reached")
+
+    monkeypatch.setattr(ti, "render", leaky)
+    ev = ThoughtInferenceEval(scripted(), None, method="model-based", posterior_fn=never)
+    with pytest.raises(LeakageError, match="hypothesis proposal"):
+        await ev.arun(synth, ItemStore(tmp_path / "items.jsonl"), limit=1)

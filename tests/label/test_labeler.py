@@ -144,3 +144,20 @@ def test_logprobs_needs_the_capability() -> None:
 
     with pytest.raises(CapabilityError):
         Labeler(NoLogprobs(), method="logprobs")  # type: ignore[arg-type]
+
+
+def test_constrained_generation_sends_the_label_enum(examples_path: Path) -> None:
+    seen = []
+
+    def fn(msgs, cfg):
+        seen.append(cfg.json_schema)
+        enum = cfg.json_schema["properties"]["label"]["enum"] if cfg.json_schema else ["?", "?"]
+        return json.dumps({"label": enum[1]})
+
+    item = next(extract_items(read_conversations(examples_path), ["reaction"]))
+    model = get_model("scripted", cache=False, fn=fn)
+    res = model.run(Labeler(model).alabel(item))
+    assert res.label == get_label_set("reaction").names[1]
+    assert seen[0]["properties"]["label"]["enum"] == get_label_set("reaction").names
+    res2 = model.run(Labeler(model, constrained=False, max_attempts=1).alabel(item))
+    assert seen[-1] is None and res2.label is None  # '{"label": "?"}' is not a label: unlabelled, not guessed

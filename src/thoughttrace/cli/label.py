@@ -26,15 +26,18 @@ KIND_CHOICE = click.Choice(["reason", "reaction", "domain", "relation"])
 @click.option("--batch-size", default=16, show_default=True, type=click.IntRange(1, 1024))
 @click.option("--max-attempts", default=3, show_default=True, type=click.IntRange(1, 10),
               help="tries per item, the parse error fed back each time; then recorded as unlabelled")
+@click.option("--constrained/--no-constrained", default=True, show_default=True,
+              help="send a JSON schema (label enum) for constrained decoding; turn off for servers without "
+                   "structured-output support")
 @click.option("--retry-unlabelled", is_flag=True, help="on resume, try the unlabelled items again")
 @click.option("--skip-invalid", is_flag=True, help="skip bad lines instead of failing")
 @click.option("--json", "as_json", is_flag=True, help="print the run summary as JSON")
 @model_options(default="local")
 @wrap
 def label_command(file: str, out: str, kinds: tuple[str, ...], method: str, only_missing: bool, limit: int | None,
-                  batch_size: int, max_attempts: int, retry_unlabelled: bool, skip_invalid: bool, as_json: bool,
-                  model_spec: str, base_url: str | None, cache_path: str | None, no_cache: bool,
-                  offline: bool) -> None:
+                  batch_size: int, max_attempts: int, constrained: bool, retry_unlabelled: bool,
+                  skip_invalid: bool, as_json: bool, model_spec: str, base_url: str | None, cache_path: str | None,
+                  no_cache: bool, offline: bool) -> None:
     """Label the thoughts (and optionally domains, turn relations) of FILE with an LLM into OUT."""
     from thoughttrace.label import LabelFileError, label_dataset, write_meta
 
@@ -45,11 +48,11 @@ def label_command(file: str, out: str, kinds: tuple[str, ...], method: str, only
         summary = label_dataset(file, model, out, kinds=kinds or ("reason", "reaction"), method=method,  # type: ignore[arg-type]
                                 only_missing=only_missing, limit=limit, batch_size=batch_size,
                                 max_attempts=max_attempts, retry_unlabelled=retry_unlabelled,
-                                skip_invalid=skip_invalid, progress=sys.stderr.isatty())
+                                skip_invalid=skip_invalid, progress=sys.stderr.isatty(), constrained=constrained)
     except LabelFileError as exc:
         raise UserFacingError(str(exc)) from exc
     usage = print_usage(model)
-    meta = {"input": file, "labels": out, "model": model_spec, "method": method,
+    meta = {"input": file, "labels": out, "model": model_spec, "method": method, "constrained": constrained,
             "kinds": list(kinds or ("reason", "reaction")), "summary": summary.as_dict(), "usage": usage}
     meta_path = write_meta(out, meta)
     if as_json:

@@ -64,7 +64,10 @@ def _model_hint(exc: BaseException) -> str:
 def _banner(host: str, port: int, settings: Any, study: Any, show_token: bool) -> None:
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     base = f"http://{shown_host}:{port}"
-    click.echo(f"ThoughtTrace study '{study.name}' on {settings.db_url}")
+    from sqlalchemy.engine import make_url
+
+    shown_db = make_url(settings.db_url).render_as_string(hide_password=True)
+    click.echo(f"ThoughtTrace study '{study.name}' on {shown_db}")
     click.echo(f"  models:       {', '.join(f'{m.key} ({m.spec})' for m in study.models)}")
     click.echo(f"  participants: {base}/start   (Prolific: {base}/start?PROLIFIC_PID={{{{%PROLIFIC_PID%}}}}"
                "&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}})")

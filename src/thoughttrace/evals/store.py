@@ -41,7 +41,9 @@ class ItemStore:
         if not self.path.exists():
             return
         good: list[str] = []
-        for line in self.path.read_text(encoding="utf-8").splitlines():
+        text = self.path.read_text(encoding="utf-8")
+        # split on "\n" only: str.splitlines() also breaks at U+0085/U+2028, which JSON strings may hold raw
+        for line in text.split("\n"):
             if not line.strip():
                 continue
             try:
@@ -54,8 +56,8 @@ class ItemStore:
                 continue
             self._records[str(rec[self.key_field])] = rec
             good.append(line)
-        if self.dropped_lines:
-            # rewrite without the cut line, so appends start on a fresh line
+        if self.dropped_lines or (text and not text.endswith("\n")):
+            # rewrite without the cut line (and with a final newline), so appends start on a fresh line
             tmp = self.path.with_name(self.path.name + ".tmp")
             tmp.write_text("".join(g + "\n" for g in good), encoding="utf-8")
             tmp.replace(self.path)

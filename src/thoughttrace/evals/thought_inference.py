@@ -189,14 +189,15 @@ class ThoughtInferenceEval:
                 candidates.append((t.label, res.text))
         if not candidates:
             return {"prediction": "", "attempts": 1, "error": "no candidate thought could be proposed"}
+        context = render([conv.messages[j] for j in item.visible], self.clip)
         if item.kind == "reason":
-            context = render([conv.messages[j] for j in item.visible], self.clip)
             evidence = f"The user then sent this message: {item.message}"
         else:
-            context = render([conv.messages[j] for j in item.visible], self.clip)
+            # the next message is the observed behaviour a reaction explains (in both conditions)
             nxt = next((m.content for m in conv.messages[item.index + 1:] if m.type == "user"), None)
             evidence = f"The user's next message was: {nxt}" if nxt else NO_NEXT
-        check_no_leakage(context + "\n" + evidence, forbidden, allowed + [evidence], where="inverse planning")
+            allowed = allowed + ([nxt] if nxt else [])
+        check_no_leakage(context + "\n" + evidence, forbidden, allowed, where="inverse planning")
         hypotheses = [c[1] for c in candidates]
         assert self._posterior_fn is not None
         result = await self._posterior_fn(self.model, context, hypotheses, evidence, agent="the user",

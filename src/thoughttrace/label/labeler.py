@@ -2,7 +2,9 @@
 
 Two methods:
 - `generate` (any backend): the prompt lists the allowed labels with definitions and examples; the answer
-  is parsed strictly (`parse.parse_label`). An invalid answer is fed back with the error and retried up to
+  is parsed strictly (`parse.parse_label`). With `constrained=True` (default) the request also carries a
+  JSON schema whose `label` is an enum of the allowed labels, so backends with constrained decoding
+  (llama.cpp, vLLM, OpenAI structured outputs) can only produce a valid answer. An invalid answer is fed back with the error and retried up to
   `max_attempts` times in all; then the item is recorded as `unlabelled` with the last raw output.
 - `logprobs` (backends with `next_token_logprobs`: llama.cpp, vLLM, OpenAI): the options are numbered and
   the probability of each option number as the first answer token is read. Tiny models favour early
@@ -88,7 +90,7 @@ class Labeler:
     """Labels `LabelItem`s with one model and one method."""
 
     def __init__(self, model: Model, *, method: Method = "generate", max_attempts: int = 3,
-                 max_tokens: int = 24, min_mass: float = 0.05) -> None:
+                 max_tokens: int = 48, min_mass: float = 0.05, constrained: bool = True) -> None:
         if method not in ("generate", "logprobs"):
             raise ValueError(f"unknown labelling method {method!r}; use 'generate' or 'logprobs'")
         if method == "logprobs":
@@ -100,6 +102,7 @@ class Labeler:
         self.max_attempts = max_attempts
         self.max_tokens = max_tokens
         self.min_mass = min_mass
+        self.constrained = constrained
 
     async def alabel(self, item: LabelItem) -> LabelResult:
         ls = get_label_set(item.kind)
@@ -109,9 +112,10 @@ class Labeler:
 
     async def _by_generation(self, item: LabelItem, ls: LabelSet) -> LabelResult:
         messages = build_messages(item, ls)
+        schema = label_schema(ls.names) if self.constrained else None
         raw, error = "", ""
         for attempt in range(1, self.max_attempts + 1):
-            gen = await self.model.agenerate(messages, temperature=0.0, max_tokens=self.max_tokens)
+            gen = await self.model.agenerate(messages, temperature=0.0, max_tokens=self.max_tokens, json_schema=schema)
             raw = gen.text
             try:
                 return LabelResult(item, parse_label(raw, ls.names), attempt, raw=raw)
@@ -188,6 +192,12 @@ class Labeler:
         if bar is not None:
             bar.close()
         return summary
+
+
+def label_schema(labels: Sequence[str]) -> dict[str, Any]:
+    """JSON schema of a valid answer: {"label": one of the allowed labels}."""
+    return {"type": "object", "properties": {"label": {"type": "string", "enum": list(labels)}},
+            "required": ["label"], "additionalProperties": False}
 
 
 def _end_with_newline(path: Path) -> None:

@@ -37,10 +37,11 @@ def label_dataset(
     retry_unlabelled: bool = False,
     skip_invalid: bool = False,
     progress: bool = False,
+    constrained: bool = True,
 ) -> LabelRunSummary:
     """Label a dataset file into a labels JSONL (resumable); returns what was done."""
     kinds = check_kinds(kinds)
-    labeler = Labeler(model, method=method, max_attempts=max_attempts)
+    labeler = Labeler(model, method=method, max_attempts=max_attempts, constrained=constrained)
     items = extract_items(iter_conversations(path, skip_invalid=skip_invalid), kinds, only_missing=only_missing)
     return labeler.label_file(items, out, batch_size=batch_size, retry_unlabelled=retry_unlabelled, limit=limit,
                               progress=progress)
