@@ -97,11 +97,21 @@ def test_price_table_gives_cost(tmp_path, monkeypatch):
     assert report.cost_usd == pytest.approx(3 * 1.0 + 2 * 2.0)
 
 
-def test_sync_call_inside_running_loop_is_refused():
+def test_sync_call_works_from_a_thread_with_a_running_loop():
+    """Jupyter and pytest-playwright leave a running loop in the main thread; sync calls must still work."""
+    model = get_model("scripted", cache=False, outputs=["x"])
+
+    async def inner() -> str:
+        return model.generate("q").text
+
+    assert asyncio.run(inner()) == "x"
+
+
+def test_sync_call_from_the_models_own_loop_is_refused():
     model = get_model("scripted", cache=False, outputs=["x"])
 
     async def inner() -> None:
         model.generate("q")
 
     with pytest.raises(Exception, match="await the a"):
-        asyncio.run(inner())
+        model.run(inner())

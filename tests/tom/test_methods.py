@@ -21,7 +21,13 @@ async def test_direct_cancels_a_pure_position_bias() -> None:
     model = get_model("scripted", cache=False, logprobs={"A": 0.7, "B": 0.3})
     ans = await asolve(model, STORY, "Where does Sally think the ball is?", CHOICES, method="direct")
     assert ans.posterior == pytest.approx([0.5, 0.5]) and ans.is_tie
-    assert len(model.backend.requests) == 2  # given order and reversed
+    assert len(model.backend.requests) == 2  # both rotations of two options
+
+
+async def test_direct_cancels_a_middle_position_bias_with_three_choices() -> None:
+    model = get_model("scripted", cache=False, logprobs={"A": 0.2, "B": 0.6, "C": 0.2})
+    ans = await asolve(model, STORY, "Where is the ball?", ["basket", "box", "bag"], method="direct")
+    assert ans.posterior == pytest.approx([1 / 3] * 3) and len(model.backend.requests) == 3
 
 
 async def test_direct_keeps_a_content_preference() -> None:

@@ -165,14 +165,20 @@ def semantic_shift(
     distances: dict[str, np.ndarray] = {}
     diffs: dict[str, np.ndarray] = {}
     keys: dict[str, list[str]] = {}
+    # one embedding call over the distinct texts of every pair kind (a user message sits in several pairs)
+    index: dict[str, int] = {}
+    for p in collector.pairs.values():
+        for t in (*p.a, *p.b):
+            index.setdefault(t, len(index))
+    vectors = embedder.embed(list(index), progress=progress) if index else np.zeros((0, 1), dtype=np.float32)
     for kind, p in collector.pairs.items():
         if not p.a:
             distances[kind] = np.zeros(0, dtype=np.float32)
-            diffs[kind] = np.zeros((0, 1), dtype=np.float32)
+            diffs[kind] = np.zeros((0, vectors.shape[1]), dtype=np.float32)
             keys[kind] = []
             continue
-        va = embedder.embed(p.a, progress=progress)
-        vb = embedder.embed(p.b, progress=progress)
+        va = vectors[[index[t] for t in p.a]]
+        vb = vectors[[index[t] for t in p.b]]
         distances[kind] = np.clip(1.0 - np.einsum("ij,ij->i", va, vb), 0.0, 2.0).astype(np.float64)
         diffs[kind] = va - vb
         keys[kind] = p.key

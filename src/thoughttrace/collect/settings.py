@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Literal
 
 Mode = Literal["production", "demo", "test"]
@@ -37,7 +37,6 @@ class Settings:
     stream_chunk_chars: int = 24
     stream_chunk_delay: float = 0.015
     study_path: str | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:

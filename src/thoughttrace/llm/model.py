@@ -182,16 +182,16 @@ class Model:
 
     # -- sync wrappers -------------------------------------------------------------------------
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            pass
-        else:
-            coro.close()
-            raise LLMError("called a sync Model method inside a running event loop; await the a* method")
+        """Run on the model's private loop thread; works from Jupyter or any thread with its own loop.
+
+        Only a call from the private loop itself would deadlock, and is refused.
+        """
         with self._runner_lock:
             if self._runner is None:
                 self._runner = _LoopThread()
+        if threading.current_thread() is self._runner.thread:
+            coro.close()
+            raise LLMError("called a sync Model method from inside the model's own event loop; await the a* method")
         return self._runner.run(coro)
 
     def generate(self, messages: MessagesLike, config: GenerationConfig | None = None, **overrides: Any) -> Generation:

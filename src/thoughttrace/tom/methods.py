@@ -1,7 +1,8 @@
 """Methods behind one interface: `await method.solve(model, story, question, choices) -> Answer`.
 
-- `direct`: the answer letter's next-token probability, debiased for position by asking in the given
-  order and in reverse and averaging each choice's probability; fallbacks: continuation scores of the
+- `direct`: the answer letter's next-token probability, debiased for position by asking with every
+  cyclic rotation of the options (up to 4 choices; given and reversed order beyond) and averaging each
+  choice's probability; fallbacks: continuation scores of the
   letters, else a generated letter parsed strictly.
 - `cot`: reason, then "Answer: <letter>" parsed strictly (one retry with the error fed back); an
   unparsable answer gives the uniform posterior and an error note.
@@ -26,6 +27,8 @@ from .result import Answer
 from .timeline import perceive, split_sentences, visible_story
 from .usage import TrackedModel, track
 
+#: up to this many choices, `direct` asks every cyclic rotation of the options; beyond, given + reversed
+MAX_ROTATED = 4
 _ANSWER = re.compile(r"answer\s*(?:is)?\s*[:\-]?\s*\(?([A-Z])\)?(?![a-z])", re.I)
 
 
@@ -50,9 +53,12 @@ def letter_mass(top: list[tuple[str, float]], n: int) -> list[float]:
 
 
 async def letter_distribution(tm: TrackedModel, story: str, question: str, choices: list[str]) -> tuple[list[float], dict[str, Any]]:
-    """P(choice) from the answer letter, averaged over the given and the reversed order."""
+    """P(choice) from the answer letter, averaged over several orders of the options (position debiasing)."""
     n = len(choices)
-    orders = [list(range(n)), list(reversed(range(n)))]
+    if n <= MAX_ROTATED:  # every choice in every position: cancels any position bias, middle ones too
+        orders = [[(start + i) % n for i in range(n)] for start in range(n)]
+    else:  # many choices (e.g. 15 containers): the given and the reversed order
+        orders = [list(range(n)), list(reversed(range(n)))]
     trace: dict[str, Any] = {"orders": []}
     total = [0.0] * n
     informative = 0
