@@ -27,7 +27,7 @@ DEFAULT_EXAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "data
 
 def run(out: Path, *, examples: Path = DEFAULT_EXAMPLES, steps: int = 3, questions: int = 6, targets: int = 6,
         rewrite_tokens: int = 160, answer_tokens: int = 128, judge_tokens: int = 320, samples: int = 200,
-        model: str = "local:smollm2", base: str = "smollm2", progress: bool = True) -> dict[str, Any]:
+        model: str = "local:smollm2", base: str = "smollm2", lr: float = 5e-5, progress: bool = True) -> dict[str, Any]:
     """Run the whole pipeline into `out`; returns the figures (also written to out/summary.json)."""
     os.environ.setdefault("THOUGHTTRACE_CACHE", str(out / "llm-cache.sqlite"))
     from thoughttrace.align import (
@@ -74,7 +74,7 @@ def run(out: Path, *, examples: Path = DEFAULT_EXAMPLES, steps: int = 3, questio
         summary = json.loads((run_dir / "train_meta.json").read_text())
     else:
         cfg = load_config(model=base, max_steps=steps, max_length=256, per_device_train_batch_size=1,
-                          gradient_accumulation_steps=1, learning_rate=5e-5, warmup=0, save_steps=steps,
+                          gradient_accumulation_steps=1, learning_rate=lr, warmup=0, save_steps=steps,
                           lora={"enabled": True, "r": 8, "alpha": 16, "dropout": 0.0,
                                 "target_modules": "all-linear"})
         summary = train_dpo([out / "pairs.jsonl"], run_dir, cfg)
@@ -103,6 +103,8 @@ def run(out: Path, *, examples: Path = DEFAULT_EXAMPLES, steps: int = 3, questio
         "loss_first": metrics[0]["loss"], "loss_last": metrics[-1]["loss"],
         "loss_finite": all(math.isfinite(m["loss"]) for m in metrics),
         "adapter_saved": (run_dir / "adapter" / "adapter_model.safetensors").exists(),
+        "identical_answers": sum(a.answer == answers["smollm2-base"][q].answer
+                                 for q, a in answers["smollm2-dpo"].items() if q in answers["smollm2-base"]),
         "judgments": len(judgments), "unparsed": sum(j.verdict is None for j in judgments),
         "fallback_verdicts": sum(j.fallback for j in judgments),
         "arena": result.as_dict(), "timings_s": {k: round(v, 1) for k, v in timings.items()},
@@ -120,12 +122,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--questions", type=int, default=6)
     ap.add_argument("--targets", type=int, default=6)
     ap.add_argument("--samples", type=int, default=200)
+    ap.add_argument("--lr", type=float, default=5e-5, help="DPO learning rate (3 steps at 5e-5 barely move 135M)")
     args = ap.parse_args(argv)
     f = run(args.out, examples=args.examples, steps=args.steps, questions=args.questions, targets=args.targets,
-            samples=args.samples)
+            samples=args.samples, lr=args.lr)
     print(f"rewrites {f['rewrites']}, pairs {f['pairs']}, DPO steps {f['train_steps']}: loss "
           f"{f['loss_first']:.4f} -> {f['loss_last']:.4f} (finite: {f['loss_finite']}), adapter saved: "
           f"{f['adapter_saved']}")
+    print(f"DPO answers identical to the base model's: {f['identical_answers']} of {f['judgments'] // 2}")
     print(f"judgments {f['judgments']} ({f['unparsed']} without a verdict, {f['fallback_verdicts']} from the "
           "constrained fallback)")
     print("timings (s): " + ", ".join(f"{k} {v}" for k, v in f["timings_s"].items()))

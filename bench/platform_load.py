@@ -157,9 +157,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(db_url: str, study: Path, port: int) -> subprocess.Popen[bytes]:
+def start_server(db_url: str, study: Path, port: int, workers: int = 1) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen([sys.executable, "-m", "thoughttrace", "serve", "--db", db_url, "--study", str(study),
-                             "--port", str(port)], env={**os.environ, **ENV},
+                             "--port", str(port), "--workers", str(workers)], env={**os.environ, **ENV},
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     for _ in range(600):
         if proc.poll() is not None:
@@ -222,6 +222,7 @@ def main() -> None:
     ap.add_argument("--think", type=float, nargs=2, default=(5.0, 15.0), metavar=("MIN", "MAX"),
                     help="seconds a participant pauses between steps (uniform)")
     ap.add_argument("--ramp", type=float, default=30.0, help="seconds over which participants arrive")
+    ap.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (PostgreSQL only)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", action="store_true", help="print the figures as JSON too")
     args = ap.parse_args()
@@ -233,7 +234,7 @@ def main() -> None:
         db_url, drop = fresh_database(args.db, args.pg_url, tmp)
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        proc = start_server(db_url, study, port)
+        proc = start_server(db_url, study, port, args.workers)
         try:
             warm, _ = asyncio.run(run_load(base, 1, args.tasks, args.turns, (0, 0), 0, args.seed, "warmup"))
             alone, _ = asyncio.run(run_load(base, 1, args.tasks, args.turns, (0, 0), 0, args.seed, "alone"))
@@ -256,6 +257,7 @@ def main() -> None:
     nm, nm_alone = rec.non_model(), alone.non_model()
     gen = [x for r, xs in rec.latency.items() if r.endswith("/generate") for x in xs]
     print(f"platform load: {args.participants} participants, {args.tasks} tasks x {args.turns} turns, db={args.db}, "
+          f"workers={args.workers}, "
           f"think {args.think[0]:g}-{args.think[1]:g} s, ramp {args.ramp:g} s, wall {wall:.1f} s, "
           f"{sum(len(v) for v in rec.latency.values()) / wall:.1f} req/s")
     print(f"{'route':44s} {'n':>6s} {'p50 ms':>8s} {'p95 ms':>8s} {'p99 ms':>8s}")

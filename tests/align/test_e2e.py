@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 from pathlib import Path
 
@@ -28,6 +29,23 @@ def test_rewrite_pairs_train_arena_end_to_end(tmp_path, examples_path):
     rows = {r["model"]: r for r in f["arena"]["models"]}
     assert set(rows) == {"smollm2-base", "smollm2-dpo"}
     assert "| smollm2-dpo |" in f["table"]
+
+    # the adapter moved away from its zero initialisation
+    from safetensors.torch import load_file
+
+    weights = load_file(str(tmp_path / "e2e" / "dpo" / "adapter" / "adapter_model.safetensors"))
+    assert max(float(v.abs().max()) for k, v in weights.items() if "lora_B" in k) > 0
+
+    # resume: one more step continues from checkpoint-2 and appends to the metrics log
+    from thoughttrace.align import load_config, train_dpo
+    from thoughttrace.align.train import read_metrics
+
+    run_dir = tmp_path / "e2e" / "dpo"
+    meta = json.loads((run_dir / "train_meta.json").read_text())
+    cfg = load_config(**{**meta["config"], "max_steps": 3})
+    summary = train_dpo([tmp_path / "e2e" / "pairs.jsonl"], run_dir, cfg, resume=True)
+    assert summary["steps"] == 3 and summary["resumed_from"].endswith("checkpoint-2")
+    assert [r["step"] for r in read_metrics(run_dir / "metrics.jsonl")] == [1, 2, 3]
 
 
 @pytest.mark.model

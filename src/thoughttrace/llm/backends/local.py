@@ -37,6 +37,22 @@ def gbnf_literal(text: str) -> str:
     return '"' + "".join(out) + '"'
 
 
+def sum_forced_logprobs(tokens: list[dict[str, Any]], continuation: str) -> tuple[float, bool]:
+    """Sum the log-probs of grammar-forced tokens that cover `continuation`; also whether they cover it exactly.
+
+    The grammar forces an end-of-generation token after the continuation: it is not part of it.
+    """
+    target = continuation.encode("utf-8")
+    covered = b""
+    total = 0.0
+    for tok in tokens:
+        if len(covered) >= len(target):
+            break
+        covered += bytes(tok.get("bytes") or tok["token"].encode("utf-8"))
+        total += tok["logprob"]
+    return total, covered == target
+
+
 def raise_for_error(response: dict[str, Any]) -> None:
     """Map llama.cpp's error objects onto the typed errors."""
     err = response.get("error")
@@ -154,16 +170,7 @@ class LocalBackend(Backend):
                 "grammar": f"root ::= {gbnf_literal(cont)}",
             }
             response = await self._request("completion", body)
-            tokens = response["choices"][0]["logprobs"]["content"]
-            # the last token is the end-of-generation the grammar forces; only the continuation's bytes count
-            covered = b""
-            total = 0.0
-            target = cont.encode("utf-8")
-            for tok in tokens:
-                if len(covered) >= len(target):
-                    break
-                covered += bytes(tok.get("bytes") or tok["token"].encode("utf-8"))
-                total += tok["logprob"]
+            total, _ = sum_forced_logprobs(response["choices"][0]["logprobs"]["content"], cont)
             results.append(total)
             u = _usage(response)
             usage = Usage(prompt_tokens=usage.prompt_tokens + u.prompt_tokens,

@@ -25,7 +25,7 @@ from ..errors import (
     ServerError,
 )
 from ..types import ChatMessage, Generation, GenerationConfig, LogprobResult, ScoreResult, TokenLogprob, Usage
-from .local import gbnf_literal
+from .local import gbnf_literal, sum_forced_logprobs
 
 _CONTEXT_HINTS = ("context length", "context size", "maximum context", "too many tokens", "exceeds the available")
 
@@ -155,13 +155,8 @@ class OpenAICompatBackend(Backend):
         content = ((data["choices"][0].get("logprobs") or {}).get("content")) or []
         if not content:
             raise CapabilityError("score", self.model_id, BACKENDS_WITH["score"])
-        covered, total, target = b"", 0.0, cont.encode()
-        for tok in content:
-            if len(covered) >= len(target):
-                break
-            covered += bytes(tok.get("bytes") or tok["token"].encode())
-            total += tok["logprob"]
-        if covered != target:
+        total, exact = sum_forced_logprobs(content, cont)
+        if not exact:
             raise CapabilityError("score", self.model_id, BACKENDS_WITH["score"])
         return total, _usage(data)
 
