@@ -128,6 +128,8 @@ def test_whole_journey_in_a_real_browser(live, page, artifacts_dir, tmp_path):
         page.fill("#token", TOKEN)
         page.click("#login")
         assert "1 participants" in page.inner_text("#participants-count")
+        assert page.locator("#per-model tr").count() == 3  # header, the one model used, total
+        page.screenshot(path=str(artifacts_dir / "collect-admin.png"), full_page=True)
         with page.expect_download() as dl:
             page.click("#export-link")
         out = tmp_path / "export.jsonl"

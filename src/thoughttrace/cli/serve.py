@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +49,19 @@ def _check_models(study: Any) -> None:
             await m.agenerate("Say hello.", max_tokens=4, temperature=0.0)
             await m.aclose()
 
-    try:
-        asyncio.run(ping())
-    except Exception as exc:
-        raise UserFacingError(_model_hint(exc)) from None
+    failure: list[BaseException] = []
+
+    def in_own_loop() -> None:  # a thread of its own: works even when the caller already runs a loop
+        try:
+            asyncio.run(ping())
+        except Exception as exc:
+            failure.append(exc)
+
+    worker = threading.Thread(target=in_own_loop, name="thoughttrace-model-check")
+    worker.start()
+    worker.join()
+    if failure:
+        raise UserFacingError(_model_hint(failure[0])) from None
 
 
 def _model_hint(exc: BaseException) -> str:
