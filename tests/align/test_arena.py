@@ -54,6 +54,10 @@ def test_candidate_that_the_judge_prefers_wins(tmp_path):
     again = judge.run(arun_games(qs, answers, "base", judge, out=out, progress=False))
     assert len(judge.backend.requests) == n_calls and len(again) == len(judgments)
     assert all(json.loads(line)["format_version"] == 1 for line in out.read_text().splitlines())
+    # a changed answer is judged again (its two games), the rest still come from the file
+    answers["cand"][qs[0].question_id] = answers["cand"][qs[0].question_id].model_copy(update={"answer": "GOOD new"})
+    judge.run(arun_games(qs, answers, "base", judge, out=out, progress=False))
+    assert len(judge.backend.requests) == n_calls + 2
 
 
 def test_position_bias_cancels_out():

@@ -42,6 +42,10 @@ def test_rewrites_that_quote_a_thought_are_dropped():
     assert pairs_from_rewrites([leaky, _rewrite(mid="c1-m3", rewrite="Another fine answer here.")],
                                report=report) != []
     assert report.dropped == {"quotes_thought": 1} and report.input == 2 and report.kept == 1
+    cut = _rewrite().model_copy(update={"truncated": True})
+    report = PairReport()
+    assert pairs_from_rewrites([cut], report=report) == [] and report.dropped == {"truncated": 1}
+    assert len(pairs_from_rewrites([cut], keep_truncated=True)) == 1
 
 
 def test_plain_pair_uses_strings():

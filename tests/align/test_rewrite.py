@@ -127,3 +127,13 @@ def test_property_messages_and_none_prompts_never_contain_the_reaction(reaction)
         assert reaction.strip() not in text
     thoughts_text = build_prompt(Target(conv, 1), RewriteSettings(guide="thoughts"))[1].content
     assert reaction.strip() in thoughts_text
+
+
+def test_all_turns_with_the_messages_guide_skips_answers_without_a_next_message(examples_path):
+    convs = read_conversations(examples_path)
+    model = _scripted()
+    msgs = rewrite_conversations(convs, model, RewriteSettings(guide="messages", require_next_message=False),
+                                 progress=False)
+    nones = rewrite_conversations(convs, model, RewriteSettings(guide="none", require_next_message=False),
+                                  progress=False)
+    assert len(msgs) == 2 and len(nones) == 3

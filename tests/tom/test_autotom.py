@@ -74,3 +74,23 @@ async def test_garbage_model_never_crashes_and_stays_within_budget(tom_dir: Path
         # 3 structured steps at most twice each, hypotheses twice per latent variable, likelihoods in budget
         assert ans.trace["likelihood_requests"] <= 12 or ans.trace["discovery"]["history"][0]["phase"] == "initial"
         assert ans.usage.calls <= 6 + 2 * len(it.choices) + 4 + max(12, ans.trace["likelihood_requests"]), it.id
+
+
+async def test_hypothesis_proposals_are_validated_then_fall_back() -> None:
+    from thoughttrace.tom.analysis import QuestionAnalysis
+    from thoughttrace.tom.autotom import _Grounding
+    from thoughttrace.tom.usage import TrackedModel
+
+    analysis = QuestionAnalysis(agents=["Sally"], variable="action", known=[],
+                                statements=["Sally will look in the basket.", "Sally will look in the box."],
+                                least_likely=False, initial_model=["State", "Observation", "Belief", "Action"],
+                                source="llm")
+    good = '{"hypotheses": ["Sally thinks the ball is in the basket", "Sally thinks the ball is in the box"]}'
+    model = get_model("scripted", cache=False, outputs=['{"hypotheses": ["..."]}', good])
+    g = _Grounding(analysis, [], "story", "q", ["basket", "box"], TrackedModel(model), AutoToMConfig())
+    assert await g.propose("Belief") == ["Sally thinks the ball is in the basket", "Sally thinks the ball is in the box"]
+    assert "two different hypotheses" in model.backend.requests[1]["messages"][-1]["content"]
+    bad = get_model("scripted", cache=False, outputs=['{"hypotheses": ["..."]}'])
+    g = _Grounding(analysis, [], "story", "q", ["basket", "box"], TrackedModel(bad), AutoToMConfig())
+    assert await g.propose("Belief") == ["Sally's beliefs match what Sally has observed.",
+                                         "Sally holds a false belief about the situation."]

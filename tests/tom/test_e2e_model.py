@@ -30,3 +30,15 @@ def test_solve_json_with_the_embedded_model(tom_dir: Path, bench: str) -> None:
     assert sum(payload["posterior"]) == pytest.approx(1.0)
     assert payload["error"] is None
     assert payload["usage"]["calls"] >= 3  # parse, perception or likelihoods really reached the model
+
+
+async def test_public_api_with_the_embedded_model() -> None:
+    from thoughttrace.llm import get_model
+    from thoughttrace.tom.api import posterior_over_hypotheses
+
+    model = get_model("local:smollm2")
+    out = await posterior_over_hypotheses(model, "The user asked the assistant for a pasta recipe.",
+                                          ["the user wants to cook dinner", "the user is testing the assistant"],
+                                          "The user asks how long to boil the pasta.")
+    assert sum(out.posterior) == pytest.approx(1.0) and len(out.log_likelihoods) == 2
+    assert all(x < 0 for x in out.log_likelihoods) and out.calls == 2

@@ -21,7 +21,7 @@ from thoughttrace.llm import Model
 
 from .answers import Answer, Question
 from .bt import BootstrapResult, Games, bootstrap_bt
-from .judge import Judgment, ajudge
+from .judge import Judgment, ajudge, game_hash
 from .records import FORMAT_VERSION, AlignError, append_jsonl, read_models
 from .style import STYLE_FEATURES, style_counts, style_diff
 
@@ -51,11 +51,11 @@ async def arun_games(
     candidates = [m for m in answers if m != baseline]
     if not candidates:
         raise AlignError("only the baseline has answers; add a candidate's answers file")
-    done: dict[tuple[str, int, str, str], Judgment] = {}
+    done: dict[tuple[str, int, str, str, str], Judgment] = {}
     if out is not None and Path(out).exists():
         for j in load_judgments(out):
             if j.judge == judge.spec:
-                done[(j.question_id, j.game, j.model_a, j.model_b)] = j
+                done[(j.question_id, j.game, j.model_a, j.model_b, j.answers_sha256)] = j
     jobs: list[tuple[Question, int, str, str]] = []
     for cand in candidates:
         for q in questions:
@@ -69,15 +69,17 @@ async def arun_games(
     bar = tqdm(total=len(jobs), desc="arena", disable=not progress)
 
     async def one(q: Question, game: int, a: str, b: str) -> Judgment:
-        key = (q.question_id, game, a, b)
+        answer_a, answer_b = answers[a][q.question_id].answer, answers[b][q.question_id].answer
+        sha = game_hash(q.prompt, answer_a, answer_b)
+        key = (q.question_id, game, a, b, sha)
         if key in done:
             bar.update(1)
             return done[key]
-        verdict, attempts, fallback, raw = await ajudge(
-            judge, q.prompt, answers[a][q.question_id].answer, answers[b][q.question_id].answer,
-            max_tokens=max_tokens, retries=retries)
+        verdict, attempts, fallback, raw = await ajudge(judge, q.prompt, answer_a, answer_b,
+                                                        max_tokens=max_tokens, retries=retries)
         j = Judgment(question_id=q.question_id, game=game, model_a=a, model_b=b, judge=judge.spec,
-                     verdict=verdict, attempts=attempts, fallback=fallback, raw=raw)  # type: ignore[arg-type]
+                     verdict=verdict, answers_sha256=sha, attempts=attempts, fallback=fallback,  # type: ignore[arg-type]
+                     raw=raw)
         if out is not None:
             append_jsonl(j, out)
         bar.update(1)

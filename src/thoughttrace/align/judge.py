@@ -70,6 +70,7 @@ class Judgment(BaseModel):
     model_b: str
     judge: str
     verdict: Verdict | None
+    answers_sha256: str = ""  # hash of the question and both answers: a changed answer is judged again
     attempts: int
     fallback: bool = False
     raw: str
@@ -80,6 +81,12 @@ class Judgment(BaseModel):
             return None
         lab = judge_labels()[self.verdict]
         return lab["score"], lab["weight"]
+
+
+def game_hash(question: str, answer_a: str, answer_b: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps([question, answer_a, answer_b]).encode()).hexdigest()
 
 
 def judge_prompt(question: str, answer_a: str, answer_b: str) -> list[ChatMessage]:

@@ -139,22 +139,25 @@ def filter_pairs(
 
 
 def pairs_from_rewrites(rewrites: Iterable[Rewrite], *, report: PairReport | None = None,
-                        **kwargs: Any) -> list[Pair]:
+                        keep_truncated: bool = False, **kwargs: Any) -> list[Pair]:
     """chosen = the rewrite, rejected = the original answer, with the rewrite's provenance.
 
-    Rewrites that repeat a private thought verbatim are dropped (`quotes_thought`).
+    Rewrites that repeat a private thought verbatim are dropped (`quotes_thought`), and so are rewrites
+    cut off at the token limit (`truncated`) unless `keep_truncated`.
     """
     report = report if report is not None else PairReport()
-    rows = list(rewrites)
-    for r in rows:
-        if r.quotes_thought:
+    rows: list[Rewrite] = []
+    for r in rewrites:
+        if r.quotes_thought or (r.truncated and not keep_truncated):
             report.input += 1
-            report.drop("quotes_thought")
+            report.drop("quotes_thought" if r.quotes_thought else "truncated")
+        else:
+            rows.append(r)
     cands = (
         (r.prompt, r.rewrite, r.original,
          Provenance(conversation_id=r.conversation_id, message_id=r.message_id, guide=r.guide, rewriter=r.rewriter,
                     reaction_labels=r.reaction_labels))
-        for r in rows if not r.quotes_thought
+        for r in rows
     )
     return filter_pairs(cands, report=report, **kwargs)
 

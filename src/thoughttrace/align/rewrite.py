@@ -70,7 +70,7 @@ class RewriteSettings(BaseModel):
     )
     max_history_chars: int | None = Field(default=None, description="keep only the last N chars of history")
     max_answer_chars: int | None = Field(default=None, description="truncate the answer shown to the rewriter")
-    max_tokens: int = 1024
+    max_tokens: int = 2048
     temperature: float = 0.0
 
 
@@ -88,6 +88,7 @@ class Rewrite(BaseModel):
     rewrite: str
     prompt_sha256: str = Field(description="hash of the rewriter prompt (for audits; the prompt holds thoughts)")
     quotes_thought: bool = Field(default=False, description="the rewrite repeats a private thought verbatim")
+    truncated: bool = Field(default=False, description="generation stopped at max_tokens")
 
 
 def select_targets(
@@ -230,6 +231,7 @@ async def arewrite(
             original=t.message.content,
             rewrite=text,
             quotes_thought=quotes_private_thought(t, text),
+            truncated=gen.finish_reason == "length",
             prompt_sha256=hashlib.sha256("\n".join(m.content for m in msgs).encode()).hexdigest(),
         )
 
@@ -244,7 +246,8 @@ def rewrite_conversations(
     limit: int | None = None, progress: bool = True,
 ) -> list[Rewrite]:
     """Select targets and rewrite them (sync entry point for the CLI and scripts)."""
-    targets = select_targets(conversations, settings.reactions, settings.require_next_message)
+    need_next = settings.require_next_message or settings.guide == "messages"  # that guide IS the next message
+    targets = select_targets(conversations, settings.reactions, need_next)
     if limit is not None:
         targets = targets[:limit]
     return model.run(arewrite(targets, model, settings, progress=progress))

@@ -35,7 +35,8 @@ def _meta_path(out: Path) -> Path:
               help="also rewrite answers with no next user message (the 'messages' guide skips them)")
 @click.option("--max-history-chars", type=int, default=None, help="keep only the last N chars of the history")
 @click.option("--max-answer-chars", type=int, default=None, help="truncate long answers shown to the rewriter")
-@click.option("--max-tokens", type=int, default=1024, show_default=True)
+@click.option("--max-tokens", type=int, default=2048, show_default=True,
+              help="rewrite budget; rewrites cut off here are dropped by `align pairs`")
 @click.option("--limit", type=int, default=None, help="rewrite only the first N selected answers")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="rewrites JSONL")
 @model_options()
@@ -85,17 +86,19 @@ def _with_filter_options(fn: Any) -> Any:
 @group.command("pairs")
 @click.argument("rewrites", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="pairs JSONL")
+@click.option("--keep-truncated", is_flag=True, help="keep rewrites that hit the rewriter's token limit")
 @_with_filter_options
 @wrap
-def pairs_cmd(rewrites: tuple[str, ...], out_path: str, fmt: str, min_chars: int, max_chars: int | None,
-              max_ratio: float | None, as_json: bool) -> None:
+def pairs_cmd(rewrites: tuple[str, ...], out_path: str, keep_truncated: bool, fmt: str, min_chars: int,
+              max_chars: int | None, max_ratio: float | None, as_json: bool) -> None:
     """Build preference pairs (chosen = rewrite, rejected = original) from REWRITES files."""
     from thoughttrace.align import PairReport, Rewrite, pairs_from_rewrites
     from thoughttrace.align.records import read_models, write_jsonl
 
     rows = [r for f in rewrites for r in read_models(f, Rewrite, "rewrite (from `align rewrite`)")]
     report = PairReport()
-    pairs = pairs_from_rewrites(rows, report=report, **_filter_kwargs(min_chars, max_chars, max_ratio, fmt))
+    pairs = pairs_from_rewrites(rows, report=report, keep_truncated=keep_truncated,
+                                **_filter_kwargs(min_chars, max_chars, max_ratio, fmt))
     write_jsonl(pairs, out_path)
     _report(report.as_dict() | {"out": out_path}, as_json)
 

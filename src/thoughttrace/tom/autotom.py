@@ -207,8 +207,9 @@ class _Grounding:
                                 choices="\n".join(f"{i + 1}. {c}" for i, c in enumerate(self.a.statements)))
 
                 def check(h: _Hypotheses) -> None:
-                    if not [x for x in h.hypotheses if x.strip()]:
-                        raise ValueError("all hypotheses are empty")
+                    usable = {x.strip().lower() for x in h.hypotheses if len(re.findall(r"[A-Za-z]+", x)) >= 3}
+                    if len(usable) < min(2, k * n):
+                        raise ValueError("give at least two different hypotheses, each a sentence of 3+ words")
 
                 value, self.traces[var] = await structured_step(
                     self.model, [{"role": "user", "content": prompt}], _Hypotheses, check=check,
@@ -219,7 +220,7 @@ class _Grounding:
             hyps: list[str] = []
             for h in (value.hypotheses if value else fallback):
                 h = h.strip()
-                if h and h.lower() not in {x.lower() for x in hyps}:
+                if len(re.findall(r"[A-Za-z]+", h)) >= 3 and h.lower() not in {x.lower() for x in hyps}:
                     hyps.append(h)
             self.hypotheses[var] = hyps[: max(k * n, 1)] or fallback
             return self.hypotheses[var]

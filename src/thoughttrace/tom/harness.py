@@ -1,7 +1,8 @@
 """The benchmark harness: run a method over items, write per-item results and a summary.
 
 Outputs in `out_dir` (every file carries `format_version`):
-- `results.jsonl`: one line per item (answer, posterior, correct, calls, tokens, seconds, error);
+- `results.jsonl`: one line per item (answer, posterior, correct, requests = calls + cache hits,
+  tokens (cached results keep their original usage), seconds, error);
 - `summary.json` and `summary.md`: accuracy overall, per benchmark, per question type and per official
   grouping, each with a Wilson 95% interval, failures, and usage per question.
 Resumable: items already in results.jsonl without an error are skipped, and repeated model calls are
@@ -47,6 +48,7 @@ class ItemResult(BaseModel):
     posterior: list[float]
     calls: int
     cache_hits: int
+    requests: int = 0
     tokens: int
     seconds: float
     error: str | None = None
@@ -75,7 +77,7 @@ async def run_item(method: Method, model: Model, item: ToMItem, *, keep_trace: b
         id=item.id, benchmark=item.benchmark, question_type=item.question_type, official_group=official_group(item),
         method=method.name, model=model.spec, answer=ans.letter, answer_index=ans.answer, gold=item.answer,
         correct=correct, tie=ans.is_tie, posterior=ans.posterior, calls=ans.usage.calls,
-        cache_hits=ans.usage.cache_hits, tokens=ans.usage.tokens, seconds=time.perf_counter() - started,
+        cache_hits=ans.usage.cache_hits, requests=ans.usage.requests, tokens=ans.usage.tokens, seconds=time.perf_counter() - started,
         error=ans.error, trace=ans.trace if keep_trace else None,
     )
 
@@ -170,7 +172,8 @@ def summarise(results: Iterable[ItemResult]) -> dict[str, Any]:
         "format_version": FORMAT_VERSION,
         "overall": _acc(rows),
         "benchmarks": benches,
-        "per_question": {"calls": sum(r.calls for r in rows) / n, "tokens": sum(r.tokens for r in rows) / n,
+        "per_question": {"requests": sum(r.requests for r in rows) / n, "calls": sum(r.calls for r in rows) / n,
+                         "tokens": sum(r.tokens for r in rows) / n,
                          "seconds": sum(r.seconds for r in rows) / n, "cache_hits": sum(r.cache_hits for r in rows) / n},
         "errors": [{"id": r.id, "error": r.error} for r in rows if r.error],
     }
@@ -194,8 +197,8 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         for t, a in b["by_question_type"].items():
             lines.append(f"| {bench} | {t} | {a['n']} | {pct(a)} |")
     pq = summary["per_question"]
-    lines += ["", f"Per question: {pq['calls']:.1f} calls, {pq['tokens']:.0f} tokens, {pq['seconds']:.1f} s, "
-              f"{pq['cache_hits']:.1f} cache hits.", ""]
+    lines += ["", f"Per question: {pq['requests']:.1f} model requests ({pq['calls']:.1f} calls, "
+              f"{pq['cache_hits']:.1f} cache hits), {pq['tokens']:.0f} tokens, {pq['seconds']:.1f} s.", ""]
     return "\n".join(lines)
 
 

@@ -20,15 +20,20 @@ class QuestionUsage(BaseModel):
     by_kind: dict[str, int] = {}
 
     @property
+    def requests(self) -> int:
+        """Model requests the question made, answered by the backend or the cache."""
+        return self.calls + self.cache_hits
+
+    @property
     def tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
 
 class TrackedModel:
-    """Wraps a Model and counts what one question spends; `cached` results count as cache hits.
+    """Wraps a Model and counts what one question spends.
 
-    Calls and tokens count only real backend calls, the figure that matters for cost; cache hits are
-    reported beside them.
+    `calls` are backend calls made by this run, `cache_hits` requests the cache answered; tokens count
+    both (a cached result keeps its original usage), so `requests` and tokens are the same on a rerun.
     """
 
     def __init__(self, model: Model) -> None:
@@ -48,8 +53,10 @@ class TrackedModel:
         u.by_kind[kind] = u.by_kind.get(kind, 0) + 1
         if getattr(result, "cached", False):
             u.cache_hits += 1
-            return
-        u.calls += 1
+        else:
+            u.calls += 1
+        # a cached result keeps the usage of the call that made it: token counts describe the question's
+        # cost whether or not this run paid it
         u.prompt_tokens += result.usage.prompt_tokens
         u.completion_tokens += result.usage.completion_tokens
 
