@@ -94,3 +94,22 @@ async def test_hypothesis_proposals_are_validated_then_fall_back() -> None:
     g = _Grounding(analysis, [], "story", "q", ["basket", "box"], TrackedModel(bad), AutoToMConfig())
     assert await g.propose("Belief") == ["Sally's beliefs match what Sally has observed.",
                                          "Sally holds a false belief about the situation."]
+
+
+async def test_parse_check_rejects_agents_the_question_does_not_ask_about() -> None:
+    import json
+
+    from thoughttrace.tom.analysis import analyse_question
+    from thoughttrace.tom.usage import TrackedModel
+
+    wrong = json.dumps({"agents": ["Sally", "Anne"], "variable": "belief", "known": [],
+                        "statements": ["Sally thinks the ball is in the basket.", "Sally thinks the ball is in the box."],
+                        "least_likely": False, "model": ["State", "Observation", "Belief"]})
+    model = get_model("scripted", cache=False, outputs=[wrong, wrong])
+    analysis, trace = await analyse_question(TrackedModel(model), STORY, "Where will Sally look for the ball?", CHOICES)
+    assert analysis.source == "fallback" and analysis.agents == ["Sally"]
+    assert "not in the question" in trace["llm"]["attempts"][0]["error"]
+    q = "If Sally has been trying to get the ball, where does Sally think the ball is?"
+    nested = wrong.replace('"Sally", "Anne"', '"Sally"')
+    analysis, _ = await analyse_question(TrackedModel(get_model("scripted", cache=False, outputs=[nested])), STORY, q, CHOICES)
+    assert analysis.source.startswith("llm+fallback known") and analysis.known[0].variable == "goal"

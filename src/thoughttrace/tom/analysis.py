@@ -1,6 +1,8 @@
 """Question parsing: the queried agents, the inferred variable, facts the question gives, choices as
-statements, "least likely" questions, and an initial model. An LLM step with validated JSON output;
-its documented fallback (`heuristic_parse`) uses general English cues, never one benchmark's templates:
+statements, "least likely" questions, and an initial model. An LLM step with validated JSON output (the
+semantic check requires the agents to occur in the story and in the question or the choices, and no more
+agents than the question nests minds: mental verbs + 1). Its documented fallback (`heuristic_parse`)
+uses general English cues, never one benchmark's templates:
 
 - agents: capitalised words of the question that also occur in the story (minus question words), in
   question order, keeping as many as the question has nested mental verbs ("think", "believe") plus one;
@@ -9,7 +11,7 @@ its documented fallback (`heuristic_parse`) uses general English cues, never one
   belief, both -> belief_of_goal; look/search/go/do/will -> action; say/tell -> utterance); no agent ->
   state;
 - known facts: an "if ..."/"assuming ..."/"given that ..." clause, as a goal (trying/want/goal/help) or a
-  belief;
+  belief (also used when the LLM's parse lists no known fact although the question states one);
 - statements: the choices themselves; a short choice (under four words) becomes "<question>: <choice>";
 - model: the smallest model in which the query variable has parents (MINIMAL_MODELS); the model
   discovery grows it from there (the full model as a fallback made every question pay for all of it).
@@ -39,6 +41,8 @@ _QUESTION_WORDS = {
     "were", "will", "would", "if", "given", "assuming", "the", "a", "an", "in", "on", "at", "of", "and", "or", "to",
     "based", "after", "before", "then", "please", "question", "answer", "most", "least", "likely", "true",
 }
+_MENTAL_VERB = re.compile(r"\b(?:think|thinks|thought|believe|believes|believed|know|knows|knew|suspect|suspects)\b",
+                          re.I)
 _CONDITION = re.compile(r"\b(?:if|assuming(?: that)?|given that|suppose(?: that)?)\s+([^,?]+)", re.I)
 
 
@@ -83,7 +87,7 @@ class QuestionAnalysis(BaseModel):
     statements: list[str]
     least_likely: bool
     initial_model: list[str]
-    source: str  # "llm", "llm+fallback statements" or "fallback"
+    source: str  # "llm", "llm+fallback known", "...+fallback statements" or "fallback"
 
     @property
     def agent(self) -> str | None:
@@ -111,6 +115,15 @@ def parse_schema(n_choices: int) -> dict[str, Any]:
         },
         "required": ["agents", "variable", "known", "statements", "least_likely", "model"],
     }
+
+
+def _chain(agents: list[str]) -> list[str]:
+    """Drop an agent repeated at the next level ("A thinks A thinks" is "A thinks")."""
+    out: list[str] = []
+    for a in agents:
+        if not out or out[-1].lower() != a.lower():
+            out.append(a)
+    return out
 
 
 def _words(text: str) -> set[str]:
@@ -149,7 +162,7 @@ def detect_variable(question: str, choices: list[str], has_agent: bool) -> str:
 
 def heuristic_parse(story: str, question: str, choices: list[str]) -> QuestionParse:
     names = names_in(question, story) or names_in(" ".join(choices), story)[:1]
-    nested = len(re.findall(r"\b(think|thinks|believe|believes)\b", question.lower()))
+    nested = len(_MENTAL_VERB.findall(question))
     agents = names[: nested + 1] if names else []
     variable = detect_variable(question, choices, bool(agents))
     known: list[KnownFact] = []
@@ -187,10 +200,20 @@ async def analyse_question(model: TrackedModel | None, story: str, question: str
     if use_llm and model is not None:
         story_l = story.lower()
 
+        asked = (question + " " + " ".join(choices)).lower()
+        nesting = len(_MENTAL_VERB.findall(question))
+
         def check(p: QuestionParse) -> None:
             missing = [a for a in p.agents if a.strip().lower() not in story_l]
             if missing:
                 raise ValueError(f"agents {missing} do not occur in the story; use names from the story")
+            unasked = [a for a in p.agents if a.strip().lower() not in asked]
+            if unasked:
+                raise ValueError(f"agents {unasked} are not in the question or the choices; list only the agents "
+                                 "whose mind the question asks about")
+            if len(p.agents) > nesting + 1:
+                raise ValueError(f"the question nests {nesting + 1} mind(s) but 'agents' lists {len(p.agents)}; "
+                                 "list the outermost agent first and one agent per level")
 
         prompt = render("parse_question", story=story, question=question,
                         choices="\n".join(f"{i + 1}. {c}" for i, c in enumerate(choices)))
@@ -201,14 +224,17 @@ async def analyse_question(model: TrackedModel | None, story: str, question: str
         chosen, source = fallback, "fallback"
     else:
         chosen, source = parsed, "llm"
+        if not parsed.known and fallback.known:  # a stated condition the model overlooked
+            chosen = chosen.model_copy(update={"known": fallback.known})
+            source = "llm+fallback known"
         if not _statements_ok(parsed.statements, choices):
             chosen = parsed.model_copy(update={"statements": fallback.statements})
-            source = "llm+fallback statements"
+            source += "+fallback statements"
     slot = QUERY_SLOTS[chosen.variable] if chosen.agents else BELIEF
     known_slots = [GOAL if k.variable == "goal" else BELIEF for k in chosen.known]
     initial = repair(chosen.model or list(MINIMAL_MODELS[slot]), slot, known_slots)
     analysis = QuestionAnalysis(
-        agents=[a.strip() for a in chosen.agents if a.strip()], variable=chosen.variable, known=chosen.known,
+        agents=_chain([a.strip() for a in chosen.agents if a.strip()]), variable=chosen.variable, known=chosen.known,
         statements=chosen.statements, least_likely=chosen.least_likely or fallback.least_likely,
         initial_model=sorted(initial, key=lambda v: ALL_VARIABLES.index(v)), source=source,
     )
