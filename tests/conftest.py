@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -46,8 +48,26 @@ def artifacts_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def browser_type_launch_args() -> dict[str, object]:
-    """pytest-playwright: drive Debian's chromium (no browser download is possible here)."""
+    """Debian's chromium (no browser download is possible here)."""
     return {"executable_path": CHROMIUM, "args": CHROMIUM_ARGS, "headless": True}
+
+
+@pytest.fixture
+def page(browser_type_launch_args: dict[str, object]) -> Iterator[Any]:
+    """A Chromium page from a Playwright instance that is stopped after the test.
+
+    This overrides pytest-playwright's session-wide `page`, whose event loop stays marked as running in the
+    main thread for the rest of the session and breaks every later test that runs asyncio (pytest-asyncio,
+    asyncio.run in CLI commands). A context-managed instance gives the loop back when the test ends.
+    """
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(**browser_type_launch_args)  # type: ignore[arg-type]
+        try:
+            yield browser.new_page()
+        finally:
+            browser.close()
 
 
 @pytest.fixture(scope="session")

@@ -25,24 +25,6 @@ def report_dir(tmp_path: Path, examples_path: Path, hash_embedder) -> Path:
     return out
 
 
-@pytest.fixture
-def page(browser_type_launch_args: dict):
-    """A Chromium page from a Playwright instance that is stopped after the test.
-
-    pytest-playwright's session-wide `page` keeps Playwright's event loop marked as running in the main
-    thread for the rest of the session, which makes every later sync Model call refuse to run; a
-    context-managed instance gives the loop back when the test ends.
-    """
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(**browser_type_launch_args)
-        try:
-            yield browser.new_page()
-        finally:
-            browser.close()
-
-
 def test_report_renders_in_chromium(page, report_dir: Path, artifacts_dir: Path) -> None:
     stats = json.loads((report_dir / "stats.json").read_text())
     errors: list[str] = []
