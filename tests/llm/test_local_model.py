@@ -58,7 +58,6 @@ def test_local_and_server_agree_on_logprobs(llama_server_url):
         QUESTION, k=3
     )
     assert local.top[0].token == remote.top[0].token
-    assert {t.token for t in local.top} & {t.token for t in remote.top} >= {local.top[0].token}
     assert abs(local.top[0].logprob - remote.top[0].logprob) < 0.3
 
 
