@@ -12,11 +12,9 @@ from typing import Any, ClassVar
 
 import httpx
 
-from ..base import BACKENDS_WITH, Backend
 from ..errors import (
     AuthenticationError,
     BadRequestError,
-    CapabilityError,
     ConnectionFailedError,
     ContextLengthError,
     LLMError,
@@ -24,15 +22,13 @@ from ..errors import (
     RequestTimeoutError,
     ServerError,
 )
-from ..types import ChatMessage, Generation, GenerationConfig, LogprobResult, ScoreResult, TokenLogprob, Usage
-from .local import gbnf_literal, sum_forced_logprobs
+from .openai_protocol import OpenAIProtocolBackend
 
 _CONTEXT_HINTS = ("context length", "context size", "maximum context", "too many tokens", "exceeds the available")
 
 
-class OpenAICompatBackend(Backend):
+class OpenAICompatBackend(OpenAIProtocolBackend):
     kind: ClassVar[str] = "openai-compatible"
-    capabilities: ClassVar[frozenset[str]] = frozenset({"generate", "next_token_logprobs", "score"})
 
     def __init__(
         self,
@@ -48,7 +44,7 @@ class OpenAICompatBackend(Backend):
         extra_body: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(model_id=f"{kind_name}/{name}", endpoint=base_url.rstrip("/"), max_connections=max_connections)
-        self.name = name
+        self.request_model = name
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
         self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
@@ -57,6 +53,7 @@ class OpenAICompatBackend(Backend):
         self.extra_body = dict(extra_body or {})
 
     def _client(self) -> httpx.AsyncClient:
+        """One client per event loop (an httpx client cannot cross loops)."""
         loop_id = id(asyncio.get_running_loop())
         client = self._clients.get(loop_id)
         if client is None:
@@ -83,83 +80,6 @@ class OpenAICompatBackend(Backend):
             raise ServerError(f"{self.base_url}{path}: {data['error']}")
         return data
 
-    def _chat_body(self, messages: list[ChatMessage], config: GenerationConfig) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": self.name,
-            "messages": [m.model_dump() for m in messages],
-            "max_tokens": config.max_tokens,
-            "temperature": config.temperature,
-            "top_p": config.top_p,
-            "seed": config.seed + config.sample_index,
-        }
-        if config.stop:
-            body["stop"] = list(config.stop)
-        if config.json_schema is not None:
-            body["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": "output", "schema": config.json_schema},
-            }
-        return body
-
-    async def generate(self, messages: list[ChatMessage], config: GenerationConfig) -> Generation:
-        data = await self._post("/chat/completions", self._chat_body(messages, config))
-        choice = data["choices"][0]
-        return Generation(
-            text=(choice.get("message") or {}).get("content") or "",
-            usage=_usage(data),
-            finish_reason=choice.get("finish_reason"),
-        )
-
-    async def next_token_logprobs(
-        self, messages: list[ChatMessage], k: int, config: GenerationConfig
-    ) -> LogprobResult:
-        body = self._chat_body(messages, config.model_copy(update={"max_tokens": 1, "temperature": 0.0}))
-        body.update({"logprobs": True, "top_logprobs": k})
-        data = await self._post("/chat/completions", body)
-        content = ((data["choices"][0].get("logprobs") or {}).get("content")) or []
-        if not content:
-            raise CapabilityError("next_token_logprobs", self.model_id, BACKENDS_WITH["next_token_logprobs"])
-        top = [TokenLogprob(token=t["token"], logprob=t["logprob"]) for t in content[0]["top_logprobs"][:k]]
-        return LogprobResult(top=top, usage=_usage(data))
-
-    async def score(self, prompt: str, continuations: list[str]) -> ScoreResult:
-        out: list[float] = []
-        usage = Usage()
-        for cont in continuations:
-            value, u = await self._score_one(prompt, cont)
-            out.append(value)
-            usage = Usage(prompt_tokens=usage.prompt_tokens + u.prompt_tokens,
-                          completion_tokens=usage.completion_tokens + u.completion_tokens)
-        return ScoreResult(logprobs=out, usage=usage)
-
-    async def _score_one(self, prompt: str, cont: str) -> tuple[float, Usage]:
-        if self.score_method in {"auto", "echo"}:
-            data = await self._post(
-                "/completions",
-                {"model": self.name, "prompt": prompt + cont, "max_tokens": 1, "echo": True, "logprobs": 1,
-                 "temperature": 0.0},
-            )
-            lp = data["choices"][0].get("logprobs") or {}
-            offsets, values = lp.get("text_offset"), lp.get("token_logprobs")
-            if offsets and values and len(offsets) == len(values):
-                total = sum(v for off, v in zip(offsets, values) if off >= len(prompt) and off < len(prompt + cont)
-                            and v is not None)
-                return float(total), _usage(data)
-            if self.score_method == "echo":
-                raise CapabilityError("score", self.model_id, BACKENDS_WITH["score"])
-        data = await self._post(
-            "/completions",
-            {"model": self.name, "prompt": prompt, "max_tokens": len(cont.encode()) + 8, "temperature": 0.0,
-             "logprobs": 1, "grammar": f"root ::= {gbnf_literal(cont)}"},
-        )
-        content = ((data["choices"][0].get("logprobs") or {}).get("content")) or []
-        if not content:
-            raise CapabilityError("score", self.model_id, BACKENDS_WITH["score"])
-        total, exact = sum_forced_logprobs(content, cont)
-        if not exact:
-            raise CapabilityError("score", self.model_id, BACKENDS_WITH["score"])
-        return total, _usage(data)
-
     async def aclose(self) -> None:
         clients, self._clients = self._clients, {}
         for client in clients.values():
@@ -183,8 +103,3 @@ def _raise_http(response: httpx.Response) -> None:
     if status in (400, 404, 422):
         raise BadRequestError(f"bad request ({status}): {text}")
     raise LLMError(f"unexpected HTTP {status}: {text}")
-
-
-def _usage(data: dict[str, Any]) -> Usage:
-    u = data.get("usage") or {}
-    return Usage(prompt_tokens=int(u.get("prompt_tokens") or 0), completion_tokens=int(u.get("completion_tokens") or 0))

@@ -1,0 +1,147 @@
+"""The OpenAI chat/completions protocol, shared by every backend that speaks it.
+
+`openai-compatible` sends it over HTTP; `local` hands the same dicts to llama.cpp in-process. Subclasses
+implement `_post(path, body)` only.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Any, ClassVar
+
+from ..base import BACKENDS_WITH, Backend
+from ..errors import CapabilityError
+from ..types import ChatMessage, Generation, GenerationConfig, LogprobResult, ScoreResult, TokenLogprob, Usage
+
+
+def gbnf_literal(text: str) -> str:
+    """A GBNF string literal that matches `text` exactly."""
+    out = []
+    for ch in text:
+        if ch in {'"', "\\"}:
+            out.append("\\" + ch)
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ord(ch) < 0x20:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def sum_forced_logprobs(tokens: list[dict[str, Any]], continuation: str) -> tuple[float, bool]:
+    """Sum the log-probs of grammar-forced tokens that cover `continuation`; also whether they cover it exactly.
+
+    The grammar forces an end-of-generation token after the continuation: it is not part of it.
+    """
+    target = continuation.encode("utf-8")
+    covered = b""
+    total = 0.0
+    for tok in tokens:
+        if len(covered) >= len(target):
+            break
+        covered += bytes(tok.get("bytes") or tok["token"].encode("utf-8"))
+        total += tok["logprob"]
+    return total, covered == target
+
+
+def usage_of(data: dict[str, Any]) -> Usage:
+    u = data.get("usage") or {}
+    return Usage(prompt_tokens=int(u.get("prompt_tokens") or 0), completion_tokens=int(u.get("completion_tokens") or 0))
+
+
+class OpenAIProtocolBackend(Backend):
+    """generate / next_token_logprobs / score over the OpenAI protocol.
+
+    score_method: "echo" (prompt log-probs via `echo`, as vLLM returns them), "grammar" (decoding constrained
+    to the continuation; llama.cpp reports each forced token's pre-sampling log-prob), or "auto" (echo,
+    then grammar).
+    """
+
+    capabilities: ClassVar[frozenset[str]] = frozenset({"generate", "next_token_logprobs", "score"})
+    score_method: str = "auto"
+    #: the `model` field of request bodies
+    request_model: str = ""
+
+    @abstractmethod
+    async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Send one request ("/chat/completions" or "/completions") and return the decoded answer."""
+
+    def _chat_body(self, messages: list[ChatMessage], config: GenerationConfig) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.request_model,
+            "messages": [m.model_dump() for m in messages],
+            "max_tokens": config.max_tokens,
+            "temperature": config.temperature,
+            "top_p": config.top_p,
+            "seed": config.seed + config.sample_index,
+        }
+        if config.stop:
+            body["stop"] = list(config.stop)
+        if config.json_schema is not None:
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "output", "schema": config.json_schema},
+            }
+        return body
+
+    async def generate(self, messages: list[ChatMessage], config: GenerationConfig) -> Generation:
+        data = await self._post("/chat/completions", self._chat_body(messages, config))
+        choice = data["choices"][0]
+        return Generation(
+            text=(choice.get("message") or {}).get("content") or "",
+            usage=usage_of(data),
+            finish_reason=choice.get("finish_reason"),
+        )
+
+    async def next_token_logprobs(
+        self, messages: list[ChatMessage], k: int, config: GenerationConfig
+    ) -> LogprobResult:
+        body = self._chat_body(messages, config.model_copy(update={"max_tokens": 1, "temperature": 0.0}))
+        body.update({"logprobs": True, "top_logprobs": k})
+        data = await self._post("/chat/completions", body)
+        content = ((data["choices"][0].get("logprobs") or {}).get("content")) or []
+        if not content:
+            raise CapabilityError("next_token_logprobs", self.model_id, BACKENDS_WITH["next_token_logprobs"])
+        top = [TokenLogprob(token=t["token"], logprob=t["logprob"]) for t in content[0]["top_logprobs"][:k]]
+        return LogprobResult(top=top, usage=usage_of(data))
+
+    async def score(self, prompt: str, continuations: list[str]) -> ScoreResult:
+        out: list[float] = []
+        prompt_tokens = completion_tokens = 0
+        for cont in continuations:
+            value, u = await self._score_one(prompt, cont) if cont else (0.0, Usage())
+            out.append(value)
+            prompt_tokens += u.prompt_tokens
+            completion_tokens += u.completion_tokens
+        return ScoreResult(logprobs=out, usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens))
+
+    async def _score_one(self, prompt: str, cont: str) -> tuple[float, Usage]:
+        if self.score_method in {"auto", "echo"}:
+            data = await self._post(
+                "/completions",
+                {"model": self.request_model, "prompt": prompt + cont, "max_tokens": 1, "echo": True, "logprobs": 1,
+                 "temperature": 0.0},
+            )
+            lp = data["choices"][0].get("logprobs") or {}
+            offsets, values = lp.get("text_offset"), lp.get("token_logprobs")
+            if offsets and values and len(offsets) == len(values):
+                end = len(prompt + cont)
+                total = sum(v for off, v in zip(offsets, values) if len(prompt) <= off < end and v is not None)
+                return float(total), usage_of(data)
+            if self.score_method == "echo":
+                raise CapabilityError("score", self.model_id, BACKENDS_WITH["score"])
+        data = await self._post(
+            "/completions",
+            {"model": self.request_model, "prompt": prompt, "max_tokens": len(cont.encode()) + 8,
+             "temperature": 0.0, "logprobs": 1, "grammar": f"root ::= {gbnf_literal(cont)}"},
+        )
+        content = ((data["choices"][0].get("logprobs") or {}).get("content")) or []
+        total, exact = sum_forced_logprobs(content, cont)
+        if not exact:
+            raise CapabilityError("score", self.model_id, BACKENDS_WITH["score"])
+        return total, usage_of(data)
