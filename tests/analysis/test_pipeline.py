@@ -44,6 +44,13 @@ def test_examples_end_to_end(examples_path: Path, tmp_path: Path, hash_embedder)
     html = res.report_path.read_text()
     assert len(re.findall(r"<img [^>]*data-figure=", html)) == len(ids)
     assert "http://" not in html and "https://" not in html  # nothing fetched: readable offline
+    # shares by model and by domain as tables with counts (Grok's conversation opens with Social & Others greetings)
+    by_model = re.search(r'<table class="shares-reasons-by-model">.*?</table>', html, re.S)
+    assert by_model is not None and "Grok 4.20" in by_model.group(0)
+    grok_row = re.search(r"<tr><td>Grok 4\.20</td>.*?</tr>", by_model.group(0)).group(0)
+    grok = stats["thought_types"]["reasons"]["by_model"]["Grok 4.20"]
+    assert f"({grok['counts']['Social & Others']})" in grok_row and grok["counts"]["Social & Others"] >= 1
+    assert '<table class="shares-reactions-by-domain">' in html
 
 
 def test_planted_synthetic_data_reach_the_report(tmp_path: Path) -> None:

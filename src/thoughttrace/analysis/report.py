@@ -76,6 +76,17 @@ def _types(stats: Mapping[str, Any]) -> str:
         parts.append(_table(["label", "count", "share", "release share"],
                             [(lab, f"{s['counts'][lab]:,}", _pct(s["shares"][lab]), _pct(s["release_shares"].get(lab)))
                              for lab in s["labels"]], f"shares-{kind}"))
+        for group, group_title in (("by_model", "by model"), ("by_domain", "by domain")):
+            tables = s.get(group) or {}
+            if not tables:
+                continue
+            parts.append(f"<h4>{title} {group_title} (share, count)</h4>")
+            parts.append(_table(
+                [group_title.split()[-1], "n", *s["labels"]],
+                [(name, f"{t['n']:,}", *(f"{_pct(t['shares'][lab])} ({t['counts'][lab]:,})" for lab in s["labels"]))
+                 for name, t in tables.items()],
+                f"shares-{kind}-{group.replace('_', '-')}",
+            ))
     return "\n".join(parts)
 
 
