@@ -161,6 +161,14 @@ def _check_resume(out_dir: str, command: str, opts: dict[str, Any]) -> None:
     path.write_text(json.dumps({"format_version": 1, "settings": settings}, indent=2) + "\n", encoding="utf-8")
 
 
+def _add_run_stats(total: Any, stats: Any) -> Any:
+    """Counts of several models' runs added up (None + stats = stats)."""
+    if total is None:
+        return stats
+    return total.model_copy(update={k: getattr(total, k) + getattr(stats, k)
+                                    for k in ("computed", "skipped", "failed", "errors")})
+
+
 def _finish(models: _Models, stats: Any, summary: dict[str, Any], out_dir: str, as_json: bool) -> None:
     click.echo(f"{stats.computed} items computed, {stats.skipped} resumed from {out_dir}/items.jsonl, "
                f"{stats.failed} failed; summary: {out_dir}/summary.md", err=True)
@@ -223,9 +231,7 @@ def thought_inference(models: _Models, opts: dict[str, Any]) -> None:
                                   judge2=judge2, clip=clip, max_tokens=opts["max_tokens"] or 96)
         stats = models.run(ev.arun(convs, store, with_next_message=opts["with_next_message"], limit=opts["limit"],
                                    concurrency=opts["concurrency"], progress=opts["progress"]))
-        total = stats if total is None else total.model_copy(update={
-            "computed": total.computed + stats.computed, "skipped": total.skipped + stats.skipped,
-            "failed": total.failed + stats.failed, "errors": total.errors + stats.errors})
+        total = _add_run_stats(total, stats)
     config = {k: opts[k] for k in ("file", "model_specs", "method", "with_next_message", "judge_spec", "judge2_spec",
                                    "judge_samples", "no_swap", "limit", "concurrency", "max_context_chars",
                                    "max_message_chars")}
@@ -265,9 +271,7 @@ def next_message(models: _Models, opts: dict[str, Any]) -> None:
                              max_tokens=opts["max_tokens"] or 160)
         stats = models.run(ev.arun(convs, store, conditions, limit=opts["limit"], concurrency=opts["concurrency"],
                                    progress=opts["progress"]))
-        total = stats if total is None else total.model_copy(update={
-            "computed": total.computed + stats.computed, "skipped": total.skipped + stats.skipped,
-            "failed": total.failed + stats.failed, "errors": total.errors + stats.errors})
+        total = _add_run_stats(total, stats)
     config = {k: opts[k] for k in ("file", "model_specs", "judge_spec", "judge2_spec", "judge_samples", "no_swap",
                                    "limit", "concurrency", "max_context_chars", "max_message_chars")}
     config["conditions"] = conditions
