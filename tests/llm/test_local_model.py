@@ -107,3 +107,20 @@ def test_json_schema_constrains_the_output(real_model_spec):
     ).text
     data = json.loads(text)
     assert data["variable"] in {"belief", "goal", "action"} and isinstance(data["agent"], str)
+
+
+def test_streaming_yields_pieces_that_make_the_generated_text(real_model_spec, tmp_path):
+
+    spec, kwargs = real_model_spec
+    model = get_model(spec, cache=tmp_path / "c.sqlite", **kwargs)
+
+    async def collect() -> list[str]:
+        return [piece async for piece in model.astream("Count from one to ten in words.", max_tokens=24)]
+
+    pieces = model.run(collect())
+    assert len(pieces) > 3, "the answer came in one piece: not streamed"
+    reference = get_model(spec, cache=False, **kwargs).generate("Count from one to ten in words.", max_tokens=24)
+    assert "".join(pieces) == reference.text
+    again = model.run(collect())  # the streamed answer was cached like a generate call
+    assert "".join(again) == reference.text and model.usage.report().cache_hits == 1
+    assert model.generate("Count from one to ten in words.", max_tokens=24).cached

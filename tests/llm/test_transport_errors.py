@@ -34,9 +34,10 @@ class _Scripted(BaseHTTPRequestHandler):
         server = self.server
         server.hits += 1  # type: ignore[attr-defined]
         status, body = server.script[min(server.hits - 1, len(server.script) - 1)]  # type: ignore[attr-defined]
-        data = json.dumps(body).encode()
+        sse = isinstance(body, str)
+        data = body.encode() if sse else json.dumps(body).encode()
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", "text/event-stream" if sse else "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -112,3 +113,33 @@ def test_keys_and_urls_do_not_enter_the_cache_key(scripted_server, tmp_path):
     other = get_model("openai-compatible/x", base_url="http://127.0.0.1:1/v1", api_key="k2", cache=cache)
     assert other.generate("hi").cached
     assert scripted_server.hits == 1
+
+
+SSE_BODY = "".join(
+    "data: " + json.dumps({"choices": [{"delta": {"content": piece}, "finish_reason": None}]}) + "\n\n"
+    for piece in ["Hel", "lo", " there"]
+) + "data: " + json.dumps({"choices": [], "usage": {"prompt_tokens": 4, "completion_tokens": 3}}) + "\n\ndata: [DONE]\n\n"
+
+
+def test_stream_is_retried_before_its_first_piece(scripted_server):
+    scripted_server.script = [(503, {"error": "busy"}), (200, SSE_BODY)]
+    model = get_model("openai-compatible/x", base_url=_url(scripted_server), cache=False, backoff_seconds=0.01)
+
+    async def collect() -> list[str]:
+        return [p async for p in model.astream("hi")]
+
+    assert model.run(collect()) == ["Hel", "lo", " there"]
+    report = model.usage.report()
+    assert scripted_server.hits == 2 and report.retries == 1
+    assert (report.prompt_tokens, report.completion_tokens) == (4, 3)
+
+
+def test_stream_permanent_error_is_typed(scripted_server):
+    scripted_server.script = [(401, {"error": "no key"})]
+    model = get_model("openai-compatible/x", base_url=_url(scripted_server), cache=False)
+
+    async def collect() -> list[str]:
+        return [p async for p in model.astream("hi")]
+
+    with pytest.raises(AuthenticationError):
+        model.run(collect())

@@ -7,6 +7,7 @@ A backend only talks to its model. Caching, retries, concurrency limits and usag
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
 from typing import ClassVar
 
 from .errors import CapabilityError
@@ -41,6 +42,15 @@ class Backend(ABC):
     @abstractmethod
     async def generate(self, messages: list[ChatMessage], config: GenerationConfig) -> Generation:
         """Generate the assistant's reply."""
+
+    async def stream(self, messages: list[ChatMessage], config: GenerationConfig) -> AsyncIterator[str | Generation]:
+        """Text deltas as they are generated, then the whole Generation (with usage) as the last item.
+
+        The default generates first and yields the text in one piece: every backend can be streamed from.
+        """
+        gen = await self.generate(messages, config)
+        yield gen.text
+        yield gen
 
     async def next_token_logprobs(
         self, messages: list[ChatMessage], k: int, config: GenerationConfig

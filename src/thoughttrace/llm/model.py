@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 from .base import BACKENDS_WITH, Backend
@@ -103,22 +103,40 @@ class Model:
             raise CapabilityError(capability, self.model_id, BACKENDS_WITH.get(capability, []))
 
     # -- the machinery -------------------------------------------------------------------------
-    async def _call(
-        self, kind: str, payload: dict[str, Any], call: Callable[[], Awaitable[Any]], decode: Callable[[dict[str, Any]], T]
-    ) -> T:
-        key = cache_key({"model": self.backend.fingerprint(), "kind": kind, **payload})
+    def _key(self, kind: str, payload: dict[str, Any]) -> str:
+        return cache_key({"model": self.backend.fingerprint(), "kind": kind, **payload})
+
+    def _lookup(self, key: str, kind: str) -> dict[str, Any] | None:
+        """The cached value, or None; offline, a miss is an error instead of a model call."""
         if self.cache is not None:
             hit = self.cache.get(key)
             if hit is not None:
                 self.usage.record_hit(self.model_id)
-                result = decode(hit)
-                result.cached = True  # type: ignore[attr-defined]
-                return result
+                return hit
         if self.offline:
             raise CacheMissError(
                 f"offline replay: no cached {kind} for model '{self.model_id}' and this request; "
                 "run once online with the same cache file, or drop --offline"
             )
+        return None
+
+    async def _backoff(self, attempt: int, exc: TransientError) -> None:
+        """Sleep before the next attempt, or raise once the retries are spent."""
+        if attempt > self.max_retries:
+            self.usage.record_error(self.model_id)
+            raise RetriesExhaustedError(attempt, exc) from exc
+        self.usage.record_retry(self.model_id)
+        await asyncio.sleep(self.backoff_seconds * (2 ** (attempt - 1)) * (0.5 + random.random()))
+
+    async def _call(
+        self, kind: str, payload: dict[str, Any], call: Callable[[], Awaitable[Any]], decode: Callable[[dict[str, Any]], T]
+    ) -> T:
+        key = self._key(kind, payload)
+        hit = self._lookup(key, kind)
+        if hit is not None:
+            result = decode(hit)
+            result.cached = True  # type: ignore[attr-defined]
+            return result
         sem = _LIMITS.get(self.backend.endpoint, self.backend.max_connections)
         attempt = 0
         while True:
@@ -128,12 +146,7 @@ class Model:
                     result = await call()
                 break
             except TransientError as exc:
-                if attempt > self.max_retries:
-                    self.usage.record_error(self.model_id)
-                    raise RetriesExhaustedError(attempt, exc) from exc
-                self.usage.record_retry(self.model_id)
-                delay = self.backoff_seconds * (2 ** (attempt - 1)) * (0.5 + random.random())
-                await asyncio.sleep(delay)
+                await self._backoff(attempt, exc)
             except LLMError:
                 self.usage.record_error(self.model_id)
                 raise
@@ -153,6 +166,50 @@ class Model:
         return await self._call(
             "generate", payload, lambda: self.backend.generate(msgs, cfg), Generation.model_validate
         )
+
+    async def astream(
+        self, messages: MessagesLike, config: GenerationConfig | None = None, **overrides: Any
+    ) -> AsyncIterator[str]:
+        """Yield the reply's text as it is generated; cached, counted and retried like `agenerate`.
+
+        Shares its cache entries with `agenerate` (a hit yields the whole text at once). A transient error
+        is retried only before the first piece of text; after that it propagates.
+        """
+        cfg = _config(config, overrides)
+        msgs = as_messages(messages)
+        key = self._key("generate", {"messages": [m.model_dump() for m in msgs], "config": cfg.cache_fields()})
+        hit = self._lookup(key, "generate")
+        if hit is not None:
+            yield Generation.model_validate(hit).text
+            return
+        sem = _LIMITS.get(self.backend.endpoint, self.backend.max_connections)
+        attempt = 0
+        final: Generation | None = None
+        while final is None:
+            attempt += 1
+            started = False
+            try:
+                async with sem:
+                    async for item in self.backend.stream(msgs, cfg):
+                        if isinstance(item, Generation):
+                            final = item
+                        elif item:
+                            started = True
+                            yield item
+            except TransientError as exc:
+                if started:
+                    self.usage.record_error(self.model_id)
+                    raise
+                await self._backoff(attempt, exc)
+                continue
+            except LLMError:
+                self.usage.record_error(self.model_id)
+                raise
+            if final is None:
+                raise LLMError(f"the stream from '{self.model_id}' ended without its final record")
+        self.usage.record_call(self.model_id, final.usage)
+        if self.cache is not None:
+            self.cache.put(key, self.model_id, "generate", final.model_dump(mode="json", exclude={"cached"}))
 
     async def anext_token_logprobs(
         self, messages: MessagesLike, k: int = 5, config: GenerationConfig | None = None, **overrides: Any

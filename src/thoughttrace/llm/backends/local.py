@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 from ..errors import BadRequestError, ContextLengthError, LLMError, RequestTimeoutError, ServerError
@@ -79,3 +80,36 @@ class LocalBackend(OpenAIProtocolBackend):
             raise LLMError(f"llama.cpp returned {type(response).__name__}, expected a dict")
         raise_for_error(response)
         return response
+
+    async def _post_stream(self, path: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """llama.cpp calls back with each chunk from its own thread; chunks cross to this loop by a queue."""
+        server = POOL.get(self.settings)
+        handler = server.handle_chat_completions if path == "/chat/completions" else server.handle_completions
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+
+        def on_chunk(chunk: Any) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, chunk if isinstance(chunk, dict) else {"error": str(chunk)})
+
+        def run() -> None:
+            try:
+                handler(body, on_chunk)
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, None)
+
+        worker = asyncio.ensure_future(asyncio.to_thread(run))
+        deadline = loop.time() + self.timeout if self.timeout else None
+        try:
+            while True:
+                remaining = None if deadline is None else max(0.0, deadline - loop.time())
+                try:
+                    chunk = await asyncio.wait_for(queue.get(), remaining)
+                except TimeoutError as exc:
+                    raise RequestTimeoutError(f"local model did not finish within {self.timeout} s") from exc
+                if chunk is None:
+                    break
+                raise_for_error(chunk)
+                yield chunk
+        finally:
+            if worker.done():
+                worker.result()  # surfaces an exception from the handler itself

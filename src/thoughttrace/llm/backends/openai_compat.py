@@ -8,6 +8,8 @@ and fails with a CapabilityError otherwise.
 from __future__ import annotations
 
 import asyncio
+import json
+from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 import httpx
@@ -79,6 +81,31 @@ class OpenAICompatBackend(OpenAIProtocolBackend):
         if isinstance(data, dict) and data.get("error"):
             raise ServerError(f"{self.base_url}{path}: {data['error']}")
         return data
+
+    async def _post_stream(self, path: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """Server-sent events: one `data: {...}` line a chunk, `data: [DONE]` at the end."""
+        try:
+            async with self._client().stream("POST", path, json={**self.extra_body, **body}) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    _raise_http(response)
+                async for line in response.aiter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        break
+                    try:
+                        chunk = json.loads(data)
+                    except ValueError as exc:
+                        raise ServerError(f"{self.base_url}{path}: a stream chunk is not JSON: {data[:200]!r}") from exc
+                    if isinstance(chunk, dict) and chunk.get("error"):
+                        raise ServerError(f"{self.base_url}{path}: {chunk['error']}")
+                    yield chunk
+        except httpx.TimeoutException as exc:
+            raise RequestTimeoutError(f"{self.base_url}{path}: no answer within the timeout ({exc})") from exc
+        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+            raise ConnectionFailedError(f"{self.base_url}{path}: {type(exc).__name__}: {exc}; is the server up?") from exc
 
     async def aclose(self) -> None:
         clients, self._clients = self._clients, {}

@@ -7,6 +7,7 @@ implement `_post(path, body)` only.
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 from ..base import BACKENDS_WITH, Backend
@@ -70,6 +71,25 @@ class OpenAIProtocolBackend(Backend):
     @abstractmethod
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """Send one request ("/chat/completions" or "/completions") and return the decoded answer."""
+
+    @abstractmethod
+    def _post_stream(self, path: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """Send one streaming request and yield its decoded chunks."""
+
+    async def stream(self, messages: list[ChatMessage], config: GenerationConfig) -> AsyncIterator[str | Generation]:
+        body = {**self._chat_body(messages, config), "stream": True, "stream_options": {"include_usage": True}}
+        parts: list[str] = []
+        usage, finish = Usage(), None
+        async for chunk in self._post_stream("/chat/completions", body):
+            if chunk.get("usage"):
+                usage = usage_of(chunk)
+            for choice in chunk.get("choices") or []:
+                delta = (choice.get("delta") or {}).get("content")
+                if delta:
+                    parts.append(delta)
+                    yield delta
+                finish = choice.get("finish_reason") or finish
+        yield Generation(text="".join(parts), usage=usage, finish_reason=finish)
 
     def _chat_body(self, messages: list[ChatMessage], config: GenerationConfig) -> dict[str, Any]:
         body: dict[str, Any] = {

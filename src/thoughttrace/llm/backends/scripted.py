@@ -8,7 +8,7 @@ recorded in `requests`, so tests can check what a model would have seen.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from ..base import Backend
@@ -68,6 +68,18 @@ class ScriptedBackend(Backend):
         text = self._text(messages, config)
         usage = Usage(prompt_tokens=sum(len(m.content.split()) for m in messages), completion_tokens=len(text.split()))
         return Generation(text=text, usage=usage, finish_reason="stop")
+
+    async def stream(self, messages: list[ChatMessage], config: GenerationConfig) -> AsyncIterator[str | Generation]:
+        """Word by word (with the configured delay between words), then the whole Generation."""
+        import asyncio
+        import re
+
+        gen = await self.generate(messages, config)
+        for piece in re.findall(r"\S+\s*|\s+", gen.text):
+            yield piece
+            if self._delay:
+                await asyncio.sleep(self._delay)
+        yield gen
 
     async def next_token_logprobs(
         self, messages: list[ChatMessage], k: int, config: GenerationConfig
