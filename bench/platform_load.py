@@ -40,7 +40,7 @@ CSRF_RE = re.compile(r'(?:name="csrf_token" value|data-csrf)="([^"]+)"')
 ID_RE = re.compile(r"/c/([A-Za-z0-9_\-]+)")
 ADMIN_TOKEN = "bench-admin-token-0123456789"
 ENV = {"THOUGHTTRACE_MODE": "test", "THOUGHTTRACE_ADMIN_TOKEN": ADMIN_TOKEN,
-       "THOUGHTTRACE_SECRET_KEY": "bench-secret-key-0123456789abcdef", "THOUGHTTRACE_STREAM_DELAY": "0"}
+       "THOUGHTTRACE_SECRET_KEY": "bench-secret-key-0123456789abcdef"}
 STUDY = """\
 format_version: 1
 name: bench

@@ -175,7 +175,7 @@ models:
 """
 
 TEST_ENV = {"THOUGHTTRACE_MODE": "test", "THOUGHTTRACE_ADMIN_TOKEN": "admin-token-for-tests-0123",
-            "THOUGHTTRACE_SECRET_KEY": "secret-key-for-tests-0123456789", "THOUGHTTRACE_STREAM_DELAY": "0"}
+            "THOUGHTTRACE_SECRET_KEY": "secret-key-for-tests-0123456789"}
 
 
 def write_study(path: Any, name: str = "test") -> Any:

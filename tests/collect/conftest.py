@@ -32,7 +32,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def settings(db_url: str) -> Settings:
     return Settings(db_url=db_url, mode="test", admin_token="admin-token-for-tests-0123",
-                    secret_key="secret-key-for-tests-0123456789", stream_chunk_delay=0.0)
+                    secret_key="secret-key-for-tests-0123456789")
 
 
 @pytest.fixture

@@ -55,7 +55,7 @@ class Server:
 def live(tmp_path: Path) -> Iterator[Any]:
     def make(models: Any = None, **overrides: Any) -> tuple[Server, Any]:
         settings = Settings(db_url=f"sqlite:///{tmp_path / 'browser.sqlite'}", mode="test", admin_token=TOKEN,
-                            secret_key="secret-key-for-tests-0123456789", stream_chunk_delay=0.01)
+                            secret_key="secret-key-for-tests-0123456789")
         pool = models or scripted_pool(lambda msgs, cfg: ANSWER)
         app = create_app(settings, make_study(tasks_per_participant=1, labels="optional", **overrides), models=pool)
         return Server(app), pool

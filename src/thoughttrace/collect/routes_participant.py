@@ -269,9 +269,12 @@ async def post_message(request: Request, cid: str) -> Response:
 
 @router.post("/api/c/{cid}/generate")
 async def generate(request: Request, cid: str) -> Response:
-    """Answer the pending user message. The whole answer is generated and committed first, then streamed
-    to the browser in chunks (the model layer has no token streaming); a failure leaves the user message
-    stored and answers 502/504 with `retry: true`, so the participant can ask again."""
+    """Answer the pending user message, streaming the model's text to the browser as it is generated.
+
+    A failure before the first piece answers 502/504 with `retry: true`; a failure mid-stream ends the stream
+    with an `error` event. Either way the user message stays stored and nothing half-written is saved, so the
+    participant can press Retry. The answer is committed before the closing `done` event.
+    """
     ctx = ctx_of(request)
 
     def load(s: Session) -> tuple[int, list[Any], Message | None, Message | None, str]:
@@ -291,59 +294,102 @@ async def generate(request: Request, cid: str) -> Response:
 
     conv_id, request_msgs, pending, done, model_key = await run_db(ctx, load)
     if done is not None:  # already answered: a replay or a second tab
-        return _stream(ctx, done)
-    async with ctx.generation_lock(conv_id):
+        return _replay(done)
+    lock = ctx.generation_lock(conv_id)
+    await lock.acquire()
+    handed_over = False
+    try:
         def recheck(s: Session) -> Message | None:
             assert pending is not None
             return flow.answer_to(s, conv_id, pending)
 
         answered = await run_db(ctx, recheck)
         if answered is not None:
-            return _stream(ctx, answered)
+            return _replay(answered)
         entry = ctx.study.model_entry(model_key)
-        model = ctx.models[model_key]
-        try:
-            gen = await asyncio.wait_for(
-                model.agenerate(request_msgs, max_tokens=entry.max_tokens, temperature=entry.temperature),
-                timeout=ctx.study.model_timeout_seconds)
-            text, failure = gen.text.strip() or "(the assistant returned an empty answer)", None
-        except TimeoutError:
-            text, failure = "", (504, f"the assistant took longer than {ctx.study.model_timeout_seconds:g} s")
-        except LLMError as exc:
-            text, failure = "", (502, f"the assistant could not answer ({type(exc).__name__})")
+        timeout = ctx.study.model_timeout_seconds
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        pieces = ctx.models[model_key].astream(request_msgs, max_tokens=entry.max_tokens, temperature=entry.temperature)
 
-        def save(s: Session) -> Message | None:
+        async def next_piece() -> str | None:
+            return await asyncio.wait_for(anext(pieces, None), max(0.0, deadline - loop.time()))
+
+        def failure_of(exc: Exception) -> tuple[int, str]:
+            if isinstance(exc, TimeoutError):
+                return 504, f"the assistant took longer than {timeout:g} s"
+            return 502, f"the assistant could not answer ({type(exc).__name__})"
+
+        def save(failure: tuple[int, str] | None, text: str) -> Callable[[Session], Message | None]:
+            """The database work that ends a generation: the answer, or the failure logged."""
             from .db import Conversation as ConvRow
 
-            conv = s.get(ConvRow, conv_id)
-            assert conv is not None and pending is not None
-            p = s.get(Participant, conv.participant_id)
-            assert p is not None
-            if failure is not None:
-                flow.log_event(s, p, "model_error", failure[1], conv)
-                return None
-            return flow.add_assistant_message(s, conv, pending, text)
+            def work(s: Session) -> Message | None:
+                conv = s.get(ConvRow, conv_id)
+                assert conv is not None and pending is not None
+                p = s.get(Participant, conv.participant_id)
+                assert p is not None
+                if failure is not None:
+                    flow.log_event(s, p, "model_error", failure[1], conv)
+                    return None
+                return flow.add_assistant_message(s, conv, pending, text)
 
-        saved = await run_db(ctx, save)
-    if saved is None:
-        assert failure is not None
-        return JSONResponse({"error": failure[1] + "; your message is saved, press Retry", "retry": True},
-                            status_code=failure[0])
-    return _stream(ctx, saved)
+            return work
+
+        try:
+            first = await next_piece()
+        except (TimeoutError, LLMError) as exc:
+            failure = failure_of(exc)
+            await pieces.aclose()
+            await run_db(ctx, save(failure, ""))
+            return JSONResponse({"error": failure[1] + "; your message is saved, press Retry", "retry": True},
+                                status_code=failure[0])
+
+        async def body() -> AsyncIterator[bytes]:
+            try:
+                yield _event({"type": "start"})
+                parts: list[str] = []
+                failure: tuple[int, str] | None = None
+                piece = first
+                try:
+                    while piece is not None:
+                        parts.append(piece)
+                        yield _event({"type": "delta", "text": piece})
+                        piece = await next_piece()
+                except (TimeoutError, LLMError) as exc:
+                    failure = failure_of(exc)
+                text = "".join(parts).strip() or "(the assistant returned an empty answer)"
+                saved = await run_db(ctx, save(failure, text))
+                if saved is None:
+                    assert failure is not None
+                    yield _event({"type": "error", "error": failure[1] + "; your message is saved, press Retry",
+                                  "retry": True})
+                else:
+                    yield _event({"type": "done", "message_id": saved.public_id,
+                                  "html": render_markdown(saved.content), "content": saved.content})
+            finally:
+                lock.release()
+                await pieces.aclose()
+
+        handed_over = True
+        return StreamingResponse(body(), media_type="application/x-ndjson")
+    finally:
+        if not handed_over:
+            lock.release()
 
 
-def _stream(ctx: AppContext, msg: Message) -> StreamingResponse:
-    size, delay = ctx.settings.stream_chunk_chars, ctx.settings.stream_chunk_delay
-    text = msg.content
+def _event(obj: dict[str, Any]) -> bytes:
+    return (json.dumps(obj) + "\n").encode()
+
+
+def _replay(msg: Message) -> StreamingResponse:
+    """Replay an answer that is already stored, in the same event format as a live generation."""
 
     async def body() -> AsyncIterator[bytes]:
-        yield (json.dumps({"type": "start", "message_id": msg.public_id}) + "\n").encode()
-        for i in range(0, len(text), size):
-            yield (json.dumps({"type": "delta", "text": text[i:i + size]}) + "\n").encode()
-            if delay:
-                await asyncio.sleep(delay)
-        yield (json.dumps({"type": "done", "message_id": msg.public_id, "html": render_markdown(text),
-                           "content": text}) + "\n").encode()
+        yield _event({"type": "start"})
+        yield _event({"type": "delta", "text": msg.content})
+        yield _event({"type": "done", "message_id": msg.public_id, "html": render_markdown(msg.content),
+                      "content": msg.content})
 
     return StreamingResponse(body(), media_type="application/x-ndjson")
 

@@ -34,8 +34,6 @@ class Settings:
     mode: Mode = "production"
     secure_cookies: bool = False
     max_body_bytes: int = 256 * 1024
-    stream_chunk_chars: int = 24
-    stream_chunk_delay: float = 0.015
     study_path: str | None = None
 
     @classmethod
@@ -50,8 +48,6 @@ class Settings:
             "secure_cookies": env.get("THOUGHTTRACE_SECURE_COOKIES", "0") == "1",
             "study_path": env.get("THOUGHTTRACE_STUDY") or None,
         }
-        if "THOUGHTTRACE_STREAM_DELAY" in env:
-            values["stream_chunk_delay"] = float(env["THOUGHTTRACE_STREAM_DELAY"])
         values.update({k: v for k, v in overrides.items() if v is not None})
         if values["mode"] not in ("production", "demo", "test"):
             raise SettingsError(f"THOUGHTTRACE_MODE must be production, demo or test, not {values['mode']!r}")

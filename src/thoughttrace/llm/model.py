@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 from .base import BACKENDS_WITH, Backend
@@ -169,7 +169,7 @@ class Model:
 
     async def astream(
         self, messages: MessagesLike, config: GenerationConfig | None = None, **overrides: Any
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         """Yield the reply's text as it is generated; cached, counted and retried like `agenerate`.
 
         Shares its cache entries with `agenerate` (a hit yields the whole text at once). A transient error

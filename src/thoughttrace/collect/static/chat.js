@@ -110,7 +110,7 @@
     const body = li.querySelector(".plain");
     const reader = resp.body.getReader();
     const decoder = new TextDecoder();
-    let buffer = "", finalMsg = null;
+    let buffer = "", finalMsg = null, streamError = null;
     for (;;) {
       const { value, done } = await reader.read();
       if (done) break;
@@ -122,10 +122,11 @@
         const ev = JSON.parse(line);
         if (ev.type === "delta") body.textContent += ev.text;
         else if (ev.type === "done") finalMsg = ev;
+        else if (ev.type === "error") streamError = ev.error;
       }
     }
     busy = false;
-    if (!finalMsg) { li.remove(); setStatus("The answer was cut off. Your message is saved; press Retry.", true); refresh(); return; }
+    if (!finalMsg) { li.remove(); setStatus(streamError || "The answer was cut off. Your message is saved; press Retry.", true); refresh(); return; }
     body.className = "md"; body.innerHTML = finalMsg.html;
     li.dataset.id = finalMsg.message_id;
     state.messages.push({ id: finalMsg.message_id, role: "assistant", content: finalMsg.content, html: finalMsg.html, note: null });
