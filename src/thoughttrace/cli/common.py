@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -101,7 +100,3 @@ def wrap(fn: F) -> F:
             return fn(*args, **kwargs)
 
     return inner  # type: ignore[return-value]
-
-
-def stderr_is_tty() -> bool:
-    return sys.stderr.isatty()

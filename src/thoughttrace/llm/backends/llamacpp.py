@@ -59,10 +59,6 @@ class _Pool:
                 server = self._servers[settings] = start_server(settings)
             return server
 
-    def release(self, settings: ServerSettings) -> None:
-        with self._lock:
-            self._servers.pop(settings, None)
-
 
 POOL = _Pool()
 
