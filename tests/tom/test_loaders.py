@@ -93,3 +93,18 @@ def test_muma_description_decodes_escapes_without_eval(body: str) -> None:
 
 def test_hitom_story_strips_instructions() -> None:
     assert strip_story("Read this.\n1 A entered.\n2 B left.\n\n") == "1 A entered.\n2 B left."
+
+
+@pytest.mark.parametrize("module,filename", [("tomi", "test_balanced.jsonl"), ("mmtom_qa", "questions.json")])
+def test_official_loaders_name_a_broken_line(tmp_path, module, filename):
+    import importlib
+
+    loader = importlib.import_module(f"thoughttrace.tom.benchmarks.{module}")
+    (tmp_path / loader.FILE).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / loader.FILE).write_text('{"story": "ok"\n[1, 2]\n', encoding="utf-8")
+    with pytest.raises(ItemFileError, match=r":1: not valid JSON"):
+        loader.load_official(tmp_path)
+    (tmp_path / loader.FILE).write_text("[1, 2]\n", encoding="utf-8")
+    with pytest.raises(ItemFileError, match=r":1: expected a JSON object"):
+        loader.load_official(tmp_path)
+    assert filename in str(loader.FILE)

@@ -6,11 +6,10 @@ Please respond with either a or b.`; this loader cuts it into story, question an
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
-from ..items import ItemFileError, ToMItem, letter
+from ..items import ItemFileError, ToMItem, iter_json_lines, letter
 
 NAME = "mmtom_qa"
 FILE = "questions.json"
@@ -43,27 +42,21 @@ def split_prompt(prompt: str) -> tuple[str, str, list[str]]:
 
 def load_official(raw_dir: Path) -> list[ToMItem]:
     path = raw_dir / FILE
-    if not path.exists():
-        raise ItemFileError(f"MMToM-QA: expected {path} (one JSON object a line)")
     items: list[ToMItem] = []
-    with path.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            try:
-                story, question, choices = split_prompt(row["question"])
-            except ValueError as exc:
-                raise ItemFileError(f"{path}:{number}: {exc}") from exc
-            labels = list(row.get("answer_list") or [chr(ord("a") + i) for i in range(len(choices))])
-            answer = labels.index(row["answer"])
-            qtype = str(row["question_type"])
-            items.append(ToMItem(
-                id=f"mmtom_qa-{len(items):05d}", benchmark=NAME, story=story, question=question, choices=choices,
-                answer=letter(answer), answer_text=choices[answer], question_type=qtype,
-                group=f"mmtom-ep{row.get('episode')}", split="test",
-                metadata={"type_name": TYPE_NAMES.get(qtype, qtype), "category": TYPE_NAMES.get(qtype, "x:").split(":")[0],
-                          "episode": row.get("episode"), "start_time": row.get("start_time"),
-                          "end_time": row.get("end_time"), "original_prompt": row["question"]},
-            ))
+    for number, row in iter_json_lines(path, f"MMToM-QA: expected {path} (one JSON object a line)"):
+        try:
+            story, question, choices = split_prompt(row["question"])
+        except ValueError as exc:
+            raise ItemFileError(f"{path}:{number}: {exc}") from exc
+        labels = list(row.get("answer_list") or [chr(ord("a") + i) for i in range(len(choices))])
+        answer = labels.index(row["answer"])
+        qtype = str(row["question_type"])
+        items.append(ToMItem(
+            id=f"mmtom_qa-{len(items):05d}", benchmark=NAME, story=story, question=question, choices=choices,
+            answer=letter(answer), answer_text=choices[answer], question_type=qtype,
+            group=f"mmtom-ep{row.get('episode')}", split="test",
+            metadata={"type_name": TYPE_NAMES.get(qtype, qtype), "category": TYPE_NAMES.get(qtype, "x:").split(":")[0],
+                      "episode": row.get("episode"), "start_time": row.get("start_time"),
+                      "end_time": row.get("end_time"), "original_prompt": row["question"]},
+        ))
     return items

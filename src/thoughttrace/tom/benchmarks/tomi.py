@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from ..items import ItemFileError, ToMItem, letter
+from ..items import ItemFileError, ToMItem, iter_json_lines, letter
 
 NAME = "tomi"
 FILE = "test_balanced.jsonl"
@@ -22,25 +21,20 @@ def official_group(item: ToMItem) -> str:
 
 def load_official(raw_dir: Path) -> list[ToMItem]:
     path = raw_dir / FILE
-    if not path.exists():
-        raise ItemFileError(f"ToMi: expected {path} (the balanced test set, one JSON object a line)")
     items: list[ToMItem] = []
-    with path.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            choices = list(row["containers"])
-            if row["answer"] not in choices:
-                raise ItemFileError(f"{path}:{number}: answer {row['answer']!r} is not among the containers")
-            qtype = row["question_type"]
-            item = ToMItem(
-                id=f"tomi-{len(items):05d}", benchmark=NAME, story=row["story"], question=row["question"],
-                choices=choices, answer=letter(choices.index(row["answer"])), answer_text=row["answer"],
-                question_type=qtype, group="", split="test",
-                metadata={"story_type": row.get("story_type"), "tom_question": qtype.endswith("_tom")
-                          and not qtype.endswith("no_tom")},
-            )
-            item.metadata["autotom_group"] = official_group(item)
-            items.append(item)
+    missing = f"ToMi: expected {path} (the balanced test set, one JSON object a line)"
+    for number, row in iter_json_lines(path, missing):
+        choices = list(row["containers"])
+        if row["answer"] not in choices:
+            raise ItemFileError(f"{path}:{number}: answer {row['answer']!r} is not among the containers")
+        qtype = row["question_type"]
+        item = ToMItem(
+            id=f"tomi-{len(items):05d}", benchmark=NAME, story=row["story"], question=row["question"],
+            choices=choices, answer=letter(choices.index(row["answer"])), answer_text=row["answer"],
+            question_type=qtype, group="", split="test",
+            metadata={"story_type": row.get("story_type"), "tom_question": qtype.endswith("_tom")
+                      and not qtype.endswith("no_tom")},
+        )
+        item.metadata["autotom_group"] = official_group(item)
+        items.append(item)
     return items
