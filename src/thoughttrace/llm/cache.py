@@ -35,22 +35,23 @@ def cache_key(payload: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
-class ResponseCache:
-    """A key -> JSON value store in one SQLite file (WAL), safe across threads and processes."""
+class SQLiteStore:
+    """One SQLite file (WAL, one connection per thread), safe across threads and processes.
+
+    Subclasses give their table in `SCHEMA`; a `meta` table records the format version.
+    """
+
+    SCHEMA: str = ""
+    FORMAT_VERSION: int = FORMAT_VERSION
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        with self._conn() as conn:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, model TEXT NOT NULL, "
-                "kind TEXT NOT NULL, value TEXT NOT NULL, created REAL NOT NULL, last_used REAL NOT NULL)"
-            )
-            conn.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            conn.execute(
-                "INSERT OR IGNORE INTO meta VALUES ('format_version', ?)", (str(FORMAT_VERSION),)
-            )
+        conn = self._conn()
+        conn.execute(self.SCHEMA)
+        conn.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        conn.execute("INSERT OR IGNORE INTO meta VALUES ('format_version', ?)", (str(self.FORMAT_VERSION),))
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -60,6 +61,15 @@ class ResponseCache:
             conn.execute("PRAGMA synchronous=NORMAL")
             self._local.conn = conn
         return conn
+
+
+class ResponseCache(SQLiteStore):
+    """Model responses: key -> JSON value, with the model and request kind for `cache info|clear`."""
+
+    SCHEMA = (
+        "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, model TEXT NOT NULL, "
+        "kind TEXT NOT NULL, value TEXT NOT NULL, created REAL NOT NULL, last_used REAL NOT NULL)"
+    )
 
     def get(self, key: str) -> dict[str, Any] | None:
         row = self._conn().execute("SELECT value FROM responses WHERE key = ?", (key,)).fetchone()

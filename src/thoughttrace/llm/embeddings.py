@@ -18,7 +18,6 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import os
-import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .cache import default_cache_path
+from .cache import SQLiteStore, default_cache_path
 from .errors import ConfigurationError, MissingDependencyError
 
 FORMAT_VERSION = 1
@@ -111,29 +110,14 @@ def text_key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-class VectorCache:
-    """(model fingerprint, text sha256) -> float32 vector, in one SQLite file (WAL, thread-local connections)."""
+class VectorCache(SQLiteStore):
+    """(model fingerprint, text sha256) -> float32 vector."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        conn = self._conn()
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS vectors (model TEXT NOT NULL, key TEXT NOT NULL, dim INTEGER NOT NULL, "
-            "vec BLOB NOT NULL, PRIMARY KEY (model, key))"
-        )
-        conn.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        conn.execute("INSERT OR IGNORE INTO meta VALUES ('format_version', ?)", (str(FORMAT_VERSION),))
-
-    def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            self._local.conn = conn
-        return conn
+    SCHEMA = (
+        "CREATE TABLE IF NOT EXISTS vectors (model TEXT NOT NULL, key TEXT NOT NULL, dim INTEGER NOT NULL, "
+        "vec BLOB NOT NULL, PRIMARY KEY (model, key))"
+    )
+    FORMAT_VERSION = FORMAT_VERSION
 
     def get_many(self, model: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
