@@ -81,6 +81,22 @@ _PROVIDERS: Sequence[tuple[tuple[str, ...], str]] = (
 )
 
 
+def role_and_text(turn: Any, where: str, roles: dict[str, str], role_key: str = "role",
+                  text_key: str = "content") -> tuple[str, str]:
+    """(normalised role, text) of one source turn; errors name the field (e.g. conversation.3.role)."""
+    if not isinstance(turn, dict):
+        raise RecordError(where, f"expected a turn object with {role_key} and {text_key}, got {type(turn).__name__}")
+    raw = turn.get(role_key)
+    role = roles.get(raw.lower()) if isinstance(raw, str) else None
+    if role is None:
+        names = " or ".join(repr(r) for r in dict.fromkeys(roles) if roles[r] != "system")
+        raise RecordError(f"{where}.{role_key}", f"expected {names}, got {raw!r}")
+    text = turn.get(text_key)
+    if not isinstance(text, str):
+        raise RecordError(f"{where}.{text_key}", f"expected text, got {type(text).__name__}")
+    return role, text
+
+
 def guess_provider(model: str | None) -> str | None:
     """The provider behind a model name, from its family prefix; None when unknown (never a guess)."""
     if not model:

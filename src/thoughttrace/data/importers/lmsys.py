@@ -11,7 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 from ..schema import Conversation
-from ._common import RecordError, as_text, build_conversation, guess_provider, require_dict, require_list
+from ._common import (
+    RecordError,
+    as_text,
+    build_conversation,
+    guess_provider,
+    require_dict,
+    require_list,
+    role_and_text,
+)
 
 _ROLES = {"user": "user", "human": "user", "assistant": "assistant", "gpt": "assistant", "system": "system"}
 
@@ -25,15 +33,8 @@ def convert(record: Any, index: int) -> Conversation:
     turns = []
     for i, t in enumerate(turns_raw):
         where = f"conversation.{i}"
-        if not isinstance(t, dict):
-            raise RecordError(where, f"expected a turn object with role and content, got {type(t).__name__}")
-        role = t.get("role")
-        if role not in _ROLES:
-            raise RecordError(f"{where}.role", f"expected 'user' or 'assistant', got {role!r}")
-        content = t.get("content")
-        if not isinstance(content, str):
-            raise RecordError(f"{where}.content", f"expected text, got {type(content).__name__}")
-        turns.append((_ROLES[role], content, None, f"{where}.role"))
+        role, content = role_and_text(t, where, _ROLES)
+        turns.append((role, content, None, f"{where}.role"))
     model = rec.get("model")
     return build_conversation(
         str(conv_id), turns,

@@ -11,7 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from ..schema import Conversation
-from ._common import RecordError, as_text, build_conversation, guess_provider, require_dict, require_list
+from ._common import (
+    as_text,
+    build_conversation,
+    guess_provider,
+    require_dict,
+    require_list,
+    role_and_text,
+)
 
 _ROLES = {"human": "user", "user": "user", "gpt": "assistant", "chatgpt": "assistant", "assistant": "assistant",
           "bard": "assistant", "bing": "assistant", "model": "assistant", "system": "system"}
@@ -25,15 +32,7 @@ def convert(record: Any, index: int) -> Conversation:
     turns = []
     for i, t in enumerate(turns_raw):
         where = f"conversations.{i}"
-        if not isinstance(t, dict):
-            raise RecordError(where, f"expected a turn object with from and value, got {type(t).__name__}")
-        speaker = t.get("from")
-        kind = _ROLES.get(speaker.lower()) if isinstance(speaker, str) else None
-        if kind is None:
-            raise RecordError(f"{where}.from", f"expected 'human' or 'gpt', got {speaker!r}")
-        value = t.get("value")
-        if not isinstance(value, str):
-            raise RecordError(f"{where}.value", f"expected text, got {type(value).__name__}")
+        kind, value = role_and_text(t, where, _ROLES, role_key="from", text_key="value")
         turns.append((kind, value, None, f"{where}.from"))
     model = rec.get("model")
     return build_conversation(

@@ -13,7 +13,15 @@ from __future__ import annotations
 from typing import Any
 
 from ..schema import Conversation
-from ._common import RecordError, as_text, build_conversation, guess_provider, require_dict, require_list
+from ._common import (
+    RecordError,
+    as_text,
+    build_conversation,
+    guess_provider,
+    require_dict,
+    require_list,
+    role_and_text,
+)
 
 _ROLES = {"user": "user", "assistant": "assistant", "system": "system"}
 
@@ -29,15 +37,8 @@ def convert(record: Any, index: int) -> Conversation:
     hashed_ip = rec.get("hashed_ip")
     for i, t in enumerate(turns_raw):
         where = f"conversation.{i}"
-        if not isinstance(t, dict):
-            raise RecordError(where, f"expected a turn object with role and content, got {type(t).__name__}")
-        role = t.get("role")
-        if role not in _ROLES:
-            raise RecordError(f"{where}.role", f"expected 'user' or 'assistant', got {role!r}")
-        content = t.get("content")
-        if not isinstance(content, str):
-            raise RecordError(f"{where}.content", f"expected text, got {type(content).__name__}")
-        turns.append((_ROLES[role], content, as_text(t.get("timestamp")), f"{where}.role"))
+        role, content = role_and_text(t, where, _ROLES)
+        turns.append((role, content, as_text(t.get("timestamp")), f"{where}.role"))
         hashed_ip = hashed_ip or t.get("hashed_ip")
     model = rec.get("model")
     return build_conversation(
