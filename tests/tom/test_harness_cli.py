@@ -103,7 +103,7 @@ def test_bad_inputs_give_one_clear_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "x"}\n')
     res = CliRunner().invoke(cli, ["tom", "bench", str(bad), "--out", str(tmp_path / "o"), "-m", "scripted"])
-    assert res.exit_code == 1 and "bad.jsonl:1" in res.output and "Traceback" not in res.output
+    assert res.exit_code == 1 and "bad.jsonl: line 1" in res.output and "Traceback" not in res.output
     res = CliRunner().invoke(cli, ["tom", "solve", "--story", "s", "--question", "q", "--choice", "a", "-m", "scripted"])
     assert res.exit_code == 1 and "at least two" in res.output
     res = CliRunner().invoke(cli, ["tom", "solve", "--story", "s", "--question", "q", "--choice", "a", "--choice", "b",

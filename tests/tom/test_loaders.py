@@ -51,10 +51,10 @@ def test_bad_item_file_names_line_and_field(tmp_path: Path) -> None:
     good = ToMItem(id="x", benchmark="b", story="s", question="q", choices=["a", "b"], answer="A")
     path = tmp_path / "items.jsonl"
     path.write_text(good.model_dump_json() + "\n" + json.dumps({**good.model_dump(), "answer": "C"}) + "\n")
-    with pytest.raises(ItemFileError, match=r"items.jsonl:2: .*names no choice"):
+    with pytest.raises(ItemFileError, match=r"items.jsonl: line 2: .*names no choice"):
         read_items(path)
     path.write_text("{not json\n")
-    with pytest.raises(ItemFileError, match=":1: not valid JSON"):
+    with pytest.raises(ItemFileError, match="line 1: not valid JSON"):
         read_items(path)
     with pytest.raises(ItemFileError, match="unknown benchmark"):
         load_uniform(tmp_path, "nope")
@@ -102,9 +102,9 @@ def test_official_loaders_name_a_broken_line(tmp_path, module, filename):
     loader = importlib.import_module(f"thoughttrace.tom.benchmarks.{module}")
     (tmp_path / loader.FILE).parent.mkdir(parents=True, exist_ok=True)
     (tmp_path / loader.FILE).write_text('{"story": "ok"\n[1, 2]\n', encoding="utf-8")
-    with pytest.raises(ItemFileError, match=r":1: not valid JSON"):
+    with pytest.raises(ItemFileError, match=r"line 1: not valid JSON"):
         loader.load_official(tmp_path)
     (tmp_path / loader.FILE).write_text("[1, 2]\n", encoding="utf-8")
-    with pytest.raises(ItemFileError, match=r":1: expected a JSON object"):
+    with pytest.raises(ItemFileError, match=r"line 1: expected a JSON object"):
         loader.load_official(tmp_path)
     assert filename in str(loader.FILE)

@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from thoughttrace.data.io import iter_json_objects
+
 FORMAT_VERSION = 1
 
 M = TypeVar("M", bound=BaseModel)
@@ -28,22 +30,7 @@ class LeakageError(AssertionError):
 
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, object) for each non-empty line; a bad line raises AlignError naming it."""
-    p = Path(path)
-    if not p.exists():
-        raise AlignError(f"{p}: no such file; check the path")
-    if p.is_dir():
-        raise AlignError(f"{p}: is a directory; give a .jsonl file")
-    with open(p, encoding="utf-8-sig") as fh:
-        for line_no, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise AlignError(f"{p}: line {line_no}: not valid JSON ({exc.msg}); the line may be truncated") from exc
-            if not isinstance(obj, dict):
-                raise AlignError(f"{p}: line {line_no}: expected a JSON object, got {type(obj).__name__}")
-            yield line_no, obj
+    return iter_json_objects(path, error=AlignError)
 
 
 def read_models(path: str | Path, model: type[M], what: str) -> list[M]:

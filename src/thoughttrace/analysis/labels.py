@@ -12,13 +12,13 @@ Records with status other than "ok" (or a null label) are ignored: unlabelled st
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from thoughttrace.data import Conversation, DatasetError
+from thoughttrace.data.io import iter_json_objects
 
 KINDS = ("reason", "reaction", "domain", "relation")
 
@@ -75,21 +75,12 @@ def load_label_records(paths: Iterable[str | Path]) -> LabelOverlay:
     """Read one or more label JSONL files (a header line with `format_version` and no `kind` is skipped)."""
     overlay = LabelOverlay()
     for path in paths:
-        p = Path(path)
-        if not p.exists():
-            raise DatasetError(f"{p}: no such labels file; create it with `thoughttrace label`")
-        with open(p, encoding="utf-8") as fh:
-            for line_no, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DatasetError(f"{p}: line {line_no}: not valid JSON ({exc.msg})") from exc
-                if not isinstance(rec, dict) or "kind" not in rec:
-                    continue
-                try:
-                    overlay.add(rec)
-                except (KeyError, ValueError, TypeError) as exc:
-                    raise DatasetError(f"{p}: line {line_no}: bad label record ({exc})") from exc
+        missing = f"{path}: no such labels file; create it with `thoughttrace label`"
+        for line_no, rec in iter_json_objects(path, missing=missing):
+            if "kind" not in rec:
+                continue
+            try:
+                overlay.add(rec)
+            except (KeyError, ValueError, TypeError) as exc:
+                raise DatasetError(f"{path}: line {line_no}: bad label record ({exc})") from exc
     return overlay

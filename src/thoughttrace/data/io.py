@@ -106,6 +106,31 @@ def parse_line(text: str | bytes, line_no: int) -> tuple[Conversation | None, li
         ]
 
 
+def iter_json_objects(
+    path: str | Path, *, error: type[Exception] = DatasetError, missing: str | None = None
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-empty line of a JSONL file of objects (labels, pairs, items ...).
+
+    A line that is not a JSON object raises `error` (the caller's own error type) naming the file and line.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise error(missing or f"{p}: no such file; check the path")
+    if p.is_dir():
+        raise error(f"{p}: is a directory; give a .jsonl file")
+    with open(p, encoding="utf-8-sig") as fh:
+        for line_no, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise error(f"{p}: line {line_no}: not valid JSON ({exc.msg}); the line may be truncated") from exc
+            if not isinstance(obj, dict):
+                raise error(f"{p}: line {line_no}: expected a JSON object, got {type(obj).__name__}")
+            yield line_no, obj
+
+
 def iter_conversations(
     path: str | Path, *, skip_invalid: bool = False, report: ReadReport | None = None
 ) -> Iterator[Conversation]:

@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
+from thoughttrace.data.io import iter_json_objects
+
 LETTERS = string.ascii_uppercase
 
 
@@ -60,35 +62,17 @@ class ItemFileError(ValueError):
     """A ToM item file is malformed; the message names the file and line."""
 
 
-def iter_json_lines(path: Path, missing: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) for each non-empty line; errors name the file and line. `missing` says what
-    the file should be when it does not exist."""
-    if not path.exists():
-        raise ItemFileError(missing)
-    with path.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ItemFileError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
-            if not isinstance(row, dict):
-                raise ItemFileError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
-            yield number, row
-
-
 def read_items(path: str | Path) -> list[ToMItem]:
     """Read a uniform-format JSONL file; errors name the line and the field to fix."""
     path = Path(path)
     items: list[ToMItem] = []
-    for number, row in iter_json_lines(path, f"no such ToM item file: {path}"):
+    for number, row in iter_json_objects(path, error=ItemFileError, missing=f"no such ToM item file: {path}"):
         try:
             items.append(ToMItem.model_validate(row))
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "item"
-            raise ItemFileError(f"{path}:{number}: field '{where}': {first['msg']}") from exc
+            raise ItemFileError(f"{path}: line {number}: field '{where}': {first['msg']}") from exc
     return items
 
 

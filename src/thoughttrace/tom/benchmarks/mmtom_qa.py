@@ -9,7 +9,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..items import ItemFileError, ToMItem, iter_json_lines, letter
+from thoughttrace.data.io import iter_json_objects
+
+from ..items import ItemFileError, ToMItem, letter
 
 NAME = "mmtom_qa"
 FILE = "questions.json"
@@ -43,11 +45,11 @@ def split_prompt(prompt: str) -> tuple[str, str, list[str]]:
 def load_official(raw_dir: Path) -> list[ToMItem]:
     path = raw_dir / FILE
     items: list[ToMItem] = []
-    for number, row in iter_json_lines(path, f"MMToM-QA: expected {path} (one JSON object a line)"):
+    for number, row in iter_json_objects(path, error=ItemFileError, missing=f"MMToM-QA: expected {path} (one JSON object a line)"):
         try:
             story, question, choices = split_prompt(row["question"])
         except ValueError as exc:
-            raise ItemFileError(f"{path}:{number}: {exc}") from exc
+            raise ItemFileError(f"{path}: line {number}: {exc}") from exc
         labels = list(row.get("answer_list") or [chr(ord("a") + i) for i in range(len(choices))])
         answer = labels.index(row["answer"])
         qtype = str(row["question_type"])

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..items import ItemFileError, ToMItem, iter_json_lines, letter
+from thoughttrace.data.io import iter_json_objects
+
+from ..items import ItemFileError, ToMItem, letter
 
 NAME = "tomi"
 FILE = "test_balanced.jsonl"
@@ -23,10 +25,10 @@ def load_official(raw_dir: Path) -> list[ToMItem]:
     path = raw_dir / FILE
     items: list[ToMItem] = []
     missing = f"ToMi: expected {path} (the balanced test set, one JSON object a line)"
-    for number, row in iter_json_lines(path, missing):
+    for number, row in iter_json_objects(path, error=ItemFileError, missing=missing):
         choices = list(row["containers"])
         if row["answer"] not in choices:
-            raise ItemFileError(f"{path}:{number}: answer {row['answer']!r} is not among the containers")
+            raise ItemFileError(f"{path}: line {number}: answer {row['answer']!r} is not among the containers")
         qtype = row["question_type"]
         item = ToMItem(
             id=f"tomi-{len(items):05d}", benchmark=NAME, story=row["story"], question=row["question"],
