@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from thoughttrace.data.io import iter_json_objects
+from thoughttrace.data.io import first_validation_error, iter_json_objects
 
 FORMAT_VERSION = 1
 
@@ -44,9 +44,7 @@ def read_models(path: str | Path, model: type[M], what: str) -> list[M]:
         try:
             rows.append(model.model_validate(obj))
         except ValidationError as exc:
-            first = exc.errors()[0]
-            loc = ".".join(str(x) for x in first["loc"]) or "(row)"
-            raise AlignError(f"{path}: line {line_no}: not a valid {what}: field '{loc}': {first['msg']}") from exc
+            raise AlignError(f"{path}: line {line_no}: not a valid {what}: {first_validation_error(exc)}") from exc
     return rows
 
 

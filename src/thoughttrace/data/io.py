@@ -68,6 +68,12 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def first_validation_error(exc: ValidationError) -> str:
+    """"field 'a.b': message" for the first problem pydantic found: one line that says what to fix."""
+    first = exc.errors()[0]
+    return f"field '{_field_path(first['loc']) or '(row)'}': {first['msg']}"
+
+
 def _field_path(loc: tuple[Any, ...]) -> str:
     return ".".join(str(x) for x in loc)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
-from thoughttrace.data.io import iter_json_objects
+from thoughttrace.data.io import first_validation_error, iter_json_objects
 
 LETTERS = string.ascii_uppercase
 
@@ -70,9 +70,7 @@ def read_items(path: str | Path) -> list[ToMItem]:
         try:
             items.append(ToMItem.model_validate(row))
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "item"
-            raise ItemFileError(f"{path}: line {number}: field '{where}': {first['msg']}") from exc
+            raise ItemFileError(f"{path}: line {number}: {first_validation_error(exc)}") from exc
     return items
 
 
