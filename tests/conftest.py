@@ -28,6 +28,24 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     monkeypatch.setenv("THOUGHTTRACE_CACHE", str(tmp_path_factory.mktemp("cache") / "llm-cache.sqlite"))
 
 
+@pytest.fixture(autouse=True)
+def _real_weights_need_model_marker(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test that loads real weights (a llama.cpp GGUF or the embedding model) must carry `model`.
+
+    Why: `-m "not model"` promises a run without weights; a forgotten marker would break that promise only on
+    a machine without them. So outside `model` tests, resolving real weights fails the test at once.
+    """
+    if request.node.get_closest_marker("model") is not None:
+        return
+    from thoughttrace.llm import embeddings, weights
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError(f"{request.node.nodeid} loads real weights: mark it @pytest.mark.model")
+
+    monkeypatch.setattr(weights, "_package_dir", refuse)
+    monkeypatch.setattr(embeddings, "_packaged_model_dir", refuse)
+
+
 @pytest.fixture(scope="session")
 def examples_path() -> Path:
     if not EXAMPLES.exists():

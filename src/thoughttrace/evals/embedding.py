@@ -1,15 +1,14 @@
 """Embedding cosine: the cheap second metric beside every judge score.
 
 The embedder itself lives in the model layer (`thoughttrace.llm.embeddings`); this wrapper makes it
-optional (`--no-embeddings`, or the module/weights missing: the metric is then recorded as null and the
-summary says so), thread-safe, and awaitable without blocking the event loop.
+optional (`--no-embeddings`: the metric is then recorded as null with that reason and the summary says
+so; a missing model is an error naming the fix), thread-safe, and awaitable without blocking the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-import warnings
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -41,19 +40,33 @@ class EmbeddingMetric:
 
 
 def load_metric(enabled: bool = True, embedder: Any = None) -> EmbeddingMetric | None:
-    """The default embedder, an injected one (tests), or None when disabled or unavailable."""
+    """The default embedder, an injected one (tests), or None when the user turned the metric off.
+
+    A metric the user asked for (the default) and that cannot be computed is an error that names the fix,
+    never a silent drop: the embedding model is loaded here, before any item runs. With `--no-embeddings`
+    the summary records the metric as null with that reason (`unavailable_metrics`).
+    """
     if embedder is not None:
         return EmbeddingMetric(embedder, name=type(embedder).__name__)
     if not enabled:
         return None
-    try:
-        from thoughttrace.llm.embeddings import get_embedder
-    except ImportError as exc:
-        warnings.warn(f"embedding metric disabled: {exc} (pass --no-embeddings to silence this)", stacklevel=2)
-        return None
+    from thoughttrace.llm.embeddings import get_embedder
+    from thoughttrace.llm.errors import ConfigurationError
+
     try:
         emb = get_embedder()
-    except Exception as exc:  # weights missing, optional package missing: the metric is optional
-        warnings.warn(f"embedding metric disabled: {type(exc).__name__}: {exc}", stacklevel=2)
-        return None
+        emb.embed(["ready"])  # loads the model now: a broken install fails before any model call is paid for
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"the embedding-cosine metric needs {exc.name or 'sentence-transformers'}: `pip install -e '.[analysis]'`, "
+            "or pass --no-embeddings to run without it") from exc
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{exc}; or pass --no-embeddings to run without the embedding-cosine metric") from exc
     return EmbeddingMetric(emb, name=str(getattr(emb, "name", type(emb).__name__)))
+
+
+def unavailable_metrics(config: dict[str, Any], metric: str = "embedding_cosine") -> dict[str, str]:
+    """Metrics a run recorded as null, each with its reason (summaries show these instead of dropping them)."""
+    if config.get("embeddings") is None:
+        return {metric: "turned off with --no-embeddings"}
+    return {}

@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from thoughttrace.data import Conversation
 from thoughttrace.llm import Model
 
-from .embedding import EmbeddingMetric
+from .embedding import EmbeddingMetric, unavailable_metrics
 from .generation import generate_text
 from .judge import Judge
 from .leakage import check_no_leakage
@@ -190,7 +190,7 @@ def summarise(records: list[dict[str, Any]], usage: dict[str, Any], config: dict
     judge_failures = sum(1 for r in records if "judge" in r and (r["judge"] is None or r["judge"]["mean"] is None))
     summary: dict[str, Any] = {
         "eval": "next-message", "config": config, "n_items": len(records), "judge_failures": judge_failures,
-        "overall": overall, "gains": gain_rows, "usage": usage,
+        "overall": overall, "unavailable_metrics": unavailable_metrics(config), "gains": gain_rows, "usage": usage,
         "reference": {"history": 21.6, "thought_augmented": 30.6, "note": "judged 0-100 (release paper)"},
     }
     if any("judge2" in r for r in records):
@@ -211,6 +211,7 @@ def summarise(records: list[dict[str, Any]], usage: dict[str, Any], config: dict
                markdown_table([summary["judge_agreement"]], ["n", "pearson", "spearman", "mean_abs_diff"])]
     md += [f"Judge failures (no parseable score): {judge_failures}. Published reference: history 21.6, "
            "thought-augmented 30.6.", usage_markdown(usage)]
+    md += [f"Not computed: {k} ({v})." for k, v in summary["unavailable_metrics"].items()]
     return summary, "\n".join(md)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from thoughttrace.data import Conversation
 
-from .embedding import EmbeddingMetric
+from .embedding import EmbeddingMetric, unavailable_metrics
 from .judge import Judge
 from .stats import mean_ci
 from .store import ItemStore, RunStats, run_items
@@ -131,8 +131,9 @@ def summarise(real: Sequence[Conversation], simulated: Sequence[Conversation], r
             [r.get("embedding_cosine_to_source") for r in recs]).model_dump()
     end_reasons = Counter(str((getattr(c, "simulation", None) or {}).get("end_reason", "unknown")).split(" (")[0]
                           for c in simulated)
+    unavailable = unavailable_metrics(config, "embedding_cosine_to_source")
     summary = {"eval": "simulator", "config": config, "sides": sides, "simulated_end_reasons": dict(end_reasons),
-               "usage": usage}
+               "unavailable_metrics": unavailable, "usage": usage}
     r, s = sides["real"], sides["simulated"]
 
     def pct(v: float | None) -> str:
@@ -172,6 +173,7 @@ def summarise(real: Sequence[Conversation], simulated: Sequence[Conversation], r
           "## Reason-type stage curves (share at 0/33/67/100% of the conversation)", "",
           markdown_table(curve_rows, ["side", "reason type", *STAGES]),
           f"Simulated conversations ended by: {dict(end_reasons)}", usage_markdown(usage)]
+    md += [f"Not computed: {k} ({v})." for k, v in unavailable.items()]
     return summary, "\n".join(md)
 
 

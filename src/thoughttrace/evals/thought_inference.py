@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from thoughttrace.data import Conversation, load_taxonomy
 from thoughttrace.llm import ConfigurationError, Model
 
-from .embedding import EmbeddingMetric
+from .embedding import EmbeddingMetric, unavailable_metrics
 from .generation import generate_text
 from .judge import Judge
 from .leakage import check_no_leakage
@@ -264,7 +264,7 @@ def summarise(records: list[dict[str, Any]], usage: dict[str, Any], config: dict
     summary: dict[str, Any] = {
         "eval": "thought-inference", "config": config, "n_items": len(records), "judge_failures": judge_failures,
         "generation_failures": sum(1 for r in records if not r.get("prediction")),
-        "overall": overall, "by_thought_type": by_type, "usage": usage,
+        "overall": overall, "unavailable_metrics": unavailable_metrics(config), "by_thought_type": by_type, "usage": usage,
         "reference": {"reasons": 2.93, "reactions": 2.54, "note": "frontier LLMs, judged 1-5 (release paper)"},
     }
     if type_acc:
@@ -284,6 +284,7 @@ def summarise(records: list[dict[str, Any]], usage: dict[str, Any], config: dict
         md += ["## Judge agreement", "", markdown_table([a], ["n", "pearson", "spearman", "mean_abs_diff"])]
     md += [f"Judge failures (no parseable score): {judge_failures}. Published reference (frontier LLMs): "
            "reasons 2.93, reactions 2.54.", usage_markdown(usage)]
+    md += [f"Not computed: {k} ({v})." for k, v in summary["unavailable_metrics"].items()]
     return summary, "\n".join(md)
 
 

