@@ -56,7 +56,8 @@ def _weights(name: str, required: bool, used_for: str) -> Check:
     try:
         path = resolve_weights(name)
     except ConfigurationError as exc:
-        return Check(part, False, f"{exc} ({used_for})", spec.install, required)
+        # the message ends with the install command, which the fix line already shows
+        return Check(part, False, f"{str(exc).split(': run `')[0]} ({used_for})", spec.install, required)
     return Check(part, True, f"{path} (sha256 verified; {used_for})", spec.install, required)
 
 
