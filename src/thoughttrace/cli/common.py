@@ -53,7 +53,8 @@ def model_options(default: str = "local") -> Callable[[F], F]:
         options = [
             click.option("--model", "-m", "model_spec", default=default, show_default=True,
                          help="model string (see `thoughttrace llm --help`)"),
-            click.option("--base-url", default=None, help="server URL for openai-compatible/NAME models"),
+            click.option("--base-url", default=None, help="server URL for openai-compatible/NAME models; several as URL1,URL2 (a pool: "
+                              "routed by load, failing over) or an endpoints YAML file (docs/scale.md)"),
             click.option("--cache", "cache_path", type=click.Path(dir_okay=False), default=None,
                          help="cache file (default: THOUGHTTRACE_CACHE or ~/.cache/thoughttrace/llm-cache.sqlite)"),
             click.option("--no-cache", is_flag=True, help="do not read or write the response cache"),
