@@ -8,7 +8,16 @@ from pathlib import Path
 
 import click
 
-from .common import UserFacingError, build_model, echo_json, model_options, print_usage, wrap
+from .common import (
+    UserFacingError,
+    build_model,
+    echo_json,
+    engine_options,
+    model_options,
+    model_recipe,
+    print_usage,
+    wrap,
+)
 
 KIND_CHOICE = click.Choice(["reason", "reaction", "domain", "relation"])
 
@@ -33,16 +42,24 @@ KIND_CHOICE = click.Choice(["reason", "reaction", "domain", "relation"])
 @click.option("--skip-invalid", is_flag=True, help="skip bad lines instead of failing")
 @click.option("--json", "as_json", is_flag=True, help="print the run summary as JSON")
 @model_options(default="local")
+@engine_options
 @wrap
 def label_command(file: str, out: str, kinds: tuple[str, ...], method: str, only_missing: bool, limit: int | None,
                   batch_size: int, max_attempts: int, constrained: bool, retry_unlabelled: bool,
                   skip_invalid: bool, as_json: bool, model_spec: str, base_url: str | None, cache_path: str | None,
-                  no_cache: bool, offline: bool) -> None:
+                  no_cache: bool, offline: bool, engine: str, ray_address: str | None, workers: int,
+                  shard_size: int, shard_format: str) -> None:
     """Label the thoughts (and optionally domains, turn relations) of FILE with an LLM into OUT."""
     from thoughttrace.label import LabelFileError, label_dataset, write_meta
 
     if not Path(file).exists():
         raise UserFacingError(f"{file}: no such file; check the path")
+    if engine == "ray":
+        _label_on_ray(file, out, kinds or ("reason", "reaction"), method, only_missing, limit, batch_size,
+                      max_attempts, constrained, retry_unlabelled, skip_invalid, as_json,
+                      model_recipe(model_spec, base_url, cache_path, no_cache, offline), ray_address, workers,
+                      shard_size, shard_format)
+        return
     model = build_model(model_spec, base_url, cache_path, no_cache, offline)
     try:
         summary = label_dataset(file, model, out, kinds=kinds or ("reason", "reaction"), method=method,  # type: ignore[arg-type]
@@ -60,6 +77,50 @@ def label_command(file: str, out: str, kinds: tuple[str, ...], method: str, only
     else:
         click.echo(f"{summary.labelled} labelled, {summary.unlabelled} unlabelled, {summary.skipped} already done "
                    f"-> {out} ({meta_path.name})")
+
+
+def _label_on_ray(file: str, out: str, kinds: tuple[str, ...], method: str, only_missing: bool, limit: int | None,
+                  batch_size: int, max_attempts: int, constrained: bool, retry_unlabelled: bool,
+                  skip_invalid: bool, as_json: bool, recipe: object, ray_address: str | None, workers: int,
+                  shard_size: int, shard_format: str) -> None:
+    """`label --engine ray`: shards of FILE on Ray Data workers into the directory OUT, plus OUT.meta.json."""
+    from thoughttrace.batch import BatchError, run_batch, worker_error
+    from thoughttrace.label import write_meta
+    from thoughttrace.label.batch_job import LabelShardJob
+    from thoughttrace.label.run import check_kinds
+
+    if limit is not None:
+        raise UserFacingError("--limit is for --engine local; with --engine ray, label a smaller input file")
+    if retry_unlabelled:
+        raise UserFacingError("--retry-unlabelled is for --engine local; with --engine ray a finished shard is "
+                              "final (delete its part-NNNNN.done.json to redo it)")
+    job = LabelShardJob(kinds=tuple(check_kinds(kinds)), method=method, max_attempts=max_attempts,  # type: ignore[arg-type]
+                        constrained=constrained, only_missing=only_missing, batch_size=batch_size)
+    try:
+        result = run_batch(job, file, out, recipe, engine="ray", ray_address=ray_address,  # type: ignore[arg-type]
+                           workers=workers, shard_rows=shard_size, shard_format=shard_format,
+                           skip_invalid=skip_invalid, progress=sys.stderr.isatty())
+    except BatchError as exc:
+        raise UserFacingError(str(exc)) from exc
+    except Exception as exc:  # a worker's error arrives wrapped by Ray: show its one line
+        if type(exc).__module__.startswith("ray"):
+            raise UserFacingError(worker_error(exc)) from exc
+        raise
+    summary = {**result.summary, "skipped_done": result.skipped_summary.get("items", 0)}
+    summary["items"] = summary.get("items", 0) + summary["skipped_done"]
+    usage = {"format_version": 1, "models": {recipe.spec: result.usage.model_dump()}}  # type: ignore[attr-defined]
+    click.echo(result.usage.summary_line() + f" [{recipe.spec}]", err=True)  # type: ignore[attr-defined]
+    meta = {"input": file, "labels": out, "model": recipe.spec, "method": method,  # type: ignore[attr-defined]
+            "constrained": constrained, "kinds": list(kinds), "summary": summary, "usage": usage,
+            "engine": "ray", "shards": result.n_shards, "shards_done_before": result.done_before,
+            "shard_format": shard_format}
+    meta_path = write_meta(out.rstrip("/"), meta)
+    if as_json:
+        echo_json(meta)
+    else:
+        click.echo(f"{summary.get('labelled', 0)} labelled, {summary.get('unlabelled', 0)} unlabelled, "
+                   f"{summary['skipped_done']} already done -> {out}/shards ({result.n_shards} shards, "
+                   f"{meta_path.name})")
 
 
 @click.command("label-eval")
