@@ -19,9 +19,11 @@ packages (see docs/scale.md).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -319,15 +321,23 @@ def _execute(job: ShardJob, recipe: ModelRecipe, plan: dict[str, Any], out: Path
         raise BatchError(f"unknown engine {engine!r}; choose {' or '.join(ENGINES)}")
     ray, data = _ray(ray_address, workers, cpus_per_worker)
     ds = data.from_items([{"shard": k} for k in todo], override_num_blocks=min(len(todo), max(workers * 4, 1)))
-    ds = ds.map_batches(
+    with warnings.catch_warnings():  # Ray 2.60 calls max_restarts "ray_remote_args", deprecated; still honoured
+        warnings.simplefilter("ignore")
+        ds = _map_shards(ds, data, job, recipe, plan, out, fmt, skip_invalid, workers, cpus_per_worker)
+    for row in ds.iter_rows():
+        yield json.loads(row["done"])
+
+
+def _map_shards(ds: Any, data: Any, job: ShardJob, recipe: ModelRecipe, plan: dict[str, Any], out: Path, fmt: str,
+                skip_invalid: bool, workers: int, cpus_per_worker: float) -> Any:
+    return ds.map_batches(
         _ShardWorker,
         fn_constructor_kwargs={"job": job, "recipe": recipe, "plan": plan, "out": str(out.resolve()), "fmt": fmt,
                                "skip_invalid": skip_invalid},
-        batch_size=1, concurrency=workers, num_cpus=cpus_per_worker,
+        batch_size=1, compute=data.ActorPoolStrategy(size=workers), num_cpus=cpus_per_worker,
+        # a worker that dies is restarted and its shard re-run (done markers keep that idempotent)
         max_restarts=2, max_task_retries=2,
     )
-    for row in ds.iter_rows():
-        yield json.loads(row["done"])
 
 
 def _ray(address: str | None, workers: int, cpus_per_worker: float) -> tuple[Any, Any]:
@@ -340,7 +350,7 @@ def _ray(address: str | None, workers: int, cpus_per_worker: float) -> tuple[Any
         env = {k: v for k, v in os.environ.items() if k.startswith(_FORWARD_PREFIXES)}
         if os.environ.get("PYTHONPATH"):
             env["PYTHONPATH"] = os.environ["PYTHONPATH"]
-        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR",
                                   "runtime_env": {"env_vars": env}}
         if address:
             kwargs["address"] = address
@@ -354,6 +364,7 @@ def _ray(address: str | None, workers: int, cpus_per_worker: float) -> tuple[Any
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = bool(sys.stderr.isatty())
     ctx.execution_options.preserve_order = False
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
     return ray, ray.data
 
 
