@@ -25,12 +25,18 @@ from thoughttrace.batch import iter_records
 from thoughttrace.data import iter_conversations, write_synthetic
 from thoughttrace.label import extract_items
 
-from .conftest import child_env
+from .conftest import child_env as _base_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.model]
 
 N_CONVERSATIONS = 200
 SHARD_SIZE = 10
+
+
+def child_env() -> dict[str, str]:
+    # Ray 2.60 turns token authentication on for a head started by `ray start`; every process of the
+    # cluster (and the driver) must then ask for it, with the token ~/.ray/auth_token the head wrote
+    return {**_base_env(), "RAY_AUTH_MODE": "token"}
 
 
 def _free_port() -> int:
@@ -113,7 +119,7 @@ def test_label_on_a_ray_cluster_survives_a_dead_server_and_equals_the_local_engi
     write_synthetic(data, N_CONVERSATIONS, seed=13)
     cache = tmp_path / "cache.sqlite"  # one host: both Ray nodes share this SQLite file (WAL)
     out = tmp_path / "labels_ray"
-    common = ["--model", "openai-compatible/smollm2", "--cache", str(cache), "--kind", "domain"]
+    common = ["--model", "openai-compatible/smollm2", "--cache", str(cache), "--kind", "domain", "--batch-size", "4"]
     ray_args = [str(data), "--out", str(out), *common, "--base-url", f"{url_a},{url_b}", "--engine", "ray",
                 "--ray-address", ray_cluster, "--workers", "2", "--shard-size", str(SHARD_SIZE)]
 

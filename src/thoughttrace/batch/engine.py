@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from thoughttrace.data import Conversation, DatasetError
-from thoughttrace.llm import Model, UsageReport, get_model
+from thoughttrace.llm import Model, RetriesExhaustedError, TransientError, UsageReport, get_model
 
 from .sources import ShardPlan, check_same_input, plan_shards, read_shard
 
@@ -180,18 +180,31 @@ def iter_records(out: str | Path) -> Iterator[dict[str, Any]]:
 
 # -- one shard, on whichever worker ---------------------------------------------------------------
 def process_shard(job: ShardJob, model: Model, plan: dict[str, Any], k: int, out: Path, fmt: str,
-                  skip_invalid: bool) -> dict[str, Any]:
-    """Run one shard and write its records, then its done marker; a shard already done is not redone."""
+                  skip_invalid: bool, shard_retries: int = 2) -> dict[str, Any]:
+    """Run one shard and write its records, then its done marker; a shard already done is not redone.
+
+    A shard whose model calls keep failing transiently (every endpoint of the pool out, retries spent) is
+    tried again after a pause, up to `shard_retries` times: what it had finished comes from the cache.
+    """
     marker = marker_path(out, k)
     if marker.exists():  # a retried task whose first attempt finished after all
         return dict(json.loads(marker.read_text("utf-8")))
     model.usage.reset()
     started = time.perf_counter()
-    records, summary = job.run_shard(read_shard(plan, k, skip_invalid=skip_invalid), model)
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            records, summary = job.run_shard(read_shard(plan, k, skip_invalid=skip_invalid), model)
+            break
+        except (RetriesExhaustedError, TransientError):
+            if attempt > shard_retries:
+                raise
+            time.sleep(5.0 * attempt)
     write_records(shard_path(out, k, fmt), records, fmt)
     done = {"format_version": BATCH_FORMAT_VERSION, "shard": k, "records": len(records), "summary": summary,
             "usage": model.usage.report().model_dump(), "seconds": round(time.perf_counter() - started, 3),
-            "host": os.uname().nodename, "pid": os.getpid()}
+            "attempts": attempt, "host": os.uname().nodename, "pid": os.getpid()}
     _write_atomic(marker, json.dumps(done, ensure_ascii=False).encode("utf-8"))
     return done
 
@@ -368,9 +381,15 @@ def _ray(address: str | None, workers: int, cpus_per_worker: float) -> tuple[Any
     return ray, ray.data
 
 
-def worker_error(exc: Exception) -> str:
-    """A one-line message for errors raised inside a worker (Ray wraps them)."""
-    cause = getattr(exc, "cause", None) or exc
-    if isinstance(cause, DatasetError | BatchError):
-        return str(cause)
-    return f"{type(cause).__name__}: {cause}"
+def worker_error(exc: BaseException) -> str:
+    """A one-line message for an error raised inside a Ray worker (Ray wraps it in its own exceptions)."""
+    seen: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and cur not in seen:
+        seen.append(cur)
+        cur = cur.__cause__ or getattr(cur, "cause", None) or cur.__context__
+    ours = [e for e in seen if type(e).__module__.startswith("thoughttrace")]
+    root = ours[-1] if ours else seen[-1]
+    if isinstance(root, DatasetError | BatchError):
+        return str(root)
+    return f"{type(root).__name__}: {str(root).splitlines()[0] if str(root) else ''}"
