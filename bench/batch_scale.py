@@ -68,7 +68,7 @@ def make_data(path: Path, n: int) -> Path:
 
 def run_label(data: Path, out: Path, pool: str, engine: str, workers: int, shard_size: int,
               log: Path) -> dict[str, Any]:
-    args = [str(data), "--out", str(out), "--kind", "domain", "--model", "openai-compatible/fake", "--base-url",
+    args = ["label", str(data), "--out", str(out), "--kind", "domain", "--model", "openai-compatible/fake", "--base-url",
             pool, "--no-cache", "--batch-size", "256", "--json"]
     if engine == "ray":
         args += ["--engine", "ray", "--workers", str(workers), "--shard-size", str(shard_size)]

@@ -142,7 +142,7 @@ def test_label_on_a_ray_cluster_survives_a_dead_server_and_equals_the_local_engi
     usage = meta["usage"]["models"]["openai-compatible/smollm2"]
     assert usage["by_endpoint"][url_a]["taken_out"] >= 1  # the dead server was taken out of the pool
     assert usage["by_endpoint"][url_b]["requests"] > 0
-    assert meta["shards"] == N_CONVERSATIONS // SHARD_SIZE
+    assert meta["shards"] >= N_CONVERSATIONS // SHARD_SIZE // 2  # cut from a byte sample: about 20
     workers = {json.loads(p.read_text())["pid"] for p in (out / "shards").glob("*.done.json")}
     assert len(workers) == 2, workers  # both Ray workers (one per node) ran shards
 
