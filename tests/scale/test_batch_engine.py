@@ -92,3 +92,22 @@ def test_a_rerun_with_other_settings_or_a_changed_input_is_refused(dataset, tmp_
     (stray / "x.txt").write_text("x")
     with pytest.raises(BatchError, match="not a batch output directory"):
         run_batch(LabelShardJob(kinds=("reason",)), dataset, stray, recipe, engine="local")
+
+
+def test_label_eval_reads_a_sharded_output(dataset, tmp_path, fake_servers):
+    from click.testing import CliRunner
+
+    from thoughttrace.cli.main import cli
+
+    (_, url), = fake_servers(1)
+    out = tmp_path / "o"
+    run_batch(LabelShardJob(kinds=("reason",)), dataset, out, ModelRecipe("openai-compatible/fake", base_url=url,
+              cache=None), engine="local", shard_rows=10)
+    local = tmp_path / "local.jsonl"
+    label_dataset(dataset, get_model("openai-compatible/fake", base_url=url, cache=False), local, kinds=("reason",))
+    runner = CliRunner()
+    a = runner.invoke(cli, ["label-eval", str(dataset), str(out), "--json"])
+    b = runner.invoke(cli, ["label-eval", str(dataset), str(local), "--json"])
+    assert a.exit_code == 0 and b.exit_code == 0, a.output
+    assert json.loads(a.output)["kinds"] == json.loads(b.output)["kinds"]
+    assert json.loads(a.output)["kinds"]["reason"]

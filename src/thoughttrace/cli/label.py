@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -123,22 +126,43 @@ def _label_on_ray(file: str, out: str, kinds: tuple[str, ...], method: str, only
                    f"{meta_path.name})")
 
 
+@contextlib.contextmanager
+def _as_labels_file(path: str) -> Iterator[str]:
+    """A labels JSONL for `path`: itself, or the shards of an `--engine ray` output merged into a temp file."""
+    if not Path(path).is_dir():
+        yield path
+        return
+    from thoughttrace.batch import BatchError, iter_records
+
+    with tempfile.TemporaryDirectory(prefix="thoughttrace-labels-") as tmp:
+        merged = Path(tmp) / "labels.jsonl"
+        try:
+            with open(merged, "w", encoding="utf-8") as fh:
+                for rec in iter_records(path):
+                    fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        except BatchError as exc:
+            raise UserFacingError(str(exc)) from exc
+        yield str(merged)
+
+
 @click.command("label-eval")
 @click.argument("reference", type=click.Path(dir_okay=False))
-@click.argument("predictions", type=click.Path(dir_okay=False))
+@click.argument("predictions", type=click.Path())
 @click.option("--kind", "kinds", multiple=True, type=KIND_CHOICE, help="kinds to evaluate (default: all present)")
 @click.option("--out", default=None, type=click.Path(dir_okay=False), help="also write the metrics as JSON here")
 @click.option("--json", "as_json", is_flag=True, help="print the metrics as JSON")
 @wrap
 def label_eval_command(reference: str, predictions: str, kinds: tuple[str, ...], out: str | None,
                        as_json: bool) -> None:
-    """Agreement of PREDICTIONS (a labels JSONL) with REFERENCE (a dataset with labels, or another labels file)."""
+    """Agreement of PREDICTIONS (a labels JSONL, or an --engine ray output directory) with REFERENCE (a dataset with labels, or another labels file)."""
     from thoughttrace.label import evaluate_labels, format_agreement
 
     for p in (reference, predictions):
         if not Path(p).exists():
             raise UserFacingError(f"{p}: no such file; check the path")
-    result = evaluate_labels(reference, predictions, kinds or ("reason", "reaction", "domain", "relation"))
+    with _as_labels_file(predictions) as pred_file:
+        result = evaluate_labels(reference, pred_file, kinds or ("reason", "reaction", "domain", "relation"))
+        result["predictions"] = predictions
     if out:
         Path(out).write_text(json.dumps(result, indent=2, ensure_ascii=False), encoding="utf-8")
     if as_json:
