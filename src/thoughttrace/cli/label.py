@@ -154,7 +154,10 @@ def _as_labels_file(path: str) -> Iterator[str]:
 @wrap
 def label_eval_command(reference: str, predictions: str, kinds: tuple[str, ...], out: str | None,
                        as_json: bool) -> None:
-    """Agreement of PREDICTIONS (a labels JSONL, or an --engine ray output directory) with REFERENCE (a dataset with labels, or another labels file)."""
+    """Agreement of PREDICTIONS (a labels JSONL or an --engine ray output directory) with REFERENCE.
+
+    REFERENCE is a dataset with labels, or another labels file.
+    """
     from thoughttrace.label import evaluate_labels, format_agreement
 
     for p in (reference, predictions):
