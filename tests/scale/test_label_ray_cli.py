@@ -64,3 +64,11 @@ def test_an_out_file_where_a_directory_is_needed_is_one_line(tmp_path):
     (tmp_path / "o.jsonl").write_text("x\n")
     res = _cli(str(data), "--out", str(tmp_path / "o.jsonl"), "--model", "scripted", "--engine", "ray")
     assert res.returncode == 1 and "names a directory of shards" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_a_directory_as_local_out_is_one_line(tmp_path):
+    data = tmp_path / "c.jsonl"
+    write_synthetic(data, 3, seed=5)
+    (tmp_path / "d").mkdir()
+    res = _cli(str(data), "--out", str(tmp_path / "d"), "--model", "scripted")
+    assert res.returncode == 1 and "is a directory" in res.stderr and "Traceback" not in res.stderr

@@ -27,8 +27,9 @@ KIND_CHOICE = click.Choice(["reason", "reaction", "domain", "relation"])
 
 @click.command("label")
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--out", required=True, type=click.Path(dir_okay=False),
-              help="labels JSONL (appended to and resumed from; OUT.meta.json gets counts and usage)")
+@click.option("--out", required=True, type=click.Path(),
+              help="labels JSONL (appended to and resumed from; OUT.meta.json gets counts and usage); with "
+                   "--engine ray a directory of shards")
 @click.option("--kind", "kinds", multiple=True, type=KIND_CHOICE,
               help="what to label; repeatable (default: reason and reaction)")
 @click.option("--method", type=click.Choice(["generate", "logprobs"]), default="generate", show_default=True,
@@ -57,6 +58,9 @@ def label_command(file: str, out: str, kinds: tuple[str, ...], method: str, only
 
     if not Path(file).exists():
         raise UserFacingError(f"{file}: no such file; check the path")
+    if engine == "local" and Path(out).is_dir():
+        raise UserFacingError(f"{out} is a directory; with --engine local, --out names a labels JSONL file "
+                              "(a directory of shards is what --engine ray writes)")
     if engine == "ray":
         _label_on_ray(file, out, kinds or ("reason", "reaction"), method, only_missing, limit, batch_size,
                       max_attempts, constrained, retry_unlabelled, skip_invalid, as_json,
