@@ -11,6 +11,7 @@ import math
 import os
 import socket
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,13 +31,15 @@ CASES = [
 
 
 @pytest.fixture(scope="module")
-def vllm_url() -> str:
+def vllm_url() -> Iterator[str]:
     url = os.environ.get("THOUGHTTRACE_VLLM_URL")
     if url:
-        return url
+        yield url
+        return
     done = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, timeout=1500)
     assert done.returncode == 0, f"scripts/start_vllm.sh failed:\n{done.stderr[-3000:]}"
-    return done.stdout.strip().splitlines()[-1]
+    yield done.stdout.strip().splitlines()[-1]
+    subprocess.run(["bash", str(SCRIPT), "--stop"], timeout=60)  # the server this test started
 
 
 @pytest.fixture(scope="module")
