@@ -129,10 +129,10 @@ def main() -> None:
         mem: dict[str, Any] = {}
         for size in [int(s) for s in args.sizes.split(",") if s]:
             data = make_data(out / f"convs_{size}.jsonl", size)
-            target = out / f"ray_{size}"
+            target = out / f"ray_memory_{size}"
             _clean(target)
-            r = run_label(data, target, pool, "ray", args.workers, args.shard_size, out / f"ray_{size}.log")
-            summary["runs"][f"ray_{size}"] = r
+            r = run_label(data, target, pool, "ray", args.workers, args.shard_size, out / f"ray_memory_{size}.log")
+            summary["runs"][f"ray_memory_{size}"] = r
             mem[str(size)] = r["driver_peak_rss_mb"]
             print(json.dumps(r), file=sys.stderr, flush=True)
             _write(out, summary)
