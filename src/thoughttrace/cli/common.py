@@ -53,7 +53,8 @@ def model_options(default: str = "local") -> Callable[[F], F]:
         options = [
             click.option("--model", "-m", "model_spec", default=default, show_default=True,
                          help="model string (see `thoughttrace llm --help`)"),
-            click.option("--base-url", default=None, help="server URL for openai-compatible/NAME models"),
+            click.option("--base-url", default=None, help="server URL for openai-compatible/NAME models; several as URL1,URL2 (a pool: "
+                              "routed by load, failing over) or an endpoints YAML file (docs/scale.md)"),
             click.option("--cache", "cache_path", type=click.Path(dir_okay=False), default=None,
                          help="cache file (default: THOUGHTTRACE_CACHE or ~/.cache/thoughttrace/llm-cache.sqlite)"),
             click.option("--no-cache", is_flag=True, help="do not read or write the response cache"),
@@ -64,6 +65,35 @@ def model_options(default: str = "local") -> Callable[[F], F]:
         return fn
 
     return decorator
+
+
+def engine_options(fn: F) -> F:
+    """--engine local|ray, --ray-address, --workers, --shard-size, --shard-format for batch commands."""
+    options = [
+        click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+                     help="local: one asyncio process; ray: shards on Ray Data workers, OUT is a directory of "
+                          "shards (resumable; docs/scale.md)"),
+        click.option("--ray-address", default=None,
+                     help="Ray cluster to join (e.g. 10.0.0.1:6379 or auto); default: a new local Ray"),
+        click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 100000),
+                     help="Ray workers (actors), each with its own model client"),
+        click.option("--shard-size", default=1000, show_default=True, type=click.IntRange(1, None),
+                     help="about this many conversations per shard (the unit of work and of resume)"),
+        click.option("--shard-format", type=click.Choice(["jsonl", "parquet"]), default="jsonl", show_default=True,
+                     help="file format of the output shards"),
+    ]
+    for opt in reversed(options):
+        fn = opt(fn)
+    return fn
+
+
+def model_recipe(model_spec: str, base_url: str | None, cache_path: str | None, no_cache: bool,
+                 offline: bool) -> Any:
+    """What each Ray worker needs to build the same Model the options describe."""
+    from thoughttrace.batch import ModelRecipe
+
+    cache = None if no_cache else (str(Path(cache_path).resolve()) if cache_path else "default")
+    return ModelRecipe(spec=model_spec, base_url=base_url, cache=cache, offline=offline)
 
 
 def build_model(model_spec: str, base_url: str | None, cache_path: str | None, no_cache: bool, offline: bool,

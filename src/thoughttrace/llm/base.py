@@ -12,6 +12,7 @@ from typing import ClassVar
 
 from .errors import CapabilityError
 from .types import ChatMessage, Generation, GenerationConfig, LogprobResult, ScoreResult
+from .usage import UsageTracker
 
 CAPABILITIES = ("generate", "next_token_logprobs", "score")
 #: which backends provide each optional capability (for error messages)
@@ -34,6 +35,8 @@ class Backend(ABC):
         #: requests to the same endpoint share one concurrency limit
         self.endpoint = endpoint
         self.max_connections = max_connections
+        #: the run's usage tracker, set by the Model that wraps this backend (per-endpoint accounting)
+        self.usage: UsageTracker | None = None
 
     def fingerprint(self) -> str:
         """What identifies the weights for the cache key (model id plus checksum where known)."""

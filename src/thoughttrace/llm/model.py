@@ -79,6 +79,7 @@ class Model:
         self.cache = cache
         self.offline = offline
         self.usage = usage or UsageTracker()
+        backend.usage = self.usage
         self.max_retries = max_retries
         self.backoff_seconds = backoff_seconds
         self.spec = spec or backend.model_id

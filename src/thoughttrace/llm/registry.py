@@ -16,7 +16,8 @@ OPENAI_BASE_URL = "https://api.openai.com/v1"
 
 SPEC_HELP = (
     "model strings: 'local' (embedded default), 'local:smollm2', 'local:qwen0.5b', 'local:qwen1.5b', "
-    "'local:/path/model.gguf', 'openai/NAME', 'openai-compatible/NAME' (with base_url or THOUGHTTRACE_BASE_URL), "
+    "'local:/path/model.gguf', 'openai/NAME', 'openai-compatible/NAME' (with base_url or THOUGHTTRACE_BASE_URL: "
+    "one URL, URL1,URL2 or an endpoints YAML file), "
     "'transformers:/path/or/dir' (or transformers:smollm2), 'scripted'"
 )
 

@@ -37,3 +37,26 @@ class LocalServer:
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m thoughttrace.llm.server --model smollm2 --threads 1`: print the base URL, serve until killed.
+
+    One process per server, so a test can stop one replica of a pool by its PID.
+    """
+    import argparse
+    import threading
+
+    ap = argparse.ArgumentParser(description="a llama.cpp OpenAI-compatible server on loopback")
+    ap.add_argument("--model", default="smollm2")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--parallel", type=int, default=1)
+    ap.add_argument("--n-ctx", type=int, default=4096)
+    args = ap.parse_args(argv)
+    server = LocalServer(args.model, parallel=args.parallel, threads=args.threads, n_ctx=args.n_ctx)
+    print(server.start(), flush=True)
+    threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()

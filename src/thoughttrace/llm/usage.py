@@ -12,6 +12,8 @@ from pydantic import BaseModel
 
 from .types import Usage
 
+ENDPOINT_FIELDS = ("requests", "errors", "failovers", "taken_out", "prompt_tokens", "completion_tokens")
+
 
 class UsageReport(BaseModel):
     """A snapshot of a run's usage; written into every output that called models."""
@@ -26,6 +28,8 @@ class UsageReport(BaseModel):
     wall_seconds: float = 0.0
     cost_usd: float | None = None
     by_model: dict[str, dict[str, float]] = {}
+    #: per server of an endpoint pool (openai-compatible backends): requests, errors, failovers, tokens
+    by_endpoint: dict[str, dict[str, float]] = {}
 
     def summary_line(self) -> str:
         cost = f", cost ${self.cost_usd:.4f}" if self.cost_usd is not None else ""
@@ -57,6 +61,14 @@ class UsageTracker:
         self._started = time.perf_counter()
         self._prices = prices if prices is not None else load_price_table()
         self._by_model: dict[str, dict[str, float]] = {}
+        self._by_endpoint: dict[str, dict[str, float]] = {}
+
+    def record_endpoint(self, url: str, **increments: float) -> None:
+        """Add to one endpoint's counters (requests, errors, failovers, taken_out, prompt/completion tokens)."""
+        with self._lock:
+            row = self._by_endpoint.setdefault(url, dict.fromkeys(ENDPOINT_FIELDS, 0))
+            for k, v in increments.items():
+                row[k] = row.get(k, 0) + v
 
     def _row(self, model_id: str) -> dict[str, float]:
         return self._by_model.setdefault(
@@ -86,11 +98,13 @@ class UsageTracker:
     def reset(self) -> None:
         with self._lock:
             self._by_model.clear()
+            self._by_endpoint.clear()
             self._started = time.perf_counter()
 
     def report(self) -> UsageReport:
         with self._lock:
             rows = {k: dict(v) for k, v in self._by_model.items()}
+            endpoints = {k: dict(v) for k, v in self._by_endpoint.items()}
         total: dict[str, Any] = {
             key: int(sum(r[key] for r in rows.values()))
             for key in ("calls", "cache_hits", "prompt_tokens", "completion_tokens", "errors", "retries")
@@ -104,5 +118,6 @@ class UsageTracker:
                 for m in priced
             )
         return UsageReport(
-            **total, wall_seconds=time.perf_counter() - self._started, cost_usd=cost, by_model=rows
+            **total, wall_seconds=time.perf_counter() - self._started, cost_usd=cost, by_model=rows,
+            by_endpoint=endpoints,
         )

@@ -2,13 +2,15 @@
 
 vLLM, SGLang, llama.cpp server, Ollama, OpenRouter and OpenAI itself. `score` works where the server
 returns prompt log-probs (`echo` with `logprobs`, as vLLM does) or accepts a GBNF `grammar` (llama.cpp),
-and fails with a CapabilityError otherwise.
+and fails with a CapabilityError otherwise. `base_url` may name several servers (an endpoint pool, pool.py):
+requests are routed by load and fail over between them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
@@ -23,20 +25,24 @@ from ..errors import (
     RateLimitError,
     RequestTimeoutError,
     ServerError,
+    TransientError,
 )
-from .openai_protocol import OpenAIProtocolBackend
+from ..pool import Endpoint, EndpointPool, parse_endpoints
+from .openai_protocol import OpenAIProtocolBackend, usage_of
 
 _CONTEXT_HINTS = ("context length", "context size", "maximum context", "too many tokens", "exceeds the available")
 
 
 class OpenAICompatBackend(OpenAIProtocolBackend):
+    """One model name over one server or a pool of them (`base_url="URL1,URL2"` or an endpoints YAML)."""
+
     kind: ClassVar[str] = "openai-compatible"
 
     def __init__(
         self,
         name: str,
         *,
-        base_url: str,
+        base_url: str | list[Any],
         api_key: str | None = None,
         timeout: float = 120.0,
         connect_timeout: float = 5.0,
@@ -44,48 +50,128 @@ class OpenAICompatBackend(OpenAIProtocolBackend):
         kind_name: str = "openai-compatible",
         score_method: str = "auto",
         extra_body: dict[str, Any] | None = None,
+        probe_interval: float = 1.0,
     ) -> None:
-        super().__init__(model_id=f"{kind_name}/{name}", endpoint=base_url.rstrip("/"), max_connections=max_connections)
+        endpoints = parse_endpoints(base_url, default_max_connections=max_connections, api_key=api_key)
+        self.pool = EndpointPool(endpoints, probe_interval=probe_interval)
+        joined = ",".join(e.url for e in endpoints)
+        # the Model's own limit covers the whole pool; each endpoint's limit is kept by the pool
+        super().__init__(model_id=f"{kind_name}/{name}", endpoint=joined, max_connections=self.pool.capacity)
         self.request_model = name
-        self.base_url = base_url.rstrip("/")
-        self._api_key = api_key
+        self.base_url = endpoints[0].url if len(endpoints) == 1 else joined
         self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
-        self._clients: dict[int, httpx.AsyncClient] = {}
+        self._clients: dict[tuple[int, str], httpx.AsyncClient] = {}
         self.score_method = score_method
         self.extra_body = dict(extra_body or {})
 
-    def _client(self) -> httpx.AsyncClient:
-        """One client per event loop (an httpx client cannot cross loops)."""
-        loop_id = id(asyncio.get_running_loop())
-        client = self._clients.get(loop_id)
+    def _client(self, ep: Endpoint) -> httpx.AsyncClient:
+        """One client per (event loop, endpoint): an httpx client cannot cross loops."""
+        key = (id(asyncio.get_running_loop()), ep.url)
+        client = self._clients.get(key)
         if client is None:
-            headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
-            limits = httpx.Limits(max_connections=self.max_connections, max_keepalive_connections=self.max_connections)
-            client = httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=self._timeout, limits=limits)
-            self._clients[loop_id] = client
+            headers = {"Authorization": f"Bearer {ep.api_key}"} if ep.api_key else {}
+            limits = httpx.Limits(max_connections=ep.max_connections, max_keepalive_connections=ep.max_connections)
+            client = httpx.AsyncClient(base_url=ep.url, headers=headers, timeout=self._timeout, limits=limits)
+            self._clients[key] = client
         return client
 
-    async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    def _record(self, ep: Endpoint, **increments: float) -> None:
+        if self.usage is not None:
+            self.usage.record_endpoint(ep.url, **increments)
+
+    async def _probe(self, ep: Endpoint) -> bool:
+        """Is a taken-out endpoint answering again? Any HTTP answer below 500 to GET /models counts."""
         try:
-            response = await self._client().post(path, json={**self.extra_body, **body})
+            response = await self._client(ep).get("/models", timeout=httpx.Timeout(2.0))
+        except httpx.HTTPError:
+            self.pool.probe_failed(ep)
+            return False
+        if response.status_code >= 500:
+            self.pool.probe_failed(ep)
+            return False
+        return True
+
+    async def _acquire(self, tried: set[str]) -> Endpoint:
+        ep = await self.pool.acquire(tried, self._probe)
+        self._record(ep, requests=1)
+        return ep
+
+    def _failed(self, ep: Endpoint, exc: TransientError, tried: set[str]) -> bool:
+        """Book a transient failure; True when another endpoint is left to try this request on."""
+        tried.add(ep.url)
+        self._record(ep, errors=1)
+        if isinstance(exc, (ConnectionFailedError, RequestTimeoutError)):
+            was_up = ep.up
+            self.pool.take_out(ep)
+            if was_up and not ep.up:
+                self._record(ep, taken_out=1)
+        now = time.monotonic()
+        others = [e for e in self.pool.endpoints if e.url not in tried and (e.up or now >= e.next_probe)]
+        if others:
+            self._record(ep, failovers=1)
+            return True
+        return False
+
+    async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        tried: set[str] = set()
+        while True:
+            ep = await self._acquire(tried)
+            try:
+                data = await self._post_to(ep, path, body)
+            except TransientError as exc:
+                if self._failed(ep, exc, tried):
+                    continue
+                raise
+            finally:
+                await self.pool.release(ep)
+            u = usage_of(data)
+            self._record(ep, prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens)
+            return data
+
+    async def _post_to(self, ep: Endpoint, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            response = await self._client(ep).post(path, json={**self.extra_body, **body})
         except httpx.TimeoutException as exc:
-            raise RequestTimeoutError(f"{self.base_url}{path}: no answer within the timeout ({exc})") from exc
+            raise RequestTimeoutError(f"{ep.url}{path}: no answer within the timeout ({exc})") from exc
         except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
-            raise ConnectionFailedError(f"{self.base_url}{path}: {type(exc).__name__}: {exc}; is the server up?") from exc
+            raise ConnectionFailedError(f"{ep.url}{path}: {type(exc).__name__}: {exc}; is the server up?") from exc
         if response.status_code >= 400:
             _raise_http(response)
         try:
             data: dict[str, Any] = response.json()
         except ValueError as exc:
-            raise ServerError(f"{self.base_url}{path} answered non-JSON: {response.text[:200]!r}") from exc
+            raise ServerError(f"{ep.url}{path} answered non-JSON: {response.text[:200]!r}") from exc
         if isinstance(data, dict) and data.get("error"):
-            raise ServerError(f"{self.base_url}{path}: {data['error']}")
+            raise ServerError(f"{ep.url}{path}: {data['error']}")
         return data
 
     async def _post_stream(self, path: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """Server-sent events from one endpoint; a failure before the first chunk moves to another endpoint."""
+        tried: set[str] = set()
+        while True:
+            ep = await self._acquire(tried)
+            started = False
+            try:
+                async for chunk in self._stream_from(ep, path, body):
+                    started = True
+                    if chunk.get("usage"):
+                        u = usage_of(chunk)
+                        self._record(ep, prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens)
+                    yield chunk
+                return
+            except TransientError as exc:
+                if not started and self._failed(ep, exc, tried):
+                    continue
+                if started:
+                    self._record(ep, errors=1)
+                raise
+            finally:
+                await self.pool.release(ep)
+
+    async def _stream_from(self, ep: Endpoint, path: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         """Server-sent events: one `data: {...}` line a chunk, `data: [DONE]` at the end."""
         try:
-            async with self._client().stream("POST", path, json={**self.extra_body, **body}) as response:
+            async with self._client(ep).stream("POST", path, json={**self.extra_body, **body}) as response:
                 if response.status_code >= 400:
                     await response.aread()
                     _raise_http(response)
@@ -98,14 +184,18 @@ class OpenAICompatBackend(OpenAIProtocolBackend):
                     try:
                         chunk = json.loads(data)
                     except ValueError as exc:
-                        raise ServerError(f"{self.base_url}{path}: a stream chunk is not JSON: {data[:200]!r}") from exc
+                        raise ServerError(f"{ep.url}{path}: a stream chunk is not JSON: {data[:200]!r}") from exc
                     if isinstance(chunk, dict) and chunk.get("error"):
-                        raise ServerError(f"{self.base_url}{path}: {chunk['error']}")
+                        raise ServerError(f"{ep.url}{path}: {chunk['error']}")
                     yield chunk
         except httpx.TimeoutException as exc:
-            raise RequestTimeoutError(f"{self.base_url}{path}: no answer within the timeout ({exc})") from exc
+            raise RequestTimeoutError(f"{ep.url}{path}: no answer within the timeout ({exc})") from exc
         except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
-            raise ConnectionFailedError(f"{self.base_url}{path}: {type(exc).__name__}: {exc}; is the server up?") from exc
+            raise ConnectionFailedError(f"{ep.url}{path}: {type(exc).__name__}: {exc}; is the server up?") from exc
+
+    def endpoint_stats(self) -> dict[str, dict[str, Any]]:
+        """Routing state and counters of every endpoint since this backend was made."""
+        return self.pool.stats()
 
     async def aclose(self) -> None:
         clients, self._clients = self._clients, {}

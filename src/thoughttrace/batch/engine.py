@@ -1,0 +1,395 @@
+"""Batch jobs over shards, on Ray Data (`engine="ray"`) or in this process (`engine="inline"`).
+
+The job (labelling, simulation ...) is a small picklable object from its own part (`label`, `evals`, ...)
+that turns the conversations of one shard into output records with our model layer (cache, endpoint pool,
+retries). This module only plans shards, hands them to workers and keeps the books:
+
+- output: `OUT/shards/part-NNNNN.{jsonl,parquet}`, each written by the worker that made it (tmp + rename);
+- resume: `OUT/shards/part-NNNNN.done.json`, written after its shard, is the finished-shard manifest: a rerun
+  skips those shards and makes no model call for them, wherever the response cache lives;
+- summary: `OUT/manifest.json` (counts and usage summed over shards) for the caller's summary file;
+- driver memory: the driver holds shard numbers and one shard's small summary at a time, never rows.
+
+Why our model layer inside `map_batches` and not `ray.data.llm`: the HTTP-request processor sends one fixed
+payload per row to one URL; our jobs parse and re-ask on a bad answer, read the response cache, fail over
+inside an endpoint pool and report usage per endpoint. The `ray[llm]` extra also pulls GPU vLLM and CUDA
+packages (see docs/scale.md).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from thoughttrace.data import Conversation, DatasetError
+from thoughttrace.llm import Model, RetriesExhaustedError, TransientError, UsageReport, get_model
+
+from .sources import ShardPlan, check_same_input, plan_shards, read_shard
+
+BATCH_FORMAT_VERSION = 1
+ENGINES = ("local", "ray")
+SHARD_FORMATS = ("jsonl", "parquet")
+#: environment variables forwarded to Ray workers (model settings and keys live in the environment)
+_FORWARD_PREFIXES = ("THOUGHTTRACE_", "OPENAI_", "HF_", "TRANSFORMERS_")
+
+
+class BatchError(ValueError):
+    """A batch run cannot start or resume; the message says how to fix it."""
+
+
+class ShardJob(Protocol):
+    """What a part gives the engine: a picklable job that turns one shard's conversations into records."""
+
+    name: str
+
+    def fingerprint(self, model_spec: str) -> dict[str, Any]:
+        """Settings that must match for a rerun to reuse finished shards (model, method, kinds ...)."""
+
+    def run_shard(self, conversations: Iterable[Conversation], model: Model) -> tuple[list[dict[str, Any]],
+                                                                                      dict[str, Any]]:
+        """Records of this shard, in input order, and a summary of numeric counts (summed over shards)."""
+
+
+@dataclass(frozen=True)
+class ModelRecipe:
+    """How each worker builds its own Model (a Model holds sockets and threads: it is never pickled)."""
+
+    spec: str
+    base_url: str | None = None
+    #: a cache file path, "default" (THOUGHTTRACE_CACHE or the home cache of the machine the worker runs on),
+    #: or None (no cache)
+    cache: str | None = "default"
+    offline: bool = False
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def build(self) -> Model:
+        kwargs = dict(self.kwargs)
+        if self.base_url:
+            kwargs["base_url"] = self.base_url
+        cache: Any = True if self.cache == "default" else (self.cache or False)
+        return get_model(self.spec, cache=cache, offline=self.offline, **kwargs)
+
+
+@dataclass
+class BatchResult:
+    out: Path
+    n_shards: int
+    done_before: int
+    summary: dict[str, Any]
+    usage: UsageReport
+    skipped_summary: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"out": str(self.out), "n_shards": self.n_shards, "shards_done_before": self.done_before,
+                "summary": self.summary, "skipped_summary": self.skipped_summary, "usage": self.usage.model_dump()}
+
+
+# -- book-keeping on disk --------------------------------------------------------------------------
+def shard_path(out: Path, k: int, fmt: str) -> Path:
+    return out / "shards" / f"part-{k:05d}.{fmt}"
+
+
+def marker_path(out: Path, k: int) -> Path:
+    return out / "shards" / f"part-{k:05d}.done.json"
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _prepare(out: Path, input_path: str | Path, shard_rows: int, fingerprint: dict[str, Any],
+             shard_format: str) -> dict[str, Any]:
+    """Cut the input (first run) or check that a rerun matches the run that made `out`."""
+    plan_file = out / "plan.json"
+    if plan_file.exists():
+        saved = json.loads(plan_file.read_text("utf-8"))
+        if saved.get("job") != fingerprint or saved.get("shard_format") != shard_format:
+            raise BatchError(
+                f"{out} was made by another run ({saved.get('job')}, {saved.get('shard_format')} shards); this run "
+                f"is {fingerprint}, {shard_format} shards. Use another --out, or delete it to start over.")
+        if Path(saved["plan"]["input"]) != Path(input_path).resolve():
+            raise BatchError(f"{out} holds shards of {saved['plan']['input']}, not {input_path}; use another --out")
+        check_same_input(saved["plan"], input_path)
+        return dict(saved["plan"])
+    if out.exists() and any(out.iterdir()):
+        raise BatchError(f"{out} exists and is not a batch output directory (no plan.json); pick another --out")
+    plan: ShardPlan = plan_shards(input_path, shard_rows)
+    (out / "shards").mkdir(parents=True, exist_ok=True)
+    _write_atomic(plan_file, json.dumps({"format_version": BATCH_FORMAT_VERSION, "job": fingerprint,
+                                         "shard_format": shard_format, "plan": plan.as_dict()}, indent=2).encode())
+    return plan.as_dict()
+
+
+def finished_shards(out: Path, n_shards: int) -> dict[int, dict[str, Any]]:
+    """Shard number -> its done marker, for every finished shard (the resume source)."""
+    done: dict[int, dict[str, Any]] = {}
+    for k in range(n_shards):
+        m = marker_path(out, k)
+        if m.exists():
+            done[k] = json.loads(m.read_text("utf-8"))
+    return done
+
+
+def write_records(path: Path, records: list[dict[str, Any]], fmt: str) -> None:
+    if fmt == "jsonl":
+        _write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8"))
+        return
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    table = pa.Table.from_pylist(records) if records else pa.table({})
+    table = table.replace_schema_metadata({"thoughttrace_batch_format_version": str(BATCH_FORMAT_VERSION)})
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+
+
+def iter_records(out: str | Path) -> Iterator[dict[str, Any]]:
+    """Every record of a batch output, shard by shard in input order (streamed; nothing is held)."""
+    out = Path(out)
+    plan_file = out / "plan.json"
+    if not plan_file.exists():
+        raise BatchError(f"{out}: not a batch output directory (no plan.json)")
+    saved = json.loads(plan_file.read_text("utf-8"))
+    fmt = saved["shard_format"]
+    for k in range(int(saved["plan"]["n_shards"])):
+        p = shard_path(out, k, fmt)
+        if not marker_path(out, k).exists():
+            continue
+        if fmt == "jsonl":
+            with open(p, encoding="utf-8") as fh:
+                for line in fh:
+                    if line.strip():
+                        yield json.loads(line)
+        else:
+            import pyarrow.parquet as pq
+
+            for rec in pq.read_table(p).to_pylist():
+                yield {k2: v for k2, v in rec.items() if v is not None}
+
+
+# -- one shard, on whichever worker ---------------------------------------------------------------
+def process_shard(job: ShardJob, model: Model, plan: dict[str, Any], k: int, out: Path, fmt: str,
+                  skip_invalid: bool, shard_retries: int = 2) -> dict[str, Any]:
+    """Run one shard and write its records, then its done marker; a shard already done is not redone.
+
+    A shard whose model calls keep failing transiently (every endpoint of the pool out, retries spent) is
+    tried again after a pause, up to `shard_retries` times: what it had finished comes from the cache.
+    """
+    marker = marker_path(out, k)
+    if marker.exists():  # a retried task whose first attempt finished after all
+        return dict(json.loads(marker.read_text("utf-8")))
+    model.usage.reset()
+    started = time.perf_counter()
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            records, summary = job.run_shard(read_shard(plan, k, skip_invalid=skip_invalid), model)
+            break
+        except (RetriesExhaustedError, TransientError):
+            if attempt > shard_retries:
+                raise
+            time.sleep(5.0 * attempt)
+    write_records(shard_path(out, k, fmt), records, fmt)
+    done = {"format_version": BATCH_FORMAT_VERSION, "shard": k, "records": len(records), "summary": summary,
+            "usage": model.usage.report().model_dump(), "seconds": round(time.perf_counter() - started, 3),
+            "attempts": attempt, "host": os.uname().nodename, "pid": os.getpid()}
+    _write_atomic(marker, json.dumps(done, ensure_ascii=False).encode("utf-8"))
+    return done
+
+
+class _ShardWorker:
+    """The Ray Data actor: builds its Model once, then runs the shards it is handed."""
+
+    def __init__(self, job: ShardJob, recipe: ModelRecipe, plan: dict[str, Any], out: str, fmt: str,
+                 skip_invalid: bool) -> None:
+        self.job, self.plan, self.out, self.fmt, self.skip_invalid = job, plan, Path(out), fmt, skip_invalid
+        self.model = recipe.build()
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
+        shards = [int(k) for k in batch["shard"]]
+        done = [process_shard(self.job, self.model, self.plan, k, self.out, self.fmt, self.skip_invalid)
+                for k in shards]
+        return {"shard": shards, "done": [json.dumps(d) for d in done]}
+
+
+# -- sums ------------------------------------------------------------------------------------------
+def add_counts(acc: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
+    """Add nested numeric counts into `acc` (labels per kind, calls per endpoint ...)."""
+    for key, value in more.items():
+        if isinstance(value, dict):
+            add_counts(acc.setdefault(key, {}), value)
+        elif isinstance(value, bool):
+            acc[key] = value
+        elif isinstance(value, (int, float)):
+            acc[key] = acc.get(key, 0) + value
+        elif value is not None:
+            acc.setdefault(key, value)
+    return acc
+
+
+def sum_usage(reports: Iterable[dict[str, Any]], wall_seconds: float) -> UsageReport:
+    acc: dict[str, Any] = {}
+    cost: float | None = None
+    for rep in reports:
+        if rep.get("cost_usd") is not None:
+            cost = (cost or 0.0) + float(rep["cost_usd"])
+        add_counts(acc, {k: v for k, v in rep.items() if k not in {"cost_usd", "wall_seconds", "format_version"}})
+    for row in acc.get("by_endpoint", {}).values():
+        row.pop("up", None)
+    return UsageReport(**acc, wall_seconds=wall_seconds, cost_usd=cost)
+
+
+# -- the driver ------------------------------------------------------------------------------------
+def run_batch(
+    job: ShardJob,
+    input_path: str | Path,
+    out: str | Path,
+    recipe: ModelRecipe,
+    *,
+    engine: str = "ray",
+    ray_address: str | None = None,
+    workers: int = 2,
+    cpus_per_worker: float = 1.0,
+    shard_rows: int = 1000,
+    shard_format: str = "jsonl",
+    skip_invalid: bool = False,
+    progress: bool = False,
+    on_shard: Callable[[dict[str, Any]], None] | None = None,
+) -> BatchResult:
+    """Run `job` over every unfinished shard of `input_path` into the directory `out`; resumable."""
+    if shard_format not in SHARD_FORMATS:
+        raise BatchError(f"unknown shard format {shard_format!r}; choose {' or '.join(SHARD_FORMATS)}")
+    if workers < 1:
+        raise BatchError("--workers must be at least 1")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise BatchError(f"{out} is a file; with --engine ray, --out names a directory of shards")
+    started = time.perf_counter()
+    plan = _prepare(out, input_path, shard_rows, job.fingerprint(recipe.spec), shard_format)
+    n = int(plan["n_shards"])
+    before = finished_shards(out, n)
+    todo = [k for k in range(n) if k not in before]
+    summary: dict[str, Any] = {}
+    skipped: dict[str, Any] = {}
+    usages: list[dict[str, Any]] = []
+    for d in before.values():
+        add_counts(skipped, d["summary"])
+    bar = _bar(progress, len(todo), f"{job.name} shards")
+    for done in _execute(job, recipe, plan, out, shard_format, skip_invalid, todo, engine, ray_address, workers,
+                         cpus_per_worker):
+        add_counts(summary, done["summary"])
+        usages.append(done["usage"])
+        if on_shard is not None:
+            on_shard(done)
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    usage = sum_usage(usages, time.perf_counter() - started)
+    missing = [k for k in range(n) if not marker_path(out, k).exists()]
+    if missing:
+        raise BatchError(f"{len(missing)} shard(s) did not finish (first: {missing[0]}); rerun the same command "
+                         "to finish them")
+    result = BatchResult(out, n, len(before), summary, usage, skipped)
+    _write_atomic(out / "manifest.json", json.dumps({"format_version": BATCH_FORMAT_VERSION, "engine": engine,
+                                                     "job": job.fingerprint(recipe.spec), **result.as_dict()},
+                                                    indent=2, default=str).encode())
+    return result
+
+
+def _bar(progress: bool, total: int, desc: str) -> Any:
+    if not progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=" shard")
+
+
+def _execute(job: ShardJob, recipe: ModelRecipe, plan: dict[str, Any], out: Path, fmt: str, skip_invalid: bool,
+             todo: list[int], engine: str, ray_address: str | None, workers: int,
+             cpus_per_worker: float) -> Iterator[dict[str, Any]]:
+    if not todo:
+        return
+    if engine == "local":
+        model = recipe.build()
+        try:
+            for k in todo:
+                yield process_shard(job, model, plan, k, out, fmt, skip_invalid)
+        finally:
+            model.close()
+        return
+    if engine != "ray":
+        raise BatchError(f"unknown engine {engine!r}; choose {' or '.join(ENGINES)}")
+    ray, data = _ray(ray_address, workers, cpus_per_worker)
+    ds = data.from_items([{"shard": k} for k in todo], override_num_blocks=min(len(todo), max(workers * 4, 1)))
+    with warnings.catch_warnings():  # Ray 2.60 calls max_restarts "ray_remote_args", deprecated; still honoured
+        warnings.simplefilter("ignore")
+        ds = _map_shards(ds, data, job, recipe, plan, out, fmt, skip_invalid, workers, cpus_per_worker)
+    for row in ds.iter_rows():
+        yield json.loads(row["done"])
+
+
+def _map_shards(ds: Any, data: Any, job: ShardJob, recipe: ModelRecipe, plan: dict[str, Any], out: Path, fmt: str,
+                skip_invalid: bool, workers: int, cpus_per_worker: float) -> Any:
+    return ds.map_batches(
+        _ShardWorker,
+        fn_constructor_kwargs={"job": job, "recipe": recipe, "plan": plan, "out": str(out.resolve()), "fmt": fmt,
+                               "skip_invalid": skip_invalid},
+        batch_size=1, compute=data.ActorPoolStrategy(size=workers), num_cpus=cpus_per_worker,
+        # a worker that dies is restarted and its shard re-run (done markers keep that idempotent)
+        max_restarts=2, max_task_retries=2,
+    )
+
+
+def _ray(address: str | None, workers: int, cpus_per_worker: float) -> tuple[Any, Any]:
+    try:
+        import ray
+        import ray.data
+    except ImportError as exc:
+        raise BatchError("--engine ray needs Ray Data: `pip install 'thoughttrace[scale]'`") from exc
+    if not ray.is_initialized():
+        env = {k: v for k, v in os.environ.items() if k.startswith(_FORWARD_PREFIXES)}
+        if os.environ.get("PYTHONPATH"):
+            env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR",
+                                  "runtime_env": {"env_vars": env}}
+        if address:
+            kwargs["address"] = address
+        else:
+            kwargs["num_cpus"] = max(1, int(round(workers * cpus_per_worker)))
+        try:
+            ray.init(**kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise BatchError(f"could not reach the Ray cluster at {address or '(a new local one)'}: {exc}; start "
+                             "it with `ray start --head` or check --ray-address") from exc
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = bool(sys.stderr.isatty())
+    ctx.execution_options.preserve_order = False
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
+    return ray, ray.data
+
+
+def worker_error(exc: BaseException) -> str:
+    """A one-line message for an error raised inside a Ray worker (Ray wraps it in its own exceptions)."""
+    seen: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and cur not in seen:
+        seen.append(cur)
+        cur = cur.__cause__ or getattr(cur, "cause", None) or cur.__context__
+    ours = [e for e in seen if type(e).__module__.startswith("thoughttrace")]
+    root = ours[-1] if ours else seen[-1]
+    if isinstance(root, DatasetError | BatchError):
+        return str(root)
+    return f"{type(root).__name__}: {str(root).splitlines()[0] if str(root) else ''}"

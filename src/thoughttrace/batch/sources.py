@@ -1,0 +1,152 @@
+"""Input shards: a dataset file cut into fixed pieces that any worker can read on its own.
+
+Why not `ray.data.read_json`: a single JSONL file is one read task in Ray, and schema inference over the
+nested conversation records is fragile. A shard here is a deterministic slice of the input (a byte range of
+a JSONL file, a row range of a Parquet file or of a Hugging Face `save_to_disk` directory), computed from
+file metadata only: the driver never reads the rows, and a rerun cuts the same shards, which is what makes
+the finished-shard manifest a correct resume source.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from thoughttrace.data import Conversation, DatasetError
+from thoughttrace.data.exporters import detect_format, from_row
+from thoughttrace.data.io import parse_line
+
+#: bytes read from the head of a JSONL file to estimate the bytes per conversation
+_SAMPLE_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    """How an input is cut: enough to re-read any shard on any machine and to refuse a changed input."""
+
+    input: str
+    format: str
+    n_shards: int
+    shard_rows: int
+    #: JSONL: bytes per shard (a line belongs to the shard where it starts); Parquet/HF: rows per shard
+    step: int
+    size: int
+    mtime_ns: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def plan_shards(path: str | Path, shard_rows: int) -> ShardPlan:
+    """Cut `path` into shards of about `shard_rows` conversations, from metadata (and a 1 MB sample) only."""
+    if shard_rows < 1:
+        raise ValueError("--shard-size must be at least 1 conversation")
+    p = Path(path)
+    if not p.exists():
+        raise DatasetError(f"{p}: no such file or directory; check the path")
+    fmt = detect_format(p)
+    stat = p.stat()
+    if fmt == "jsonl":
+        if p.suffix == ".gz":
+            raise DatasetError(f"{p}: a gzipped file cannot be cut into shards; gunzip it or export it to Parquet "
+                               "(`thoughttrace data export FILE --format parquet OUT`)")
+        size = stat.st_size
+        with open(p, "rb") as fh:
+            head = fh.read(_SAMPLE_BYTES)
+        lines = max(1, head.count(b"\n"))
+        per_line = max(1, len(head) // lines)
+        step = max(1, per_line * shard_rows)
+        n = max(1, -(-size // step))
+        return ShardPlan(str(p.resolve()), fmt, n, shard_rows, step, size, stat.st_mtime_ns)
+    rows = _count_rows(p, fmt)
+    n = max(1, -(-rows // shard_rows))
+    return ShardPlan(str(p.resolve()), fmt, n, shard_rows, shard_rows, rows, stat.st_mtime_ns)
+
+
+def _count_rows(p: Path, fmt: str) -> int:
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        return int(pq.ParquetFile(p).metadata.num_rows)
+    import datasets
+
+    return len(_load_hf(p, datasets))
+
+
+def _load_hf(p: Path, datasets: Any) -> Any:
+    ds = datasets.load_from_disk(str(p))
+    if not isinstance(ds, datasets.Dataset):
+        raise DatasetError(f"{p}: holds several splits; point at one split's directory")
+    return ds
+
+
+def check_same_input(plan: dict[str, Any], path: str | Path) -> None:
+    """Refuse to resume when the input file changed since the shards were cut."""
+    st = os.stat(path)
+    size_now = st.st_size if plan["format"] == "jsonl" else plan["size"]
+    if plan["size"] != size_now or plan["mtime_ns"] != st.st_mtime_ns:
+        raise DatasetError(
+            f"{path} changed since this output was started (size or modification time differ from its "
+            "plan.json); use a new --out directory, or delete the old one to start over")
+
+
+def read_shard(plan: dict[str, Any], k: int, *, skip_invalid: bool = False) -> Iterator[Conversation]:
+    """The conversations of shard `k`, in input order."""
+    fmt, path, step = plan["format"], plan["input"], int(plan["step"])
+    if fmt == "jsonl":
+        yield from _jsonl_range(path, k * step, (k + 1) * step, skip_invalid)
+        return
+    start, end = k * step, min((k + 1) * step, int(plan["size"]))
+    if fmt == "parquet":
+        yield from _parquet_range(path, start, end)
+        return
+    import datasets
+
+    ds = _load_hf(Path(path), datasets)
+    for row in ds.select(range(start, end)):
+        yield from_row(dict(row))
+
+
+def _jsonl_range(path: str, start: int, end: int, skip_invalid: bool) -> Iterator[Conversation]:
+    """Lines that start in [start, end): every line belongs to exactly one shard."""
+    with open(path, "rb") as fh:
+        if start > 0:
+            fh.seek(start - 1)
+            fh.readline()  # the rest of the line that started before `start` belongs to the previous shard
+        while fh.tell() < end:
+            offset = fh.tell()
+            text = fh.readline()
+            if not text:
+                break
+            if offset == 0 and text.startswith(b"\xef\xbb\xbf"):
+                text = text[3:]
+            if not text.strip():
+                continue
+            conv, errors = parse_line(text, 0)
+            if conv is None:
+                if skip_invalid:
+                    continue
+                what = "; ".join(f"{e.field + ': ' if e.field else ''}{e.message}" for e in errors)
+                raise DatasetError(f"{path}: the line at byte {offset}: {what} (fix the line, or pass "
+                                   "--skip-invalid to read only the good lines)")
+            yield conv
+
+
+def _parquet_range(path: str, start: int, end: int) -> Iterator[Conversation]:
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(path)
+    first = 0
+    for g in range(pf.metadata.num_row_groups):
+        n = pf.metadata.row_group(g).num_rows
+        lo, hi = max(start, first), min(end, first + n)
+        if lo < hi:
+            table = pf.read_row_group(g).slice(lo - first, hi - lo)
+            for row in table.to_pylist():
+                yield from_row(row)
+        first += n
+        if first >= end:
+            break

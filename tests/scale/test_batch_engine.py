@@ -1,0 +1,113 @@
+"""The batch engine without Ray (engine='local' runs the same shards in this process): shards, resume, formats."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from thoughttrace.batch import BatchError, ModelRecipe, iter_records, plan_shards, read_shard, run_batch
+from thoughttrace.data import write_synthetic
+from thoughttrace.data.exporters import export, iter_any
+from thoughttrace.label import label_dataset
+from thoughttrace.label.batch_job import LabelShardJob
+from thoughttrace.llm import get_model
+
+from .conftest import completions
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    p = tmp_path / "convs.jsonl"
+    write_synthetic(p, 60, seed=3)
+    return p
+
+
+def test_shards_cover_every_conversation_once(dataset, tmp_path):
+    ids = [c.id for c in iter_any(dataset)]
+    for rows in (1, 7, 25, 1000):
+        plan = plan_shards(dataset, rows).as_dict()
+        got = [c.id for k in range(plan["n_shards"]) for c in read_shard(plan, k)]
+        assert got == ids, rows
+    for fmt, target in (("parquet", tmp_path / "c.parquet"), ("hf", tmp_path / "hf")):
+        export(iter_any(dataset), fmt, target)
+        plan = plan_shards(target, 7).as_dict()
+        assert plan["n_shards"] == 9
+        assert [c.id for k in range(9) for c in read_shard(plan, k)] == ids
+
+
+@pytest.mark.parametrize("shard_format", ["jsonl", "parquet"])
+def test_sharded_labels_equal_the_local_engine_and_resume_makes_no_calls(dataset, tmp_path, fake_servers,
+                                                                         shard_format):
+    (_, url), = fake_servers(1)
+    cache = tmp_path / "cache.sqlite"
+    local_out = tmp_path / "local.jsonl"
+    label_dataset(dataset, get_model("openai-compatible/fake", base_url=url, cache=False), local_out)
+    local = [json.loads(line) for line in local_out.read_text().splitlines()]
+    job = LabelShardJob(kinds=("reason", "reaction"))
+    recipe = ModelRecipe("openai-compatible/fake", base_url=url, cache=str(cache))
+    out = tmp_path / "sharded"
+    first = run_batch(job, dataset, out, recipe, engine="local", shard_rows=8, shard_format=shard_format)
+    assert first.n_shards > 3 and first.done_before == 0
+    assert list(iter_records(out)) == local
+    assert first.summary["labelled"] + first.summary["unlabelled"] == len(local)
+    assert first.usage.calls + first.usage.cache_hits == len(local)  # identical prompts hit the cache
+    served = completions(url)
+    again = run_batch(job, dataset, out, recipe, engine="local", shard_rows=8, shard_format=shard_format)
+    assert again.done_before == first.n_shards and again.usage.calls == 0 and again.summary == {}
+    assert again.skipped_summary["items"] == len(local)
+    assert completions(url) == served  # the server saw no request
+
+
+def test_an_interrupted_run_resumes_at_the_unfinished_shards(dataset, tmp_path, fake_servers):
+    (_, url), = fake_servers(1)
+    job = LabelShardJob(kinds=("reason",))
+    recipe = ModelRecipe("openai-compatible/fake", base_url=url, cache=None)
+    out = tmp_path / "o"
+    full = run_batch(job, dataset, out, recipe, engine="local", shard_rows=10)
+    reference = list(iter_records(out))
+    for k in (1, 4):  # two shards "never finished": only their done marker decides
+        (out / "shards" / f"part-{k:05d}.done.json").unlink()
+    before = completions(url)
+    rerun = run_batch(job, dataset, out, recipe, engine="local", shard_rows=10)
+    assert rerun.done_before == full.n_shards - 2
+    redone = rerun.summary["items"]
+    assert completions(url) - before == redone > 0
+    assert list(iter_records(out)) == reference
+
+
+def test_a_rerun_with_other_settings_or_a_changed_input_is_refused(dataset, tmp_path, fake_servers):
+    (_, url), = fake_servers(1)
+    recipe = ModelRecipe("openai-compatible/fake", base_url=url, cache=None)
+    out = tmp_path / "o"
+    run_batch(LabelShardJob(kinds=("reason",)), dataset, out, recipe, engine="local", shard_rows=30)
+    with pytest.raises(BatchError, match="made by another run"):
+        run_batch(LabelShardJob(kinds=("reaction",)), dataset, out, recipe, engine="local", shard_rows=30)
+    with dataset.open("a") as fh:
+        fh.write("\n")
+    with pytest.raises(Exception, match="changed since this output was started"):
+        run_batch(LabelShardJob(kinds=("reason",)), dataset, out, recipe, engine="local", shard_rows=30)
+    stray = tmp_path / "stray"
+    stray.mkdir()
+    (stray / "x.txt").write_text("x")
+    with pytest.raises(BatchError, match="not a batch output directory"):
+        run_batch(LabelShardJob(kinds=("reason",)), dataset, stray, recipe, engine="local")
+
+
+def test_label_eval_reads_a_sharded_output(dataset, tmp_path, fake_servers):
+    from click.testing import CliRunner
+
+    from thoughttrace.cli.main import cli
+
+    (_, url), = fake_servers(1)
+    out = tmp_path / "o"
+    run_batch(LabelShardJob(kinds=("reason",)), dataset, out, ModelRecipe("openai-compatible/fake", base_url=url,
+              cache=None), engine="local", shard_rows=10)
+    local = tmp_path / "local.jsonl"
+    label_dataset(dataset, get_model("openai-compatible/fake", base_url=url, cache=False), local, kinds=("reason",))
+    runner = CliRunner()
+    a = runner.invoke(cli, ["label-eval", str(dataset), str(out), "--json"])
+    b = runner.invoke(cli, ["label-eval", str(dataset), str(local), "--json"])
+    assert a.exit_code == 0 and b.exit_code == 0, a.output
+    assert json.loads(a.output)["kinds"] == json.loads(b.output)["kinds"]
+    assert json.loads(a.output)["kinds"]["reason"]
