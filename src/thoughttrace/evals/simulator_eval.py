@@ -20,7 +20,7 @@ from .embedding import EmbeddingMetric
 from .judge import Judge
 from .stats import mean_ci
 from .store import ItemStore, RunStats, run_items
-from .summary import fmt_estimate, markdown_table, usage_markdown, write_summary
+from .summary import cumulative_usage, fmt_estimate, markdown_table, usage_markdown, write_summary
 from .transcript import ClipConfig, clip
 
 STAGES = ("0%", "33%", "67%", "100%")
@@ -177,6 +177,8 @@ def summarise(real: Sequence[Conversation], simulated: Sequence[Conversation], r
 
 def write_outputs(out_dir: str | Path, real: Sequence[Conversation], simulated: Sequence[Conversation],
                   store: ItemStore, usage: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    usage, this_run = cumulative_usage(out_dir, usage)
     summary, md = summarise(real, simulated, store.records(), usage, config)
+    summary["usage_this_run"] = this_run
     write_summary(out_dir, summary, md)
     return summary
