@@ -122,6 +122,8 @@ def test_share_of_oracle_gain_and_its_null_when_the_oracle_gain_is_zero() -> Non
     assert est.mean == pytest.approx(0.25) and est.low == pytest.approx(0.25) and est.reason is None
     none = share_of_gain(base, partial, base, scale=RATIO)
     assert none.mean is None and none.reason is not None and "oracle gain is ~0" in none.reason
+    worse = share_of_gain(base, partial, [b - 10 for b in base], scale=RATIO)
+    assert worse.mean is None and worse.reason is not None and "does worse" in worse.reason
 
 
 def test_wilson_interval_known_values_and_small_cells() -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from thoughttrace.data import Conversation
+from thoughttrace.data.stages import N_STAGES, message_stages, stage_names
 
 from .embedding import EmbeddingMetric
 from .judge import Judge
@@ -23,14 +24,8 @@ from .store import ItemStore, RunStats, run_items
 from .summary import cumulative_usage, fmt_estimate, markdown_table, usage_markdown, write_summary
 from .transcript import ClipConfig, clip
 
-STAGES = ("0%", "33%", "67%", "100%")
-
-
-def stage_of(index: int, n: int) -> int:
-    """The nearest of the release's four anchor points (0/33/67/100% of the conversation)."""
-    if n <= 1:
-        return 0
-    return round(3 * index / (n - 1))
+#: the release's stages, binned by `thoughttrace.data.stages` (the same rule as `analyze`)
+STAGES = tuple(stage_names(N_STAGES))
 
 
 def user_side(conv: Conversation, cfg: ClipConfig | None = None, with_notes: bool = True) -> str:
@@ -62,13 +57,14 @@ def describe(conversations: Sequence[Conversation]) -> dict[str, Any]:
         unlabelled = 0
         stage_counts: list[Counter[str]] = [Counter() for _ in STAGES]
         for c in conversations:
+            stages = message_stages(c, N_STAGES, "role")
             for i, m in enumerate(c.messages):
                 if m.type != side:
                     continue
                 for t in (m.reasons if kind == "reasons" else m.reactions) or []:
                     if t.label:
                         counts[t.label] += 1
-                        stage_counts[stage_of(i, len(c.messages))][t.label] += 1
+                        stage_counts[stages[i]][t.label] += 1
                     else:
                         unlabelled += 1
         total = sum(counts.values())

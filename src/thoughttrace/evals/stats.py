@@ -16,6 +16,11 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from pydantic import BaseModel
 
+from thoughttrace.data.intervals import SMALL_CELL, Share, wilson_ci
+
+__all__ = ["SCALES", "SMALL_CELL", "Estimate", "Scale", "Share", "agreement", "bootstrap_ci", "mean_ci",
+           "paired_difference", "paired_relative_gain", "share_of_gain", "spread", "wilson_ci"]
+
 #: bootstrap resamples (paired and single-sample) unless a caller asks for more
 N_BOOT = 2000
 
@@ -226,51 +231,22 @@ def share_of_gain(
     if abs(full_gain) < min_gain:
         return Estimate(mean=None, low=None, high=None, n=n, method=method,
                         reason=f"the oracle gain is ~0 ({full_gain:+.4g}; below {min_gain:g}): no share to recover")
+    if full_gain < 0:
+        return Estimate(mean=None, low=None, high=None, n=n, method=method,
+                        reason=f"the oracle condition does worse than the baseline ({full_gain:+.4g}): no gain to recover")
     point = float((p - b).mean()) / full_gain
     if n < 2:
         return Estimate(mean=point, low=None, high=None, n=n, method=method, reason="one item: no interval")
     boots = []
     for idx in _resample_indices(n, n_boot, seed):
         g = float((f[idx] - b[idx]).mean())
-        if abs(g) >= min_gain:
+        if g >= min_gain:
             boots.append(float((p[idx] - b[idx]).mean()) / g)
     if len(boots) < 0.95 * n_boot:
         return Estimate(mean=point, low=None, high=None, n=n, method=method,
-                        reason="the oracle gain is ~0 in many resamples: no stable interval")
+                        reason="the oracle gain is ~0 or negative in many resamples: no stable interval")
     low, high = _percentile(boots, confidence)
     return Estimate(mean=point, low=low, high=high, n=n, method=method)
-
-
-#: a share computed from fewer items than this is marked `small` (its Wilson interval is wide)
-SMALL_CELL = 20
-
-
-class Share(BaseModel):
-    """k of n with a Wilson score interval; `small` marks a cell with fewer than SMALL_CELL items."""
-
-    k: int
-    n: int
-    share: float | None
-    low: float | None
-    high: float | None
-    small: bool
-    method: str = "wilson"
-
-
-def wilson_ci(k: int, n: int, confidence: float = 0.95) -> Share:
-    """The Wilson score interval of a binomial share: inside [0, 1] and sensible at n = 4 or k = 0."""
-    from scipy import stats
-
-    if n < 0 or k < 0 or k > n:
-        raise ValueError(f"wilson_ci needs 0 <= k <= n (got k={k}, n={n})")
-    if n == 0:
-        return Share(k=0, n=0, share=None, low=None, high=None, small=True)
-    z = float(stats.norm.ppf(0.5 + confidence / 2))
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return Share(k=k, n=n, share=p, low=max(0.0, centre - half), high=min(1.0, centre + half), small=n < SMALL_CELL)
 
 
 class Agreement(BaseModel):
