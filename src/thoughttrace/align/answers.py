@@ -53,6 +53,8 @@ class Answer(BaseModel):
     answer: str
     generator: str = Field(description="model string or adapter directory that produced it")
     usage: dict[str, int] = Field(default_factory=dict)
+    #: style features for style control (length, headers, lists, bold); None: counted from `answer`
+    style: dict[str, float] | None = None
 
 
 def load_questions(path: str | Path | None = None, limit: int | None = None) -> list[Question]:
