@@ -66,7 +66,7 @@ async def arun_games(
     if not jobs:
         raise AlignError("no question has answers from both the baseline and a candidate; check the answer files "
                          "and the question file share question ids")
-    bar = tqdm(total=len(jobs), desc="arena", disable=not progress)
+    bar = tqdm(total=len(jobs), desc="arena", disable=None if progress else True)
 
     async def one(q: Question, game: int, a: str, b: str) -> Judgment:
         answer_a, answer_b = answers[a][q.question_id].answer, answers[b][q.question_id].answer

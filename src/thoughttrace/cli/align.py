@@ -46,16 +46,15 @@ def rewrite_cmd(conversations: str, guide: str, reactions: str, all_turns: bool,
                 base_url: str | None, cache_path: str | None, no_cache: bool, offline: bool) -> None:
     """Rewrite assistant answers in CONVERSATIONS (ThoughtTrace JSONL) with a rewriter model."""
     from thoughttrace.align import RewriteSettings, rewrite_conversations
-    from thoughttrace.align.records import write_json, write_jsonl
+    from thoughttrace.align.records import write_json
     from thoughttrace.data import read_conversations
 
     settings = RewriteSettings(guide=guide, reactions=reactions, require_next_message=not all_turns,  # type: ignore[arg-type]
                                max_history_chars=max_history_chars, max_answer_chars=max_answer_chars,
                                max_tokens=max_tokens)
     model = build_model(model_spec, base_url, cache_path, no_cache, offline)
-    rows = rewrite_conversations(read_conversations(conversations), model, settings, limit=limit)
     out = Path(out_path)
-    write_jsonl(rows, out)
+    rows = rewrite_conversations(read_conversations(conversations), model, settings, limit=limit, out=out)
     usage = print_usage(model)
     write_json({"format_version": 1, "input": conversations, "settings": settings.model_dump(),
                 "rewriter": model.spec, "rewrites": len(rows), "usage": usage}, _meta_path(out))
