@@ -191,6 +191,12 @@ def read_judgments(path: str | Path) -> list[Judgment]:
     return out
 
 
+def _game_out(g: Judgment | None) -> dict[str, Any] | None:
+    if g is None:
+        return None
+    return {"score": g.verdict, "judgment": {"answer": g.raw}, "prompt": None}
+
+
 def write_judgments(judgments: Sequence[Judgment], questions: Sequence[Question], out_dir: str | Path,
                     judge_name: str | None = None) -> list[Path]:
     """Our games as arena-hard-auto judgment files: `<out_dir>/<judge>/<model>.jsonl`, two games a line."""
@@ -204,14 +210,8 @@ def write_judgments(judgments: Sequence[Judgment], questions: Sequence[Question]
     for (judge, qid, model, baseline), games in pairs.items():
         name = judge_name or judge.replace("/", "_").replace(":", "_")
 
-        def game(k: int) -> dict[str, Any] | None:
-            g = games.get(k)
-            if g is None:
-                return None
-            return {"score": g.verdict, "judgment": {"answer": g.raw}, "prompt": None}
-
         rec = {"uid": qid, "category": cats.get(qid), "judge": name, "model": model, "baseline": baseline,
-               "games": [game(1), game(2)]}
+               "games": [_game_out(games.get(1)), _game_out(games.get(2))]}
         paths[out / name / f"{model}.jsonl"].append(json.dumps(rec, ensure_ascii=False))
     for path, lines in paths.items():
         path.parent.mkdir(parents=True, exist_ok=True)

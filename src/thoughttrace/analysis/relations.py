@@ -9,13 +9,12 @@ labelled ones; unlabelled messages are reported, never guessed.
 
 from __future__ import annotations
 
-from thoughttrace.data.intervals import SMALL_CELL, share_cell
-
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
 from thoughttrace.data import Conversation
+from thoughttrace.data.intervals import SMALL_CELL, share_cell
 
 RELATION_LABELS = ("Deepen", "Variant", "Retry", "New request")
 END = "End"

@@ -247,7 +247,6 @@ def arena_cmd(questions: str, answer_files: tuple[str, ...], baseline: str | Non
     from thoughttrace.align import (
         arun_games,
         index_answers,
-        load_answers,
         load_questions,
         results_markdown,
         score_arena,

@@ -42,13 +42,15 @@ def arena_hard_folder(folder: str, answer_files: tuple[str, ...], baseline: str 
     from thoughttrace.align import arun_games, index_answers
     from thoughttrace.align.arena_hard import (
         categories_markdown,
-        category_baselines as baselines_for,
         read_answers,
         read_judgments,
         read_questions,
         score_by_category,
         write_answers,
         write_judgments,
+    )
+    from thoughttrace.align.arena_hard import (
+        category_baselines as baselines_for,
     )
     from thoughttrace.align.records import write_json
 

@@ -10,8 +10,8 @@ from .io import (
     write_conversations,
 )
 from .schema import FORMAT_VERSION, Conversation, Message, Thought
-from .stats import DatasetStats, StatsAccumulator, compute_stats
 from .stages import message_stages, stage_bin, stage_names
+from .stats import DatasetStats, StatsAccumulator, compute_stats
 from .synthetic import generate_conversations, write_synthetic
 from .taxonomy import DOMAIN_LABELS, REACTION_LABELS, REASON_LABELS, Taxonomy, load_taxonomy
 

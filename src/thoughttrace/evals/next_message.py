@@ -31,10 +31,10 @@ from thoughttrace.llm import Model
 
 from .embedding import EmbeddingMetric
 from .generation import generate_text
+from .inferred import InferMethod, InferredThoughts, PosteriorFn, ThoughtInferrer
 from .judge import Judge
 from .leakage import check_no_leakage
 from .resources import load_prompt
-from .inferred import InferMethod, InferredThoughts, PosteriorFn, ThoughtInferrer
 from .stats import SCALES, agreement, paired_difference, paired_relative_gain, share_of_gain
 from .store import ItemStore, RunStats, run_items
 from .summary import cumulative_usage, group_rows, markdown_table, usage_markdown, write_summary
@@ -101,6 +101,8 @@ def build_prompt(conv: Conversation, item: NextMessageItem, clip: ClipConfig,
     """
     p = load_prompt("next_message")
     visible = conv.messages[: item.index]
+    reaction: str | None
+    reason: str | None
     if item.condition == INFERRED:
         if inferred is None:
             raise ValueError("the inferred condition needs the inferred thoughts (ThoughtInferrer.infer)")
