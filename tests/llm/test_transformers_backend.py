@@ -42,10 +42,19 @@ def test_score_prefers_the_likely_continuation_and_adds_over_tokens(hf: object) 
 
 
 def test_scores_agree_with_llama_cpp_on_the_same_weights(hf: object) -> None:
-    """transformers runs the de-quantised weights in float, llama.cpp the Q4_1 kernels: the ranking
-    must agree and the values stay within a nat (observed differences are a few tenths)."""
-    conts = [" Paris", " London", " Banana", " the city of Paris"]
+    """transformers runs the de-quantised weights in float, llama.cpp the Q4_1 kernels: on these
+    continuations the values agree within 0.2 nats (measured: < 0.1) and the ranking is the same."""
+    conts = [" Paris", " London", " the city of Paris"]
     ours = hf.score("The capital of France is", conts).logprobs  # type: ignore[attr-defined]
     ref = get_model("local:smollm2", cache=False).score("The capital of France is", conts).logprobs
-    assert sorted(range(4), key=lambda i: ours[i]) == sorted(range(4), key=lambda i: ref[i])
-    assert max(abs(a - b) for a, b in zip(ours, ref)) < 1.0, (ours, ref)
+    assert sorted(range(3), key=lambda i: ours[i]) == sorted(range(3), key=lambda i: ref[i])
+    assert max(abs(a - b) for a, b in zip(ours, ref)) < 0.2, (ours, ref)
+
+
+@pytest.mark.xfail(strict=True, reason="known defect (llm/backends/local, not this part): llama.cpp's grammar-forced "
+                   "score of an unlikely word follows a non-canonical token path (' Banana': -53.4 vs -18.2 nats in "
+                   "transformers); reported to the lead")
+def test_scores_agree_on_an_unlikely_multi_token_word(hf: object) -> None:
+    ours = hf.score("The capital of France is", [" Banana"]).logprobs[0]  # type: ignore[attr-defined]
+    ref = get_model("local:smollm2", cache=False).score("The capital of France is", [" Banana"]).logprobs[0]
+    assert abs(ours - ref) < 1.0, (ours, ref)
