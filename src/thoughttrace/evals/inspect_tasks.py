@@ -24,12 +24,11 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     raise ImportError(f"the inspect_ai tasks need inspect-ai: pip install 'thoughttrace[inspect]' ({exc})") from exc
 
 from thoughttrace.data import read_conversations
+from thoughttrace.evals.generation import clean_text
+from thoughttrace.evals.judge import parse_score
+from thoughttrace.evals.resources import load_prompt, load_rubric
+from thoughttrace.evals.transcript import ClipConfig
 from thoughttrace.llm import ParseError
-
-from .generation import clean_text
-from .judge import parse_score
-from .resources import load_prompt, load_rubric
-from .transcript import ClipConfig
 
 NEXT_MESSAGE_TOKENS = 160
 THOUGHT_TOKENS = 96
@@ -86,7 +85,7 @@ def _similarity_scorer(rubric_name: str, judge: str | None, first_paragraph: boo
 def next_message(file: str, condition: str = "history", judge: str | None = None, limit: int | None = None,
                  judge_retries: int = 2, judge_max_tokens: int = 128) -> Task:
     """Predict each user message from what came before (history | reaction | reaction+reason); judged 0-100."""
-    from .next_message import build_prompt, extract_items, normalise_conditions
+    from thoughttrace.evals.next_message import build_prompt, extract_items, normalise_conditions
 
     cond = normalise_conditions([condition])[0]
     if cond == "inferred":
@@ -107,8 +106,13 @@ def next_message(file: str, condition: str = "history", judge: str | None = None
 def thought_inference(file: str, judge: str | None = None, limit: int | None = None, judge_retries: int = 2,
                       judge_max_tokens: int = 128) -> Task:
     """Infer each reason and reaction from its context (direct method); judged 1-5 against the user's note."""
-    from .leakage import check_no_leakage
-    from .thought_inference import allowed_texts, direct_prompt, extract_items, forbidden_texts
+    from thoughttrace.evals.leakage import check_no_leakage
+    from thoughttrace.evals.thought_inference import (
+        allowed_texts,
+        direct_prompt,
+        extract_items,
+        forbidden_texts,
+    )
 
     convs = {c.id: c for c in read_conversations(file)}
     items = extract_items(list(convs.values()))[:limit]
