@@ -93,3 +93,33 @@ def test_unlabelled_thoughts_are_counted_apart() -> None:
     assert res["reasons"]["n"] == 0
     assert res["reasons"]["unlabelled"] > 0
     assert all(v == 0.0 for v in res["reasons"]["shares"].values())
+
+
+def _wilson_by_hand(k: int, n: int) -> tuple[float, float]:
+    """Wilson 95% interval, written out independently of thoughttrace.data.intervals."""
+    import math
+
+    z = 1.959963984540054
+    p = k / n
+    mid = (2 * n * p + z * z) / (2 * (n + z * z))
+    rad = z * math.sqrt(z * z + 4 * n * p * (1 - p)) / (2 * (n + z * z))
+    return max(0.0, mid - rad), min(1.0, mid + rad)
+
+
+def test_every_share_carries_n_and_a_wilson_interval_and_small_cells_are_marked() -> None:
+    from collections import Counter
+
+    from thoughttrace.analysis.shares import share_table
+
+    t = share_table(Counter({"A": 4}), ["A", "B"])
+    assert t["n"] == 4 and t["small"] and t["shares"]["A"] == 1.0
+    a, b = t["intervals"]["A"], t["intervals"]["B"]
+    assert a["n"] == 4 and a["k"] == 4 and a["small"] and a["high"] == 1.0
+    assert a["low"] == pytest.approx(_wilson_by_hand(4, 4)[0], abs=1e-9)
+    assert b["low"] == 0.0 and b["high"] == pytest.approx(_wilson_by_hand(0, 4)[1], abs=1e-9)
+    big = share_table(Counter({"A": 37, "B": 63}), ["A", "B"])
+    assert not big["small"]
+    for lab, k in (("A", 37), ("B", 63)):
+        lo, hi = _wilson_by_hand(k, 100)
+        assert big["intervals"][lab]["low"] == pytest.approx(lo, abs=1e-9)
+        assert big["intervals"][lab]["high"] == pytest.approx(hi, abs=1e-9)

@@ -90,7 +90,7 @@ def test_overall_shares_and_bad_shares() -> None:
         next(generate_conversations(1, stage_reaction_shares=[{"A": 1.0}]))
 
 
-def test_stage_bin() -> None:
+def test_stage_bin_is_reexported() -> None:
     assert [stage_bin(i, 4) for i in range(4)] == [0, 1, 2, 3]
     assert [stage_bin(i, 7) for i in range(7)] == [0, 1, 1, 2, 2, 3, 3]
     assert stage_bin(0, 1) == 0 and stage_bin(1, 2) == 3

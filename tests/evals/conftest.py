@@ -40,6 +40,8 @@ def role_of(messages: list[Any]) -> str:
         return "propose"
     if "Why did the user send this last message?" in text:
         return "infer_reason"
+    if "The user is about to write their next message" in text:
+        return "infer_upcoming_reason"
     if "What did the user think of the assistant's last answer?" in text:
         return "infer_reaction"
     if "Write the user's next message" in text:
@@ -60,6 +62,8 @@ def default_fn(messages: list[Any], cfg: Any) -> str:
         return "I wanted the assistant to help me with my task."
     if role == "infer_reaction":
         return "\"The answer was useful to me.\""
+    if role == "infer_upcoming_reason":
+        return "I want to go one step further with this."
     if role == "next_message":
         if "private note on why" in text:
             return "A prediction that saw the reason."

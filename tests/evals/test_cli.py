@@ -118,3 +118,42 @@ def test_resuming_with_other_settings_is_refused(fake_models: list[Any], example
     r = invoke(*base, "-j", "j2")
     assert r.exit_code == 1 and "judge_spec" in r.stderr and "new --out" in r.stderr
     assert invoke(*base, "-j", "j1", "-m", "another", "--limit", "2").exit_code == 0  # more models/items: fine
+
+
+def test_a_resumed_run_reports_the_usage_of_every_run(fake_models: list[Any], examples_path: Path,
+                                                       tmp_path: Path) -> None:
+    out = tmp_path / "nm"
+    base = ["eval", "next-message", str(examples_path), "--model", "m1", "--judge", "j1", "--out", str(out),
+            "--no-embeddings", "--no-cache", "--condition", "history"]
+    r = invoke(*base, "--limit", "2")
+    assert r.exit_code == 0, r.output
+    first = json.loads((out / "summary.json").read_text())["usage"]
+    assert first["m1"]["calls"] == 2 and first["j1"]["calls"] > 0
+    r2 = invoke(*base, "--limit", "4")  # resumes: 2 stored, 2 new
+    assert r2.exit_code == 0 and "2 items computed, 2 resumed" in r2.stderr
+    s = json.loads((out / "summary.json").read_text())
+    assert s["usage_this_run"]["m1"]["calls"] == 2
+    assert s["usage"]["m1"]["calls"] == 4 and s["usage"]["m1"]["runs"] == 2
+    assert s["usage"]["j1"]["calls"] == first["j1"]["calls"] + s["usage_this_run"]["j1"]["calls"]
+    assert len((out / "usage.jsonl").read_text().splitlines()) == 2
+    assert "over 2 run(s)" in (out / "summary.md").read_text()
+
+
+def test_judge_replies_are_kept_per_item_even_when_they_fail(examples_path: Path, tmp_path: Path) -> None:
+    import asyncio
+
+    from thoughttrace.data import read_conversations
+    from thoughttrace.evals import ItemStore, Judge, NextMessageEval
+
+    def fn(messages: Any, cfg: Any) -> str:
+        text = "\n".join(m.content for m in messages)
+        return "I cannot decide, sorry." if "Score: N" in text else "a prediction"
+
+    model = get_model("scripted:nojudge", cache=False, fn=fn)
+    ev = NextMessageEval(model, Judge(model, "message_similarity", max_retries=1), embeddings=None)
+    store = ItemStore(tmp_path / "items.jsonl")
+    asyncio.run(ev.arun(read_conversations(examples_path), store, ["history"], limit=1))
+    (rec,) = store.records()
+    assert rec["score"] is None and rec["judge"]["failures"] == 2
+    replies = rec["judge"]["replies"]
+    assert len(replies) == 2 and all(r["raw"] == "I cannot decide, sorry." and r["error"] for r in replies)

@@ -128,8 +128,13 @@ async def test_gain_over_history_with_ci_and_upper_bound_label(scripted: Any, sy
     assert g["relative_gain"]["mean"] == pytest.approx(1.0) and g["n"] == 3 and not g["upper_bound"]
     assert gains[("reaction+reason", "score")]["upper_bound"]
     assert gains[("reaction+reason", "score")]["relative_gain"]["mean"] == pytest.approx(80 / 30 - 1)
+    # the absolute difference is always there; the cosine gets no relative gain (not a ratio scale)
+    assert g["difference"]["mean"] == pytest.approx(30.0) and g["history_mean"] == 30 and g["condition_mean"] == 60
+    cos = gains[("reaction", "embedding_cosine")]
+    assert cos["relative_gain"] is None and "not a ratio scale" in cos["relative_gain_note"]
+    assert cos["difference"]["mean"] is not None
     md = (tmp_path / "summary.md").read_text()
-    assert "upper bound: leaks intent" in md and "Relative gain" in md
+    assert "upper bound: leaks intent" in md and "Difference from `history`" in md
     assert json.loads((tmp_path / "summary.json").read_text())["format_version"] == 1
 
 
@@ -139,3 +144,99 @@ async def test_limit_keeps_conditions_paired(scripted: Any, synth: Any, tmp_path
     await ev.arun(synth, store, ALL, limit=1)
     recs = store.records()
     assert {r["condition"] for r in recs} == set(ALL) and len({r["message_id"] for r in recs}) == 1
+
+
+# ------------------------------------------------------------------ inferred-thought prediction
+
+
+def _mutate_from(conv: Any, index: int) -> Any:
+    """The same conversation with every message from `index` on and EVERY thought rewritten."""
+    data = conv.model_dump()
+    for j, m in enumerate(data["messages"]):
+        if j >= index:
+            m["content"] = f"CHANGED future text {j} okapi"
+        for key in ("reasons", "reactions"):
+            for t in m.get(key) or []:
+                t["content"] = f"CHANGED thought okapi {j}"
+    return type(conv).model_validate(data)
+
+
+async def test_inferred_thoughts_depend_on_nothing_from_message_t_on(scripted: Any, synth: Any, h: Any) -> None:
+    """The leakage guard's claim, proved: changing message t.. and all thoughts leaves step 1's prompts unchanged."""
+    from thoughttrace.evals.inferred import ThoughtInferrer
+
+    conv = synth[0]
+    for index in (2, 4):
+        seen: list[list[Any]] = []
+
+        def fn(messages: Any, cfg: Any, seen: list[list[Any]] = seen) -> str:
+            seen.append([m.content for m in messages])
+            return h.default_fn(messages, cfg)
+
+        model = scripted(fn=fn, cache=False)
+        a = await ThoughtInferrer(model).infer(conv, index)
+        first = list(seen)
+        seen.clear()
+        b = await ThoughtInferrer(model).infer(_mutate_from(conv, index), index)
+        assert first == seen and a == b and len(first) == 2
+        text = "\n".join("\n".join(p) for p in first)
+        assert not h.find_leaks(text, [m.content for m in conv.messages[index:]] + h.all_thoughts([conv]))
+        assert conv.messages[index - 1].content in text  # the last answer IS history
+
+
+def test_the_inference_guard_rejects_a_prompt_with_the_target(synth: Any) -> None:
+    from thoughttrace.evals.inferred import guard
+
+    conv = synth[0]
+    with pytest.raises(LeakageError):
+        guard([{"role": "user", "content": "context " + conv.messages[2].content}], conv, 2, "test")
+    with pytest.raises(LeakageError):
+        guard("a note: " + conv.messages[1].reactions[0].content, conv, 2, "test")
+    guard("context " + conv.messages[1].content, conv, 2, "test")  # history is fine
+
+
+async def test_inferred_condition_shares_of_oracle_gain(scripted: Any, synth: Any, tmp_path: Path) -> None:
+    def fn(messages: Any, cfg: Any) -> str:
+        text = "\n".join(m.content for m in messages)
+        if "Score: N" in text:
+            if "saw the reason" in text:
+                return "close\nScore: 80"
+            if "saw the reaction" in text:
+                return "close\nScore: 60"
+            return "mid\nScore: 40" if "saw the inferred note" in text else "far\nScore: 30"
+        if "The user is about to write their next message" in text:
+            return "I want the inferred next step."
+        if "What did the user think of the assistant's last answer?" in text:
+            return "inferred: it was fine."
+        if "I want the inferred next step" in text:
+            return "A prediction that saw the inferred note."
+        if "private note on why" in text:
+            return "A prediction that saw the reason."
+        if "private note about the assistant's last answer" in text:
+            return "A prediction that saw the reaction."
+        return "A prediction from history only."
+
+    model = scripted(fn=fn, cache=False)
+    ev = NextMessageEval(model, Judge(model, "message_similarity"), embeddings=None)
+    store = ItemStore(tmp_path / "items.jsonl")
+    await ev.arun(synth, store, ["history", "reaction", "reaction+reason", "inferred"])
+    recs = [r for r in store.records() if r["condition"] == "inferred"]
+    assert recs and all(r["inferred"]["reaction"] == "inferred: it was fine." for r in recs)
+    summary = nm.write_outputs(tmp_path, store, {}, {})
+    shares = {(r["oracle"], r["metric"]): r for r in summary["oracle_share"]}
+    # inferred gains 10 of the reaction oracle's 30 and of the reaction+reason oracle's 50
+    assert shares[("reaction", "score")]["share_of_oracle_gain"]["mean"] == pytest.approx(10 / 30)
+    assert shares[("reaction+reason", "score")]["share_of_oracle_gain"]["mean"] == pytest.approx(10 / 50)
+    gains = {(g["condition"], g["metric"]): g for g in summary["gains"]}
+    assert gains[("inferred", "score")]["difference"]["mean"] == pytest.approx(10)
+    assert "Share of the oracle's gain" in (tmp_path / "summary.md").read_text()
+
+
+def test_share_is_null_with_reason_when_the_oracle_gains_nothing() -> None:
+    recs = []
+    for k in range(4):
+        for cond, score in (("history", 30), ("reaction", 30), ("inferred", 35)):
+            recs.append({"model": "m", "condition": cond, "conversation_id": "c", "message_id": f"m{k}",
+                         "score": score + k})
+    rows = nm.oracle_shares(recs, "score")
+    assert rows[0]["share_of_oracle_gain"]["mean"] is None and "oracle gain is ~0" in rows[0]["reason"]

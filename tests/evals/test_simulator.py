@@ -141,3 +141,20 @@ def test_placeholder_echoes_are_rejected_so_the_retry_asks_again() -> None:
         parse_json_object('{"reason": "<why you send it>", "message": "hi"}', UserTurn)
     with pytest.raises(ParseError, match="placeholder"):
         parse_json_object('{"reaction": "...", "decision": "end"}', UserReaction)
+
+
+async def test_the_assistant_prompt_guard_really_checks_the_notes() -> None:
+    """A guard that checks nothing would let a note through; here a note reaches the assistant's prompt
+    through its system prompt (a prompt-assembly bug) and the guard must stop the call."""
+    from thoughttrace.data import Message
+    from thoughttrace.evals import LeakageError
+
+    user, assistant = models(user_fn())
+    msgs = [Message.model_validate({"id": "u0", "type": "user", "content": "hello there",
+                                    "reasons": [{"content": "my secret plan about the heist"}]})]
+    leaky = UserSimulator(user, assistant, SimulationConfig(assistant_system="Note: my secret plan about the heist"))
+    with pytest.raises(LeakageError, match="must not see"):
+        await leaky._assistant_reply(msgs)
+    assert assistant.backend.requests == []  # stopped before the call
+    ok = UserSimulator(user, assistant, SimulationConfig(assistant_system="Be helpful."))
+    assert await ok._assistant_reply(msgs) == "Here is an answer."

@@ -11,9 +11,28 @@ from thoughttrace.evals import ItemStore, Judge, SimulatorEval, load_metric
 from thoughttrace.evals import simulator_eval as se
 
 
-def test_stage_of_uses_the_four_anchor_points() -> None:
-    assert [se.stage_of(i, 10) for i in range(10)] == [0, 0, 1, 1, 1, 2, 2, 2, 3, 3]
-    assert se.stage_of(0, 1) == 0
+def test_simulator_and_analyze_put_every_thought_in_the_same_stage() -> None:
+    """eval simulator and analyze must agree cell by cell (they once binned 7 positions differently)."""
+    from thoughttrace.analysis.shares import StageCurves
+
+    msgs = []
+    for k in range(7):
+        msgs.append({"id": f"u{k}", "type": "user", "content": f"u{k}", "reasons": [{"content": "r", "label": f"L{k}"}]})
+        msgs.append({"id": f"a{k}", "type": "assistant", "content": f"a{k}",
+                     "reactions": [{"content": "x", "label": f"R{k}"}]})
+    conv = Conversation.model_validate({"id": "c", "messages": msgs})
+    curves = StageCurves(4)
+    curves.add(conv)
+    res = curves.result()
+    d = se.describe([conv])
+    for kind in ("reasons", "reactions"):
+        for label, shares in d["stage_curves"][kind].items():
+            stage_of_label = [i for i, v in enumerate(shares) if v]
+            analyze_stage = [i for i, st in enumerate(res[kind]["stages"]) if st["counts"].get(label)]
+            assert stage_of_label == analyze_stage, (kind, label)
+    reasons = d["stage_curves"]["reasons"]
+    # 7 user messages: positions 0, 1/6 .. 1 -> stages 0,1,1,2,2,3,3 (nearest of 0/33/67/100%, ties up)
+    assert [next(i for i, v in enumerate(reasons[f"L{k}"]) if v) for k in range(7)] == [0, 1, 1, 2, 2, 3, 3]
 
 
 def test_describe_counts_shares_and_curves(examples_path: Path) -> None:

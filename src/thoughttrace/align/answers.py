@@ -53,6 +53,8 @@ class Answer(BaseModel):
     answer: str
     generator: str = Field(description="model string or adapter directory that produced it")
     usage: dict[str, int] = Field(default_factory=dict)
+    #: style features for style control (length, headers, lists, bold); None: counted from `answer`
+    style: dict[str, float] | None = None
 
 
 def load_questions(path: str | Path | None = None, limit: int | None = None) -> list[Question]:
@@ -84,7 +86,7 @@ async def aanswer_with_model(questions: Sequence[Question], model: Model, out: s
     out = Path(out)
     name = name or model.spec
     todo = [q for q in questions if q.question_id not in _done(out, name)]
-    bar = tqdm(total=len(todo), desc=f"answers[{name}]", disable=not progress)
+    bar = tqdm(total=len(todo), desc=f"answers[{name}]", disable=None if progress else True)
 
     async def one(q: Question) -> Answer:
         gen = await model.agenerate([{"role": "user", "content": q.prompt}], max_tokens=max_tokens, temperature=0.0)
@@ -151,7 +153,7 @@ def answer_with_adapter(questions: Sequence[Question], adapter_dir: str | Path |
             lm = PeftModel.from_pretrained(lm, str(adapter))
     lm.eval()
     generator = str(adapter) if adapter is not None else f"transformers:{base_model}"
-    for q in tqdm(todo, desc=f"answers[{name}]", disable=not progress):
+    for q in tqdm(todo, desc=f"answers[{name}]", disable=None if progress else True):
         ids = tok.apply_chat_template([{"role": "user", "content": q.prompt}], add_generation_prompt=True,
                                       return_tensors="pt", return_dict=True)
         ids = {k: v.to(lm.device) for k, v in ids.items()}

@@ -66,7 +66,7 @@ async def arun_games(
     if not jobs:
         raise AlignError("no question has answers from both the baseline and a candidate; check the answer files "
                          "and the question file share question ids")
-    bar = tqdm(total=len(jobs), desc="arena", disable=not progress)
+    bar = tqdm(total=len(jobs), desc="arena", disable=None if progress else True)
 
     async def one(q: Question, game: int, a: str, b: str) -> Judgment:
         answer_a, answer_b = answers[a][q.question_id].answer, answers[b][q.question_id].answer
@@ -101,7 +101,8 @@ def build_games(judgments: Sequence[Judgment], answers: dict[str, dict[str, Answ
 
     def feats(model: str, qid: str) -> dict[str, float]:
         if (model, qid) not in counts:
-            counts[(model, qid)] = style_counts(answers[model][qid].answer)
+            ans = answers[model][qid]
+            counts[(model, qid)] = ans.style if ans.style is not None else style_counts(ans.answer)
         return counts[(model, qid)]
 
     for j in judgments:
@@ -143,25 +144,38 @@ class ArenaResult:
     rows: list[ModelRow]
     style_coefficients: dict[str, float]
     bootstrap_samples: int
+    style_frozen: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "format_version": FORMAT_VERSION, "baseline": self.baseline, "judge": self.judge,
             "bootstrap_samples": self.bootstrap_samples, "style_coefficients": self.style_coefficients,
+            "style_frozen": self.style_frozen,
             "models": [vars(r) for r in self.rows],
         }
 
 
 def score_arena(judgments: Sequence[Judgment], answers: dict[str, dict[str, Answer]], baseline: str, *,
-                samples: int = 200, seed: int = 0) -> ArenaResult:
-    """Win rates vs the baseline (raw and style-controlled, with bootstrap 95% CIs) per candidate."""
+                samples: int = 200, seed: int = 0, frozen_style: dict[str, float] | None = None) -> ArenaResult:
+    """Win rates vs the baseline (raw and style-controlled, with bootstrap 95% CIs) per candidate.
+
+    `frozen_style` (feature -> coefficient, e.g. an earlier run's `style_coefficients`) fixes the style
+    coefficients instead of refitting them, so a new model's games cannot shift the others' scores.
+    """
     games, _ = build_games(judgments, answers)
     judge = judgments[0].judge if judgments else ""
     plain: BootstrapResult | None = None
     sc: BootstrapResult | None = None
+    fixed = None
+    if frozen_style is not None:
+        missing = [k for k in STYLE_FEATURES if k not in frozen_style]
+        if missing:
+            raise AlignError(f"frozen style coefficients lack {missing}; give all of {list(STYLE_FEATURES)} "
+                             "(the style_coefficients of an earlier results.json)")
+        fixed = np.array([float(frozen_style[k]) for k in STYLE_FEATURES])
     if len(games) and baseline in games.models:
         plain = bootstrap_bt(games, baseline, style=False, samples=samples, seed=seed)
-        sc = bootstrap_bt(games, baseline, style=True, samples=samples, seed=seed)
+        sc = bootstrap_bt(games, baseline, style=True, samples=samples, seed=seed, fixed_gamma=fixed)
     rows: list[ModelRow] = []
     names = sorted({j.model_a for j in judgments} | {j.model_b for j in judgments} | {baseline})
     for name in names:
@@ -194,7 +208,7 @@ def score_arena(judgments: Sequence[Judgment], answers: dict[str, dict[str, Answ
         rows.append(ModelRow(name, wr, wr_ci, swr, swr_ci, w, t, lo, n, unp,
                              float(np.mean(lengths)) if lengths else 0.0))
     coef = {k: float(v) for k, v in zip(STYLE_FEATURES, sc.point.gamma)} if sc is not None else {}
-    return ArenaResult(baseline, judge, rows, coef, samples)
+    return ArenaResult(baseline, judge, rows, coef, samples, style_frozen=fixed is not None)
 
 
 def results_markdown(result: ArenaResult) -> str:
@@ -219,5 +233,6 @@ def results_markdown(result: ArenaResult) -> str:
                      f"{r.wins:g} / {r.ties:g} / {r.losses:g} | {r.games} | {r.unparsed} | {r.mean_length:.0f} |")
     if result.style_coefficients:
         coef = ", ".join(f"{k} {v:+.2f}" for k, v in result.style_coefficients.items())
-        lines += ["", f"Style coefficients (log-odds per unit normalised difference): {coef}"]
+        frozen = " (frozen: given, not refitted)" if result.style_frozen else ""
+        lines += ["", f"Style coefficients (log-odds per unit normalised difference){frozen}: {coef}"]
     return "\n".join(lines) + "\n"

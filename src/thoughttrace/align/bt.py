@@ -69,12 +69,16 @@ def _design(games: Games, baseline_idx: int, style: bool) -> np.ndarray:
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, w: np.ndarray, ridge: float = 1e-3, max_iter: int = 100,
-                 tol: float = 1e-9) -> tuple[np.ndarray, bool]:
-    """Weighted logistic regression without intercept, fractional targets allowed (Newton's method)."""
+                 tol: float = 1e-9, offset: np.ndarray | None = None) -> tuple[np.ndarray, bool]:
+    """Weighted logistic regression without intercept, fractional targets allowed (Newton's method).
+
+    `offset` is a fixed part of the linear predictor (frozen style coefficients times the style features).
+    """
     beta = np.zeros(x.shape[1])
     penalty = ridge * np.eye(x.shape[1])
+    off = np.zeros(x.shape[0]) if offset is None else offset
     for _ in range(max_iter):
-        z = np.clip(x @ beta, -35, 35)
+        z = np.clip(x @ beta + off, -35, 35)
         p = 1.0 / (1.0 + np.exp(-z))
         grad = x.T @ (w * (y - p)) - ridge * beta
         hess = (x * (w * p * (1 - p))[:, None]).T @ x + penalty
@@ -85,11 +89,25 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, w: np.ndarray, ridge: float = 1e-
     return beta, False
 
 
-def fit_bt(games: Games, baseline: str, *, style: bool = False, ridge: float = 1e-3) -> BTFit:
-    """Fit Bradley-Terry (optionally with style covariates); theta[baseline] = 0."""
+def fit_bt(games: Games, baseline: str, *, style: bool = False, ridge: float = 1e-3,
+           fixed_gamma: np.ndarray | None = None) -> BTFit:
+    """Fit Bradley-Terry (optionally with style covariates); theta[baseline] = 0.
+
+    `fixed_gamma` (per raw unit of the style difference, as `BTFit.gamma` reports it) freezes the style
+    coefficients: only the strengths are fitted, so adding a model cannot move the others' style-controlled
+    scores through a refitted gamma.
+    """
     if baseline not in games.models:
         raise ValueError(f"baseline {baseline!r} is not among the models {games.models}")
     b = games.models.index(baseline)
+    if fixed_gamma is not None:
+        fixed = np.asarray(fixed_gamma, dtype=float)
+        if fixed.shape != (games.style.shape[1],):
+            raise ValueError(f"frozen style coefficients: expected {games.style.shape[1]} values "
+                             f"({', '.join(STYLE_FEATURES)}), got {fixed.shape}")
+        x = _design(games, b, False)
+        beta, ok = fit_logistic(x, games.y, games.weight, ridge=ridge, offset=games.style @ fixed)
+        return BTFit(list(games.models), baseline, np.insert(beta, b, 0.0), fixed, ok)
     x = _design(games, b, style)
     beta, ok = fit_logistic(x, games.y, games.weight, ridge=ridge)
     m = len(games.models) - 1
@@ -119,9 +137,9 @@ class BootstrapResult:
 
 
 def bootstrap_bt(games: Games, baseline: str, *, style: bool = False, samples: int = 200, seed: int = 0,
-                 level: float = 0.95) -> BootstrapResult:
+                 level: float = 0.95, fixed_gamma: np.ndarray | None = None) -> BootstrapResult:
     """Point fit plus percentile CIs from resampling whole groups (questions) with replacement."""
-    point = fit_bt(games, baseline, style=style)
+    point = fit_bt(games, baseline, style=style, fixed_gamma=fixed_gamma)
     rng = np.random.default_rng(seed)
     groups = np.unique(games.group)
     by_group = [np.flatnonzero(games.group == g) for g in groups]
@@ -129,7 +147,7 @@ def bootstrap_bt(games: Games, baseline: str, *, style: bool = False, samples: i
     for s in range(samples):
         pick = rng.integers(0, len(groups), len(groups))
         idx = np.concatenate([by_group[i] for i in pick])
-        thetas[s] = fit_bt(games.subset(idx), baseline, style=style).theta
+        thetas[s] = fit_bt(games.subset(idx), baseline, style=style, fixed_gamma=fixed_gamma).theta
     lo_q, hi_q = 100 * (1 - level) / 2, 100 * (1 + level) / 2
     res = BootstrapResult(point=point, samples=samples)
     for i, name in enumerate(games.models):

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from .degenerate import degenerate_reason
 from .records import FORMAT_VERSION, AlignError, iter_jsonl
 from .rewrite import Rewrite
 
@@ -143,14 +144,17 @@ def pairs_from_rewrites(rewrites: Iterable[Rewrite], *, report: PairReport | Non
     """chosen = the rewrite, rejected = the original answer, with the rewrite's provenance.
 
     Rewrites that repeat a private thought verbatim are dropped (`quotes_thought`), and so are rewrites
-    cut off at the token limit (`truncated`) unless `keep_truncated`.
+    cut off at the token limit (`truncated`) unless `keep_truncated`, and degenerate ones (`align.degenerate`:
+    loops, copies of the next message or of the original, length blow-ups), each counted in the report.
     """
     report = report if report is not None else PairReport()
     rows: list[Rewrite] = []
     for r in rewrites:
-        if r.quotes_thought or (r.truncated and not keep_truncated):
+        bad = degenerate_reason(r.rewrite, r.original, r.next_message)
+        if r.quotes_thought or (r.truncated and not keep_truncated) or bad:
             report.input += 1
-            report.drop("quotes_thought" if r.quotes_thought else "truncated")
+            report.drop("quotes_thought" if r.quotes_thought else "truncated" if r.truncated and not keep_truncated
+                        else f"degenerate_{bad}")
         else:
             rows.append(r)
     cands = (

@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -22,7 +23,7 @@ from thoughttrace.data import Conversation, Message
 from thoughttrace.llm import ChatMessage, Model
 
 from .prompts import fill, template
-from .records import FORMAT_VERSION, AlignError, LeakageError
+from .records import FORMAT_VERSION, AlignError, LeakageError, append_jsonl
 
 Guide = Literal["thoughts", "messages", "none"]
 GUIDES: tuple[Guide, ...] = ("thoughts", "messages", "none")
@@ -89,6 +90,7 @@ class Rewrite(BaseModel):
     prompt_sha256: str = Field(description="hash of the rewriter prompt (for audits; the prompt holds thoughts)")
     quotes_thought: bool = Field(default=False, description="the rewrite repeats a private thought verbatim")
     truncated: bool = Field(default=False, description="generation stopped at max_tokens")
+    next_message: str | None = Field(default=None, description="the user's next message (degenerate-copy filter)")
 
 
 def select_targets(
@@ -210,18 +212,52 @@ def clean_rewrite(text: str) -> str:
     return out
 
 
+def _row_key(conversation_id: str, message_id: str, guide: str, rewriter: str) -> tuple[str, str, str, str]:
+    return (conversation_id, message_id, guide, rewriter)
+
+
+def read_done(out: str | Path | None) -> dict[tuple[str, str, str, str], Rewrite]:
+    """Rewrites already in `out` (a line cut by a crash is dropped and redone)."""
+    if out is None or not Path(out).exists():
+        return {}
+    done = {}
+    for line in Path(out).read_text(encoding="utf-8").split("\n"):
+        if not line.strip():
+            continue
+        try:
+            r = Rewrite.model_validate_json(line)
+        except ValueError:
+            continue
+        done[_row_key(r.conversation_id, r.message_id, r.guide, r.rewriter)] = r
+    return done
+
+
 async def arewrite(
-    targets: Sequence[Target], model: Model, settings: RewriteSettings, *, progress: bool = True
+    targets: Sequence[Target], model: Model, settings: RewriteSettings, *, progress: bool = True,
+    out: str | Path | None = None,
 ) -> list[Rewrite]:
-    """Rewrite every target with the model (concurrently; cached by the model layer, so reruns resume)."""
+    """Rewrite every target with the model (concurrently; cached by the model layer).
+
+    With `out`, each rewrite is appended to that JSONL as soon as it is made, and rewrites already there
+    are reused: an interrupted run resumes where it stopped.
+    """
     prompts = [build_prompt(t, settings) for t in targets]  # builds and guards every prompt before any call
-    bar = tqdm(total=len(targets), desc=f"rewrite[{settings.guide}]", disable=not progress)
+    done = read_done(out)
+    if out is not None and done:
+        # rewrite the file without a cut last line, so appends start on a fresh line
+        Path(out).write_text("".join(r.model_dump_json() + "\n" for r in done.values()), encoding="utf-8")
+    bar = tqdm(total=len(targets), desc=f"rewrite[{settings.guide}]", disable=None if progress else True)
 
     async def one(t: Target, msgs: list[ChatMessage]) -> Rewrite:
+        key = _row_key(t.conversation.id, t.message.id, settings.guide, model.spec)
+        if key in done:
+            bar.update(1)
+            return done[key]
         gen = await model.agenerate(msgs, max_tokens=settings.max_tokens, temperature=settings.temperature)
         bar.update(1)
         text = clean_rewrite(gen.text)
-        return Rewrite(
+        nxt = t.next_user_message
+        row = Rewrite(
             conversation_id=t.conversation.id,
             message_id=t.message.id,
             guide=settings.guide,
@@ -233,7 +269,11 @@ async def arewrite(
             quotes_thought=quotes_private_thought(t, text),
             truncated=gen.finish_reason == "length",
             prompt_sha256=hashlib.sha256("\n".join(m.content for m in msgs).encode()).hexdigest(),
+            next_message=nxt.content if nxt is not None else None,
         )
+        if out is not None:
+            append_jsonl(row, out)
+        return row
 
     try:
         return list(await asyncio.gather(*(one(t, p) for t, p in zip(targets, prompts))))
@@ -243,11 +283,11 @@ async def arewrite(
 
 def rewrite_conversations(
     conversations: Iterable[Conversation], model: Model, settings: RewriteSettings, *,
-    limit: int | None = None, progress: bool = True,
+    limit: int | None = None, progress: bool = True, out: str | Path | None = None,
 ) -> list[Rewrite]:
     """Select targets and rewrite them (sync entry point for the CLI and scripts)."""
     need_next = settings.require_next_message or settings.guide == "messages"  # that guide IS the next message
     targets = select_targets(conversations, settings.reactions, need_next)
     if limit is not None:
         targets = targets[:limit]
-    return model.run(arewrite(targets, model, settings, progress=progress))
+    return model.run(arewrite(targets, model, settings, progress=progress, out=out))

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from thoughttrace.data import Conversation
+from thoughttrace.data.intervals import SMALL_CELL, share_cell
 
 RELATION_LABELS = ("Deepen", "Variant", "Retry", "New request")
 END = "End"
@@ -54,7 +55,8 @@ class RelationTurns:
         def table(c: Counter[str]) -> dict[str, Any]:
             n = sum(v for k, v in c.items() if k != UNLABELLED)
             return {"n": n, "unlabelled": c.get(UNLABELLED, 0), "counts": {k: c.get(k, 0) for k in labels},
-                    "shares": {k: (c.get(k, 0) / n if n else 0.0) for k in labels}}
+                    "shares": {k: (c.get(k, 0) / n if n else 0.0) for k in labels},
+                    "intervals": {k: share_cell(c.get(k, 0), n) for k in labels}, "small": n < SMALL_CELL}
 
         return {
             "available": available,

@@ -27,6 +27,19 @@ def _pct(x: float | None) -> str:
     return "\u2013" if x is None else f"{100 * x:.1f}%"
 
 
+def _pct_ci(table: Mapping[str, Any], label: str) -> str:
+    """`share [low, high]` (Wilson 95%), with `*` on a cell of fewer than SMALL_CELL items."""
+    iv = (table.get("intervals") or {}).get(label)
+    if not iv or iv.get("share") is None:
+        return _pct(table["shares"].get(label)) if table.get("n") else "\u2013"
+    mark = "*" if iv.get("small") else ""
+    return f"{100 * iv['share']:.1f}% [{100 * iv['low']:.1f}, {100 * iv['high']:.1f}]{mark}"
+
+
+SMALL_NOTE = ('<p class="note">Shares: share [Wilson 95% interval]; n beside every table; '
+              '<b>*</b> marks a cell of fewer than 20 items, too small to read much into.</p>')
+
+
 def _table(header: Sequence[str], rows: Iterable[Sequence[Any]], cls: str = "") -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in r) + "</tr>" for r in rows)
@@ -73,9 +86,9 @@ def _types(stats: Mapping[str, Any]) -> str:
     for kind, title in (("reasons", "Reason types"), ("reactions", "Reaction types")):
         s = stats["thought_types"][kind]
         parts.append(f"<h3>{title} (n={s['n']:,}; unlabelled {s['unlabelled']:,})</h3>")
-        parts.append(_table(["label", "count", "share", "release share"],
-                            [(lab, f"{s['counts'][lab]:,}", _pct(s["shares"][lab]), _pct(s["release_shares"].get(lab)))
-                             for lab in s["labels"]], f"shares-{kind}"))
+        parts.append(_table(["label", "count", "n", "share [95% CI]", "release share"],
+                            [(lab, f"{s['counts'][lab]:,}", f"{s['n']:,}", _pct_ci(s, lab),
+                              _pct(s["release_shares"].get(lab))) for lab in s["labels"]], f"shares-{kind}"))
         for group, group_title in (("by_model", "by model"), ("by_domain", "by domain")):
             tables = s.get(group) or {}
             if not tables:
@@ -83,10 +96,11 @@ def _types(stats: Mapping[str, Any]) -> str:
             parts.append(f"<h4>{title} {group_title} (share, count)</h4>")
             parts.append(_table(
                 [group_title.split()[-1], "n", *s["labels"]],
-                [(name, f"{t['n']:,}", *(f"{_pct(t['shares'][lab])} ({t['counts'][lab]:,})" for lab in s["labels"]))
+                [(name, f"{t['n']:,}", *(f"{_pct_ci(t, lab)} ({t['counts'][lab]:,})" for lab in s["labels"]))
                  for name, t in tables.items()],
                 f"shares-{kind}-{group.replace('_', '-')}",
             ))
+    parts.append(SMALL_NOTE)
     return "\n".join(parts)
 
 
@@ -99,7 +113,7 @@ def _stages(stats: Mapping[str, Any]) -> str:
              f'\u2192 79%.</p>']
     for kind in ("reasons", "reactions"):
         sec = st[kind]
-        rows = [(lab, *[_pct(s["shares"][lab]) for s in sec["stages"]]) for lab in sec["labels"]]
+        rows = [(lab, *[_pct_ci(s, lab) for s in sec["stages"]]) for lab in sec["labels"]]
         rows.append(("n", *[f"{s['n']:,}" for s in sec["stages"]]))
         parts.append(f"<h3>{kind.capitalize()}</h3>")
         parts.append(_table(["label", *st["stage_names"]], rows, f"stages-{kind}"))
@@ -114,7 +128,7 @@ def _relations(stats: Mapping[str, Any]) -> str:
                 '<code>thoughttrace label FILE --kind relation --model M --out labels.jsonl</code> and pass '
                 '<code>--labels labels.jsonl</code>.</p>')
     labels = rel["labels"]
-    rows = [(r["turn"], f"{r['n']:,}", *[_pct(r["shares"][lab]) for lab in labels], r["unlabelled"])
+    rows = [(r["turn"], f"{r['n']:,}", *[_pct_ci(r, lab) for lab in labels], r["unlabelled"])
             for r in rel["by_turn"]]
     ref = rel["release_turn2"]
     note = ", ".join(f"{k} {100 * v:.0f}%" for k, v in ref.items())

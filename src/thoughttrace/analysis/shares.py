@@ -5,8 +5,8 @@ Both are streaming accumulators (counters only), so 100k conversations cost a fe
 Stages follow the release's split at 0/33/67/100% of a conversation: a thought's message gets the
 position k/(K-1) among the K messages of its own role (user messages for reasons, assistant messages
 for reactions; so the first reply's reactions sit at 0% just as the first prompt's reasons do) and is
-assigned to the nearest of `n_stages` evenly spaced points, with `thoughttrace.data.synthetic.stage_bin`,
-the dataset core's definition of that split. `position="conversation"` uses the position among all
+assigned to the nearest of `n_stages` evenly spaced points, with `thoughttrace.data.stages`, the one
+definition of that split (eval simulator uses it too). `position="conversation"` uses the position among all
 messages instead.
 """
 
@@ -17,7 +17,8 @@ from collections.abc import Iterable
 from typing import Any, Literal
 
 from thoughttrace.data import Conversation
-from thoughttrace.data.synthetic import stage_bin
+from thoughttrace.data.intervals import SMALL_CELL, share_cell
+from thoughttrace.data.stages import message_stages, stage_names
 from thoughttrace.data.taxonomy import load_taxonomy
 
 THOUGHT_KINDS = ("reasons", "reactions")
@@ -32,18 +33,15 @@ def ordered_labels(kind: str, counts: Iterable[str]) -> list[str]:
 
 
 def share_table(counts: Counter[str], labels: list[str]) -> dict[str, Any]:
+    """n, counts and shares of one table, with a Wilson 95% interval per share (`small` below SMALL_CELL)."""
     total = sum(counts.values())
     return {
         "n": total,
         "counts": {lab: counts.get(lab, 0) for lab in labels},
         "shares": {lab: (counts.get(lab, 0) / total if total else 0.0) for lab in labels},
+        "intervals": {lab: share_cell(counts.get(lab, 0), total) for lab in labels},
+        "small": total < SMALL_CELL,
     }
-
-
-def stage_names(n_stages: int) -> list[str]:
-    if n_stages < 2:
-        raise ValueError("stages: need at least 2 (the release uses 4: 0/33/67/100%)")
-    return [f"{round(100 * i / (n_stages - 1))}%" for i in range(n_stages)]
 
 
 class TypeShares:
@@ -100,14 +98,8 @@ class StageCurves:
         self.counts: dict[str, list[Counter[str]]] = {k: [Counter() for _ in range(n_stages)] for k in THOUGHT_KINDS}
 
     def add(self, conv: Conversation) -> None:
-        msgs = conv.messages
-        if self.position == "role":
-            by_role = {"user": [m for m in msgs if m.type == "user"],
-                       "assistant": [m for m in msgs if m.type == "assistant"]}
-            placed = [(m, stage_bin(k, len(seq), self.n_stages)) for seq in by_role.values() for k, m in enumerate(seq)]
-        else:
-            placed = [(m, stage_bin(k, len(msgs), self.n_stages)) for k, m in enumerate(msgs)]
-        for m, stage in placed:
+        stages = message_stages(conv, self.n_stages, self.position)
+        for m, stage in zip(conv.messages, stages):
             kind = "reasons" if m.type == "user" else "reactions"
             for t in (m.reasons if m.type == "user" else m.reactions) or ():
                 if t.label:
@@ -115,7 +107,7 @@ class StageCurves:
 
     def result(self) -> dict[str, Any]:
         out: dict[str, Any] = {"n_stages": self.n_stages, "stage_names": self.names, "position": self.position,
-                               "binning": "nearest of evenly spaced points 0..100% (data.synthetic.stage_bin)"}
+                               "binning": "nearest of evenly spaced points 0..100%, ties up (data.stages.stage_bin)"}
         for kind in THOUGHT_KINDS:
             seen: Counter[str] = Counter()
             for c in self.counts[kind]:

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from .common import build_model, echo_json, model_options, print_usage, wrap
+from .common import UserFacingError, build_model, echo_json, model_options, print_usage, wrap
 
 _GUIDES = click.Choice(["thoughts", "messages", "none"])
 _FORMATS = click.Choice(["conversational", "plain"])
@@ -46,16 +46,15 @@ def rewrite_cmd(conversations: str, guide: str, reactions: str, all_turns: bool,
                 base_url: str | None, cache_path: str | None, no_cache: bool, offline: bool) -> None:
     """Rewrite assistant answers in CONVERSATIONS (ThoughtTrace JSONL) with a rewriter model."""
     from thoughttrace.align import RewriteSettings, rewrite_conversations
-    from thoughttrace.align.records import write_json, write_jsonl
+    from thoughttrace.align.records import write_json
     from thoughttrace.data import read_conversations
 
     settings = RewriteSettings(guide=guide, reactions=reactions, require_next_message=not all_turns,  # type: ignore[arg-type]
                                max_history_chars=max_history_chars, max_answer_chars=max_answer_chars,
                                max_tokens=max_tokens)
     model = build_model(model_spec, base_url, cache_path, no_cache, offline)
-    rows = rewrite_conversations(read_conversations(conversations), model, settings, limit=limit)
     out = Path(out_path)
-    write_jsonl(rows, out)
+    rows = rewrite_conversations(read_conversations(conversations), model, settings, limit=limit, out=out)
     usage = print_usage(model)
     write_json({"format_version": 1, "input": conversations, "settings": settings.model_dump(),
                 "rewriter": model.spec, "rewrites": len(rows), "usage": usage}, _meta_path(out))
@@ -198,9 +197,19 @@ def answer_cmd(questions: str, out_path: str, adapter: str | None, base_model: s
 
 @group.command("arena")
 @click.argument("questions", default="demo")
-@click.option("--answers", "answer_files", multiple=True, required=True, type=click.Path(dir_okay=False),
-              help="answers files (baseline and candidates; repeat the option)")
-@click.option("--baseline", required=True, help="the baseline model's name in the answers files")
+@click.option("--answers", "answer_files", multiple=True, type=click.Path(),
+              help="answers files or model_answer/ folders (ThoughtTrace or arena-hard-auto format; repeat)")
+@click.option("--baseline", default=None,
+              help="the baseline model (required unless QUESTIONS is an arena-hard-auto folder: per-category then)")
+@click.option("--category-baseline", "category_baselines", multiple=True, metavar="CATEGORY=MODEL",
+              help="baseline of one category (arena-hard-auto folders; default: its per-category baselines)")
+@click.option("--judgments-from", default=None,
+              help="score the folder's existing model_judgment/NAME/ files instead of judging again")
+@click.option("--freeze-style", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="results.json of an earlier run: reuse its style coefficients (adding a model then cannot "
+                   "move the others' style-controlled scores)")
+@click.option("--export-arena-hard", "export_dir", type=click.Path(file_okay=False), default=None,
+              help="also write the answers and judgments in arena-hard-auto's format under this folder")
 @click.option("--judge", "judge_spec", default="local", show_default=True, help="judge model string")
 @click.option("--base-url", default=None, help="server URL for an openai-compatible/NAME judge")
 @click.option("--cache", "cache_path", type=click.Path(dir_okay=False), default=None, help="cache file")
@@ -215,14 +224,29 @@ def answer_cmd(questions: str, out_path: str, adapter: str | None, base_model: s
 @click.option("--limit", type=int, default=None, help="judge only the first N questions")
 @click.option("--json", "as_json", is_flag=True, help="print the results as JSON")
 @wrap
-def arena_cmd(questions: str, answer_files: tuple[str, ...], baseline: str, judge_spec: str, base_url: str | None,
-              cache_path: str | None, no_cache: bool, offline: bool, out_dir: str, max_tokens: int, retries: int,
-              samples: int, seed: int, limit: int | None, as_json: bool) -> None:
-    """Judge candidates against --baseline on QUESTIONS (pairwise, both orders) and print the results table."""
+def arena_cmd(questions: str, answer_files: tuple[str, ...], baseline: str | None, category_baselines: tuple[str, ...],
+              judgments_from: str | None, freeze_style: str | None, export_dir: str | None, judge_spec: str,
+              base_url: str | None, cache_path: str | None, no_cache: bool, offline: bool, out_dir: str,
+              max_tokens: int, retries: int, samples: int, seed: int, limit: int | None, as_json: bool) -> None:
+    """Judge candidates against --baseline on QUESTIONS (pairwise, both orders) and print the results table.
+
+    QUESTIONS may be an arena-hard-auto data folder (data/<bench>/): its questions, model_answer/ files and
+    (with --judgments-from) model_judgment/ files are read, and each category is scored against its baseline.
+    """
+    if Path(questions).is_dir():
+        from .align_arena_hard import arena_hard_folder
+
+        arena_hard_folder(questions, answer_files, baseline, category_baselines, judgments_from, freeze_style,
+                          export_dir, judge_spec, base_url, cache_path, no_cache, offline, out_dir, max_tokens,
+                          retries, samples, seed, limit, as_json)
+        return
+    if baseline is None:
+        raise UserFacingError("--baseline is required (unless QUESTIONS is an arena-hard-auto data folder)")
+    if not answer_files:
+        raise UserFacingError("give the answers files with --answers FILE (baseline and candidates)")
     from thoughttrace.align import (
         arun_games,
         index_answers,
-        load_answers,
         load_questions,
         results_markdown,
         score_arena,
@@ -230,13 +254,21 @@ def arena_cmd(questions: str, answer_files: tuple[str, ...], baseline: str, judg
     from thoughttrace.align.records import write_json
 
     qs = load_questions(questions, limit=limit)
-    answers = index_answers([a for f in answer_files for a in load_answers(f)])
+    from thoughttrace.align.arena_hard import read_answers
+
+    answers = index_answers([a for f in answer_files for a in read_answers(f)])
     judge = build_model(judge_spec, base_url, cache_path, no_cache, offline)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     judgments = judge.run(arun_games(qs, answers, baseline, judge, out=out / "judgments.jsonl",
                                      max_tokens=max_tokens, retries=retries))
-    result = score_arena(judgments, answers, baseline, samples=samples, seed=seed)
+    frozen = _frozen_style(freeze_style)
+    result = score_arena(judgments, answers, baseline, samples=samples, seed=seed, frozen_style=frozen)
+    if export_dir:
+        from thoughttrace.align.arena_hard import write_answers, write_judgments
+
+        write_answers([a for m in answers.values() for a in m.values()], qs, Path(export_dir) / "model_answer")
+        write_judgments(judgments, qs, Path(export_dir) / "model_judgment")
     usage = print_usage(judge)
     table = results_markdown(result)
     write_json(result.as_dict() | {"usage": usage, "questions": questions}, out / "results.json")
@@ -245,3 +277,16 @@ def arena_cmd(questions: str, answer_files: tuple[str, ...], baseline: str, judg
         echo_json(result.as_dict())
     else:
         click.echo(table, nl=False)
+
+
+def _frozen_style(path: str | None) -> dict[str, float] | None:
+    """The style coefficients of an earlier results.json (per category files hold one per category)."""
+    if path is None:
+        return None
+    import json
+
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    coef = data.get("style_coefficients")
+    if not isinstance(coef, dict) or not coef:
+        raise UserFacingError(f"{path}: no style_coefficients; give the results.json of an earlier arena run")
+    return {str(k): float(v) for k, v in coef.items()}

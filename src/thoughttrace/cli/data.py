@@ -90,6 +90,12 @@ def stats_cmd(file: str, as_json: bool, skip_invalid: bool) -> None:
 
     report = ReadReport()
     stats = compute_stats(_progress(iter_any(file, skip_invalid=skip_invalid, report=report), "stats"))
+    if stats.conversations == 0:
+        # like `validate`: an empty input is an error, not an all-zero table a script would take as figures
+        if report.errors:
+            _print_errors(report, file, as_warning=False)
+        raise UserFacingError(f"{file}: no valid conversation to summarise ({report.lines} line(s) read); "
+                              "check the file (thoughttrace data validate FILE)")
     if report.errors:
         _print_errors(report, file, as_warning=True)
         click.echo(f"warning: skipped {len({e.line for e in report.errors})} bad line(s)", err=True)
@@ -119,9 +125,10 @@ def import_cmd(source: str, in_path: str, out_path: str, skip_invalid: bool) -> 
     if report.errors:
         _print_errors(report, in_path, as_warning=True)
     write_manifest(Path(out_path), "jsonl", report.valid, imported_from=source,
-                   skipped_records=len({e.line for e in report.errors}))
+                   skipped_records=len({e.line for e in report.errors}), skipped_empty=report.empty)
+    empty = f" ({report.empty} of them empty conversations)" if report.empty else ""
     click.echo(f"imported {report.valid} conversation(s) from {source} into {out_path}"
-               + (f"; skipped {len({e.line for e in report.errors})} bad record(s)" if report.errors else ""),
+               + (f"; skipped {len({e.line for e in report.errors})} bad record(s){empty}" if report.errors else ""),
                err=True)
     if report.valid == 0:
         raise UserFacingError(f"{in_path}: no conversation could be imported")

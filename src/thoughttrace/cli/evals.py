@@ -245,8 +245,11 @@ def thought_inference(models: _Models, opts: dict[str, Any]) -> None:
 @click.option("--model", "-m", "model_specs", multiple=True, default=["local"], show_default=True,
               help="model(s) that predict the message; repeat for a per-model table")
 @click.option("--condition", "conditions", multiple=True, default=["history"], show_default=True,
-              type=click.Choice(["history", "reaction", "thoughts", "reaction+reason"]),
-              help="what the prompt shows; repeat (thoughts = reaction; reaction+reason is an upper bound)")
+              type=click.Choice(["history", "reaction", "thoughts", "reaction+reason", "inferred"]),
+              help="what the prompt shows; repeat (thoughts = reaction; reaction+reason is an upper bound; "
+                   "inferred = the model's own guess of the thoughts from the history)")
+@click.option("--infer-method", type=click.Choice(["direct", "model-based"]), default="direct", show_default=True,
+              help="how --condition inferred infers the thoughts (model-based: AutoToM posterior)")
 @_judge_options
 @_run_options
 @_connection_options
@@ -268,13 +271,14 @@ def next_message(models: _Models, opts: dict[str, Any]) -> None:
     total = None
     for spec in opts["model_specs"]:
         ev = NextMessageEval(models.get(spec, "model"), judge, embeddings=emb, judge2=judge2, clip=clip,
-                             max_tokens=opts["max_tokens"] or 160)
+                             max_tokens=opts["max_tokens"] or 160, infer_method=opts["infer_method"])
         stats = models.run(ev.arun(convs, store, conditions, limit=opts["limit"], concurrency=opts["concurrency"],
                                    progress=opts["progress"]))
         total = _add_run_stats(total, stats)
     config = {k: opts[k] for k in ("file", "model_specs", "judge_spec", "judge2_spec", "judge_samples", "no_swap",
                                    "limit", "concurrency", "max_context_chars", "max_message_chars")}
     config["conditions"] = conditions
+    config["infer_method"] = opts["infer_method"]
     config["embeddings"] = emb.name if emb else None
     summary = write_outputs(opts["out_dir"], store, models.usage(), config)
     _finish(models, total, summary, opts["out_dir"], opts["as_json"])

@@ -59,10 +59,26 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
 
 
+def quiet_progress_unless_tty(stream: Any = None) -> bool:
+    """Progress bars only on a terminal: when stderr is not one (a log, a pipe), switch off every tqdm bar
+    (ours and those of transformers / sentence-transformers / huggingface_hub, e.g. 'Loading weights').
+    Returns whether bars stay on."""
+    import os
+
+    stream = stream if stream is not None else sys.stderr
+    if hasattr(stream, "isatty") and stream.isatty():
+        return True
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    return False
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="thoughttrace")
 def cli() -> None:
     """ThoughtTrace: collect, analyse and infer what users think while they talk to LLMs."""
+    quiet_progress_unless_tty()
 
 
 def main() -> None:  # pragma: no cover - console entry

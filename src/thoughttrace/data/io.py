@@ -41,6 +41,8 @@ class ReadReport:
     lines: int = 0
     valid: int = 0
     errors: list[LineError] = field(default_factory=list)
+    #: records skipped because their conversation was empty (importers; also listed in `errors`)
+    empty: int = 0
 
     @property
     def ok(self) -> bool:

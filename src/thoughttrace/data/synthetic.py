@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from .schema import Conversation
+from .stages import N_STAGES, stage_bin
 from .taxonomy import load_taxonomy
 
-N_STAGES = 4
+__all__ = ["N_STAGES", "generate_conversations", "stage_bin", "write_synthetic"]
 
 #: model name -> provider; names in the style of the release (20 models there).
 DEFAULT_MODELS: dict[str, str] = {
@@ -96,13 +97,6 @@ _ASSISTANT_POINTS = ["**Start small**: pick one concrete step you can finish tod
                      "**Set a deadline** so the task does not drift."]
 _ASSISTANT_CLOSERS = ["Would you like me to go into more detail on any of these?", "Let me know how it goes!",
                       "Want a shorter version?", ""]
-
-
-def stage_bin(index: int, count: int, n_stages: int = N_STAGES) -> int:
-    """The stage (0..n_stages-1) of the index-th of `count` items: nearest of 0/33/67/100% for 4 stages."""
-    if count <= 1:
-        return 0
-    return int(index / (count - 1) * (n_stages - 1) + 0.5)  # ties go up (round() would go to even)
 
 
 def _normalise(shares: Mapping[str, float], what: str) -> tuple[list[str], list[float]]:

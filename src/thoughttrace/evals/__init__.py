@@ -15,7 +15,20 @@ from .next_message import CONDITIONS, NextMessageEval, normalise_conditions
 from .resources import Rubric, available_rubrics, load_prompt, load_rubric
 from .simulator import SimulationConfig, SimulationJob, UserSimulator, jobs_for, simulate_many
 from .simulator_eval import SimulatorEval
-from .stats import Agreement, Estimate, agreement, bootstrap_ci, mean_ci, paired_relative_gain
+from .stats import (
+    SCALES,
+    Agreement,
+    Estimate,
+    Scale,
+    Share,
+    agreement,
+    bootstrap_ci,
+    mean_ci,
+    paired_difference,
+    paired_relative_gain,
+    share_of_gain,
+    wilson_ci,
+)
 from .store import ItemStore, RunStats, run_items
 from .thought_inference import ThoughtInferenceEval
 from .transcript import ClipConfig
@@ -25,5 +38,5 @@ __all__ = [
     "LeakageError", "NextMessageEval", "Rejudge", "Rubric", "RunStats", "SimulationConfig", "SimulationJob",
     "SimulatorEval", "ThoughtInferenceEval", "UserSimulator", "agreement", "available_rubrics", "bootstrap_ci",
     "check_no_leakage", "find_leaks", "jobs_for", "load_metric", "load_prompt", "load_rubric", "mean_ci",
-    "normalise_conditions", "paired_relative_gain", "parse_score", "run_items", "simulate_many",
+    "normalise_conditions", "paired_difference", "paired_relative_gain", "share_of_gain", "wilson_ci", "SCALES", "Scale", "Share", "parse_score", "run_items", "simulate_many",
 ]

@@ -43,6 +43,10 @@ def parse_score(text: str, lo: int, hi: int) -> int:
     return value
 
 
+#: characters of a judge's raw reply kept per sample in the item records
+RAW_KEPT = 4000
+
+
 class JudgeSample(BaseModel):
     score: int | None
     order: Literal["ab", "ba"]
@@ -65,10 +69,13 @@ class JudgeResult(BaseModel):
     samples: list[JudgeSample]
 
     def compact(self) -> dict[str, object]:
-        """What a per-item record keeps (raw replies stay in the cache)."""
+        """What a per-item record keeps: the scores and every sample's raw reply (a failed one included),
+        so a judge failure can be read and re-parsed without the cache."""
         return {
             "judge": self.judge, "rubric": self.rubric, "mean": self.mean, "sd": self.sd, "scores": self.scores,
             "failures": self.failures, "order_gap": self.order_gap,
+            "replies": [{"order": s.order, "sample_index": s.sample_index, "score": s.score, "attempts": s.attempts,
+                         "error": s.error, "raw": s.raw} for s in self.samples],
         }
 
 
@@ -113,13 +120,14 @@ class Judge:
             gen = await self.model.agenerate(messages, config)
             raw = gen.text
             try:
-                return JudgeSample(score=parse_score(raw, lo, hi), order=order, sample_index=index, attempts=attempt)
+                return JudgeSample(score=parse_score(raw, lo, hi), order=order, sample_index=index, attempts=attempt,
+                                   raw=raw[:RAW_KEPT])
             except ParseError as exc:
                 error = str(exc).split(" (raw output")[0]
                 feedback = load_prompt("retry").fill("user", error=error + f" End with a final line 'Score: N' (N from {lo} to {hi}).")
                 messages = [*messages, {"role": "assistant", "content": raw}, {"role": "user", "content": feedback}]
         return JudgeSample(score=None, order=order, sample_index=index, attempts=self.max_retries + 1, error=error,
-                           raw=raw[:300])
+                           raw=raw[:RAW_KEPT])
 
     async def ajudge(self, text_a: str, text_b: str = "", context: str = "") -> JudgeResult:
         """Score one text (rubrics with one text) or a pair (similarity rubrics)."""

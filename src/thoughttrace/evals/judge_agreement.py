@@ -15,7 +15,7 @@ from .judge import Judge
 from .resources import load_rubric
 from .stats import agreement
 from .store import ItemStore, RunStats, run_items
-from .summary import markdown_table, usage_markdown, write_summary
+from .summary import cumulative_usage, markdown_table, usage_markdown, write_summary
 
 
 def read_records(path: str | Path) -> list[dict[str, Any]]:
@@ -72,6 +72,8 @@ def summarise(records: list[dict[str, Any]], usage: dict[str, Any], config: dict
 
 
 def write_outputs(out_dir: str | Path, store: ItemStore, usage: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    usage, this_run = cumulative_usage(out_dir, usage)
     summary, md = summarise(store.records(), usage, config)
+    summary["usage_this_run"] = this_run
     write_summary(out_dir, summary, md)
     return summary

@@ -15,22 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from thoughttrace.data import Conversation
+from thoughttrace.data.stages import N_STAGES, message_stages, stage_names
 
 from .embedding import EmbeddingMetric, unavailable_metrics
 from .judge import Judge
 from .stats import mean_ci
 from .store import ItemStore, RunStats, run_items
-from .summary import fmt_estimate, markdown_table, usage_markdown, write_summary
+from .summary import cumulative_usage, fmt_estimate, markdown_table, usage_markdown, write_summary
 from .transcript import ClipConfig, clip
 
-STAGES = ("0%", "33%", "67%", "100%")
-
-
-def stage_of(index: int, n: int) -> int:
-    """The nearest of the release's four anchor points (0/33/67/100% of the conversation)."""
-    if n <= 1:
-        return 0
-    return round(3 * index / (n - 1))
+#: the release's stages, binned by `thoughttrace.data.stages` (the same rule as `analyze`)
+STAGES = tuple(stage_names(N_STAGES))
 
 
 def user_side(conv: Conversation, cfg: ClipConfig | None = None, with_notes: bool = True) -> str:
@@ -62,13 +57,14 @@ def describe(conversations: Sequence[Conversation]) -> dict[str, Any]:
         unlabelled = 0
         stage_counts: list[Counter[str]] = [Counter() for _ in STAGES]
         for c in conversations:
+            stages = message_stages(c, N_STAGES, "role")
             for i, m in enumerate(c.messages):
                 if m.type != side:
                     continue
                 for t in (m.reasons if kind == "reasons" else m.reactions) or []:
                     if t.label:
                         counts[t.label] += 1
-                        stage_counts[stage_of(i, len(c.messages))][t.label] += 1
+                        stage_counts[stages[i]][t.label] += 1
                     else:
                         unlabelled += 1
         total = sum(counts.values())
@@ -179,6 +175,8 @@ def summarise(real: Sequence[Conversation], simulated: Sequence[Conversation], r
 
 def write_outputs(out_dir: str | Path, real: Sequence[Conversation], simulated: Sequence[Conversation],
                   store: ItemStore, usage: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    usage, this_run = cumulative_usage(out_dir, usage)
     summary, md = summarise(real, simulated, store.records(), usage, config)
+    summary["usage_this_run"] = this_run
     write_summary(out_dir, summary, md)
     return summary

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .stats import Estimate, mean_ci
+from .stats import Estimate, Scale, mean_ci
 from .store import FORMAT_VERSION
 
 
@@ -23,12 +23,14 @@ def get_path(record: dict[str, Any], dotted: str) -> Any:
 
 
 def group_rows(
-    records: Iterable[dict[str, Any]], by: Sequence[str], metrics: dict[str, str], split_list: str | None = None
+    records: Iterable[dict[str, Any]], by: Sequence[str], metrics: dict[str, str], split_list: str | None = None,
+    scales: dict[str, Scale] | None = None,
 ) -> list[dict[str, Any]]:
     """One row per combination of the `by` fields: n and, per metric, a mean with its CI.
 
     `metrics` maps a column name to a dotted path in the records. `split_list` names a list field (e.g. a
     message's thought labels): a record then counts once in each group of its distinct values.
+    `scales` (by metric column) keeps each interval inside its metric's range.
     """
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for rec in records:
@@ -45,7 +47,7 @@ def group_rows(
         row: dict[str, Any] = dict(zip(by, key))
         row["n"] = len(recs)
         for name, path in metrics.items():
-            row[name] = mean_ci([get_path(r, path) for r in recs]).model_dump()
+            row[name] = mean_ci([get_path(r, path) for r in recs], scale=(scales or {}).get(name)).model_dump()
         rows.append(row)
     return rows
 
@@ -81,6 +83,19 @@ def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], digit
     return "\n".join(out) + "\n"
 
 
+def cumulative_usage(out_dir: str | Path, usage: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Record this run's usage in OUT/usage.jsonl; return (cumulative usage of every run, this run's usage).
+
+    A resumed run calls the model only for the missing items, so its own usage would hide the study's
+    cost; summaries report the cumulative figures and keep this run's beside them.
+    """
+    from thoughttrace.llm.ledger import UsageLedger
+
+    ledger = UsageLedger(Path(out_dir) / "usage.jsonl")
+    ledger.append(usage)
+    return ledger.total(), usage
+
+
 def write_summary(out_dir: str | Path, summary: dict[str, Any], markdown: str) -> tuple[Path, Path]:
     """summary.json (with format_version and a timestamp) and summary.md in `out_dir`."""
     out = Path(out_dir)
@@ -95,12 +110,13 @@ def write_summary(out_dir: str | Path, summary: dict[str, Any], markdown: str) -
 
 def usage_markdown(usage: dict[str, Any]) -> str:
     """One line per model of a usage dict (`{model_spec: UsageReport dict}`)."""
-    lines = ["", "Usage (this run):", ""]
+    lines = ["", "Usage (all runs into this folder, resumes included):", ""]
     if not usage:
         lines.append("- no model calls")
     for spec, rep in usage.items():
         lines.append(
             f"- `{spec}`: {rep.get('calls', 0)} calls, {rep.get('cache_hits', 0)} cache hits, "
             f"{rep.get('prompt_tokens', 0)} prompt + {rep.get('completion_tokens', 0)} completion tokens"
+            + (f" over {rep['runs']} run(s)" if rep.get("runs") else "")
         )
     return "\n".join(lines) + "\n"

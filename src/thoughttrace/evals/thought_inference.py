@@ -31,9 +31,9 @@ from .generation import generate_text
 from .judge import Judge
 from .leakage import check_no_leakage
 from .resources import load_prompt
-from .stats import agreement
+from .stats import SCALES, agreement
 from .store import ItemStore, RunStats, run_items
-from .summary import group_rows, markdown_table, usage_markdown, write_summary
+from .summary import cumulative_usage, group_rows, markdown_table, usage_markdown, write_summary
 from .transcript import ClipConfig, render, thought_labels, thoughts_text
 
 Kind = Literal["reason", "reaction"]
@@ -254,12 +254,14 @@ METRICS = {"judge": "score", "embedding": "embedding_cosine"}
 
 def summarise(records: list[dict[str, Any]], usage: dict[str, Any], config: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """Per model, method, kind and condition; then per thought type. Also judge-vs-judge agreement."""
-    overall = group_rows(records, ["model", "method", "kind", "condition"], METRICS)
-    by_type = group_rows(records, ["model", "method", "kind", "condition", "labels"], METRICS, split_list="labels")
+    scales = {"judge": SCALES["score_1_5"], "embedding": SCALES["embedding_cosine"]}
+    overall = group_rows(records, ["model", "method", "kind", "condition"], METRICS, scales=scales)
+    by_type = group_rows(records, ["model", "method", "kind", "condition", "labels"], METRICS, split_list="labels",
+                         scales=scales)
     for row in by_type:
         row["thought_type"] = row.pop("labels")
     type_acc = group_rows([r for r in records if "type_correct" in r], ["model", "method", "kind", "condition"],
-                          {"type_accuracy": "type_correct"})
+                          {"type_accuracy": "type_correct"}, scales={"type_accuracy": SCALES["share"]})
     judge_failures = sum(1 for r in records if "judge" in r and (r["judge"] is None or r["judge"]["mean"] is None))
     summary: dict[str, Any] = {
         "eval": "thought-inference", "config": config, "n_items": len(records), "judge_failures": judge_failures,
@@ -289,6 +291,8 @@ def summarise(records: list[dict[str, Any]], usage: dict[str, Any], config: dict
 
 
 def write_outputs(out_dir: str | Path, store: ItemStore, usage: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    usage, this_run = cumulative_usage(out_dir, usage)
     summary, md = summarise(store.records(), usage, config)
+    summary["usage_this_run"] = this_run
     write_summary(out_dir, summary, md)
     return summary

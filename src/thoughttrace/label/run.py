@@ -48,8 +48,21 @@ def label_dataset(
 
 
 def write_meta(out: str | Path, meta: dict[str, Any]) -> Path:
-    """`OUT.meta.json` beside a labels file: format version, model, method, counts, usage."""
+    """`OUT.meta.json` beside a labels file: format version, model, method, counts, usage.
+
+    A labels file is resumed run after run; each run's usage is appended to `OUT.usage.jsonl` and
+    `usage` here is the sum over every run (the labelling's whole cost), `usage_this_run` this run's.
+    """
+    from thoughttrace.llm.ledger import UsageLedger
+
     p = Path(str(out) + ".meta.json")
+    usage = meta.get("usage")
+    if isinstance(usage, dict) and isinstance(usage.get("models"), dict):
+        ledger = UsageLedger(str(out) + ".usage.jsonl")
+        ledger.append(usage["models"])
+        meta = {**meta, "usage": {"format_version": usage.get("format_version", 1), "models": ledger.total(),
+                                  "runs": len(ledger.runs())},
+                "usage_this_run": usage}
     p.write_text(json.dumps({"format_version": LABELS_FORMAT_VERSION, **meta}, indent=2, ensure_ascii=False,
                             default=str), encoding="utf-8")
     return p

@@ -32,6 +32,32 @@ class RecordError(ValueError):
         self.message = message
 
 
+#: an epoch number above this is in milliseconds (1e11 s is the year 5138; 1e11 ms is March 1973)
+_EPOCH_MS_ABOVE = 1e11
+
+
+def as_timestamp(value: Any, where: str = "timestamp") -> str | None:
+    """A source timestamp as ISO-8601 UTC: datetimes, epoch seconds or milliseconds (numbers or digit
+    strings; ms when above 1e11), or an ISO string kept as it is."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise RecordError(where, f"expected a timestamp, got {value!r}")
+    number: float | None = None
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str) and value.strip().lstrip("-").replace(".", "", 1).isdigit():
+        number = float(value.strip())
+    if number is not None:
+        seconds = number / 1000 if abs(number) > _EPOCH_MS_ABOVE else number
+        try:
+            dt = _dt.datetime.fromtimestamp(seconds, tz=_dt.UTC)
+        except (OverflowError, OSError, ValueError):
+            raise RecordError(where, f"the epoch timestamp {value!r} is out of range") from None
+        return dt.isoformat(timespec="milliseconds" if seconds % 1 else "seconds").replace("+00:00", "Z")
+    return as_text(value)
+
+
 def as_text(value: Any) -> str | None:
     """Timestamps and ids as strings: datetimes (Parquet sources) to ISO-8601, numbers to str."""
     if value is None:
@@ -49,12 +75,19 @@ def require_dict(record: Any, what: str) -> dict[str, Any]:
     return record
 
 
+class EmptyConversation(RecordError):
+    """A record whose conversation holds no turns (common in ShareGPT dumps): nothing to import."""
+
+
 def require_list(record: dict[str, Any], key: str, what: str) -> list[Any]:
     value = record.get(key)
     if value is None:
         raise RecordError(key, f"missing; {what}")
     if not isinstance(value, list):
         raise RecordError(key, f"expected a list of messages, got {type(value).__name__}")
+    if not value:
+        raise EmptyConversation(key, "empty conversation: no user or assistant messages; nothing to import. Pass --skip-invalid to "
+                                     "skip empty records (they are counted)")
     return value
 
 
@@ -129,7 +162,8 @@ def build_conversation(
         messages.append({"id": f"{conv_id}-m{len(messages)}", "timestamp": timestamp, "type": kind,
                          "content": content})
     if not messages:
-        raise RecordError("", "no user or assistant messages; nothing to import")
+        raise EmptyConversation("", "no user or assistant messages; nothing to import (an empty conversation: "
+                              "pass --skip-invalid to skip such records)")
     data: dict[str, Any] = {k: v for k, v in meta.items() if v is not None}
     if system:
         data["system_prompt"] = "\n\n".join(system)
@@ -303,6 +337,9 @@ def iter_imported(convert: Converter, path: str | Path, *, skip_invalid: bool = 
         else:
             try:
                 conv = convert(record, index)
+            except EmptyConversation as exc:
+                report.empty += 1
+                errors = [LineError(index, exc.field, exc.message)]
             except RecordError as exc:
                 errors = [LineError(index, exc.field, exc.message)]
             except ValidationError as exc:

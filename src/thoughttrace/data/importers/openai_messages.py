@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..schema import Conversation
-from ._common import RecordError, as_text, build_conversation, guess_provider, message_text
+from ._common import RecordError, as_text, as_timestamp, build_conversation, guess_provider, message_text
 
 _ROLES = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
 _DROPPED = {"tool", "function", "ipython"}
@@ -47,7 +47,7 @@ def convert(record: Any, index: int) -> Conversation:
         if content is None and role == "assistant" and (m.get("tool_calls") or m.get("function_call")):
             dropped += 1
             continue
-        turns.append((_ROLES[role], message_text(content, f"{where}.content"), as_text(m.get("timestamp")),
+        turns.append((_ROLES[role], message_text(content, f"{where}.content"), as_timestamp(m.get("timestamp"), f"{where}.timestamp"),
                       f"{where}.role"))
     conv_id = rec.get("id")
     model = rec.get("model")

@@ -16,6 +16,7 @@ from ..schema import Conversation
 from ._common import (
     RecordError,
     as_text,
+    as_timestamp,
     build_conversation,
     guess_provider,
     require_dict,
@@ -38,13 +39,13 @@ def convert(record: Any, index: int) -> Conversation:
     for i, t in enumerate(turns_raw):
         where = f"conversation.{i}"
         role, content = role_and_text(t, where, _ROLES)
-        turns.append((role, content, as_text(t.get("timestamp")), f"{where}.role"))
+        turns.append((role, content, as_timestamp(t.get("timestamp"), f"{where}.timestamp"), f"{where}.role"))
         hashed_ip = hashed_ip or t.get("hashed_ip")
     model = rec.get("model")
     return build_conversation(
         str(conv_id), turns,
         model_name=as_text(model), model_provider=guess_provider(model if isinstance(model, str) else None),
-        created_at=as_text(rec.get("timestamp")), user_id=as_text(hashed_ip),
+        created_at=as_timestamp(rec.get("timestamp")), user_id=as_text(hashed_ip),
         language=rec.get("language"), country=rec.get("country"), state=rec.get("state"),
         toxic=rec.get("toxic"), redacted=rec.get("redacted"), source="wildchat",
     )
