@@ -70,8 +70,19 @@ def test_reload_resumes_where_the_participant_was(app_maker):
     c3 = client()
     r = c3.get("/start?PROLIFIC_PID=p9&STUDY_ID=s&SESSION_ID=x1", follow_redirects=True)
     assert str(r.url).endswith("/tutorial")
+    # a second SESSION_ID of the same Prolific id resumes the same person (logged), never a new participant
     r = client().get("/start?PROLIFIC_PID=p9&STUDY_ID=s&SESSION_ID=other", follow_redirects=True)
-    assert str(r.url).endswith("/consent")  # another submission is another participant
+    assert str(r.url).endswith("/tutorial")
+    from sqlalchemy import func, select
+
+    from thoughttrace.collect.db import Event
+    from thoughttrace.collect.db import Participant as Row
+    with _app.state.ctx.db.session() as s:
+        rows = s.scalars(select(Row).where(Row.prolific_pid == "p9")).all()
+        assert len(rows) == 1 and rows[0].session_id == "other"
+        changes = s.scalars(select(Event.detail).where(Event.kind == "session_change")).all()
+        assert changes == ["SESSION_ID x1 -> other"]
+        assert s.scalar(select(func.count()).select_from(Row)) == 2
 
 
 def test_quiz_must_be_passed(app_maker):

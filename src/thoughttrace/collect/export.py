@@ -2,7 +2,9 @@
 
 Ids follow the release (`user{N}_task{K}_conversation1`); `user_id` is `user{N}` (the row number, never a
 Prolific id). Prolific ids are added as extra fields only when the researcher asks (`include_prolific`).
-`survey_answers` is a one-element list holding the participant's answers as a mapping.
+`survey_answers` is a one-element list holding the participant's answers as a mapping. Each assistant
+message carries `metadata` with the sampling `seed` it was generated with and its `latency_ms`, so a
+study can be audited and an answer replayed. Withdrawn participants have no conversations left.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ def conversation_record(p: Participant, conv: Conversation, msgs: list[Message],
         item: dict[str, Any] = {"id": f"{cid}_m{m.seq}", "timestamp": iso(m.created_at), "type": m.role,
                                 "content": m.content}
         item["reasons" if m.role == "user" else "reactions"] = notes
+        if m.role == "assistant":
+            item["metadata"] = {"seed": m.seed, "latency_ms": m.latency_ms, "model_key": conv.model_key}
         out_msgs.append(item)
     updated = max([conv.updated_at, *(m.created_at for m in msgs),
                    *(t.created_at for ts in thoughts.values() for t in ts)])

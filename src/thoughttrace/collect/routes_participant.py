@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
@@ -50,6 +51,8 @@ async def read_json(request: Request) -> dict[str, Any]:
         data = json.loads(await request.body() or b"null")
     except (ValueError, UnicodeDecodeError):
         raise flow.FlowError(400, "the request body is not valid JSON") from None
+    except RecursionError:  # deeply nested arrays/objects: refuse, do not crash
+        raise flow.FlowError(400, "the request body is nested too deeply; send a flat JSON object") from None
     if not isinstance(data, dict):
         raise flow.FlowError(400, "the request body must be a JSON object")
     return data
@@ -63,8 +66,9 @@ def where_now(s: Session, p: Participant) -> str:
             if p.stage == "chat" and flow.close_if_expired(s, p, conv):
                 return f"/c/{conv.public_id}/summary"
             return f"/c/{conv.public_id}" if p.stage == "chat" else f"/c/{conv.public_id}/summary"
-    return {"consent": "/consent", "tutorial": "/tutorial", "task": "/task", "survey": "/survey",
-            "done": "/done"}.get(p.stage, "/consent")
+    return {"consent": "/consent", "screening": "/screening", "tutorial": "/tutorial", "task": "/task",
+            "survey": "/survey", "done": "/done", "declined": "/end", "screened_out": "/end",
+            "timed_out": "/end"}.get(p.stage, "/consent")
 
 
 def redirect(url: str) -> RedirectResponse:
@@ -77,7 +81,7 @@ async def index(request: Request) -> Response:
     ctx = ctx_of(request)
     if ctx.signer.read_participant_cookie(request.cookies.get(PARTICIPANT_COOKIE)):
         return redirect("/next")
-    return ctx.render(request, "index.html")
+    return ctx.render(request, "index.html", anonymous=ctx.study.anonymous_entry)
 
 
 @router.get("/start")
@@ -90,8 +94,14 @@ async def start(request: Request) -> Response:
 
     def work(s: Session) -> tuple[str, str]:
         p = flow.participant_by_public_id(s, current) if current and not pid else None
+        if p is not None and p.stage == "withdrawn":
+            p = None
         if p is None:
-            p = flow.find_or_create_participant(s, pid, study_id, session_id)
+            p = flow.find_or_create_participant(s, pid, study_id, session_id,
+                                                anonymous_entry=ctx.study.anonymous_entry)
+        if p.stage == "withdrawn":
+            raise flow.FlowError(403, "your data was withdrawn from this study; thank you for your time")
+        flow.check_time_limit(s, p, ctx.study)
         return p.public_id, where_now(s, p)
 
     public_id, target = await run_db(ctx, work)
@@ -128,12 +138,49 @@ async def consent_post(request: Request) -> Response:
     def work(s: Session) -> str:
         p = ctx.participant(request, s)
         ctx.check_csrf(request, p, form)
+        if form.get("decision") == "decline" and ctx.study.allow_decline:
+            flow.decline_consent(s, p)
+            return where_now(s, p)
         if form.get("agree") != "yes":
             raise flow.FlowError(422, "please tick the box to agree before you start", redirect="/consent")
-        flow.give_consent(s, p)
+        flow.give_consent(s, p, ctx.study)
         return where_now(s, p)
 
     return redirect(await run_db(ctx, work))
+
+
+@router.get("/screening")
+async def screening_page(request: Request) -> Response:
+    ctx = ctx_of(request)
+
+    def work(s: Session) -> tuple[str, str | None]:
+        p = ctx.participant(request, s)
+        return ctx.signer.csrf_token(p.public_id), (None if p.stage == "screening" else where_now(s, p))
+
+    csrf, elsewhere = await run_db(ctx, work)
+    if elsewhere:
+        return redirect(elsewhere)
+    return ctx.render(request, "items.html", csrf=csrf, items=ctx.study.screening, values={}, problems={},
+                      action="/screening", heading=ctx.study.texts.screening_title, submit="Continue")
+
+
+@router.post("/screening")
+async def screening_post(request: Request) -> Response:
+    ctx = ctx_of(request)
+    form = await request.form()
+
+    def work(s: Session) -> tuple[str, dict[str, str], str]:
+        p = ctx.participant(request, s)
+        ctx.check_csrf(request, p, form)
+        problems = flow.submit_screening(s, p, ctx.study, form)
+        return ctx.signer.csrf_token(p.public_id), problems, where_now(s, p)
+
+    csrf, problems, target = await run_db(ctx, work)
+    if problems:
+        return ctx.render(request, "items.html", status_code=422, csrf=csrf, items=ctx.study.screening,
+                          values=flow.submitted_values(ctx.study.screening, form), problems=problems,
+                          action="/screening", heading=ctx.study.texts.screening_title, submit="Continue")
+    return redirect(target)
 
 
 @router.get("/tutorial")
@@ -178,7 +225,9 @@ async def task_page(request: Request) -> Response:
     csrf, index, elsewhere = await run_db(ctx, work)
     if elsewhere:
         return redirect(elsewhere)
-    return ctx.render(request, "task.html", csrf=csrf, task_number=index + 1)
+    spec = ctx.study.task_spec(index)
+    return ctx.render(request, "task.html", csrf=csrf, task_number=index + 1,
+                      instructions=spec.instructions or ctx.study.texts.task_prompt, fixed=spec.statement)
 
 
 @router.post("/task")
@@ -259,7 +308,8 @@ async def post_message(request: Request, cid: str) -> Response:
         conv = flow.owned_conversation(s, p, cid)
         posted = flow.add_user_message(
             s, p, conv, ctx.study, content=data.get("content"), reason=data.get("reason"),
-            reason_label=data.get("reason_label"), client_key=data.get("idempotency_key"))
+            reason_label=data.get("reason_label"), client_key=data.get("idempotency_key"),
+            typing=data.get("reason_typing"))
         note = flow.thoughts_of(s, [posted.message]).get(posted.message.id)
         return message_view(posted.message, note), posted.created
 
@@ -309,8 +359,11 @@ async def generate(request: Request, cid: str) -> Response:
         entry = ctx.study.model_entry(model_key)
         timeout = ctx.study.model_timeout_seconds
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        pieces = ctx.models[model_key].astream(request_msgs, max_tokens=entry.max_tokens, temperature=entry.temperature)
+        started_at = loop.time()
+        deadline = started_at + timeout
+        seed = new_seed()  # a fresh sample per request; stored with the answer so it can be audited/replayed
+        pieces = ctx.models[model_key].astream(request_msgs, max_tokens=entry.max_tokens, temperature=entry.temperature,
+                                               seed=seed)
 
         async def next_piece() -> str | None:
             return await asyncio.wait_for(anext(pieces, None), max(0.0, deadline - loop.time()))
@@ -332,7 +385,8 @@ async def generate(request: Request, cid: str) -> Response:
                 if failure is not None:
                     flow.log_event(s, p, "model_error", failure[1], conv)
                     return None
-                return flow.add_assistant_message(s, conv, pending, text)
+                latency = int((loop.time() - started_at) * 1000)
+                return flow.add_assistant_message(s, conv, pending, text, seed=seed, latency_ms=latency)
 
             return work
 
@@ -378,6 +432,11 @@ async def generate(request: Request, cid: str) -> Response:
             lock.release()
 
 
+def new_seed() -> int:
+    """A random sampling seed that fits a signed 32-bit column (and every backend's seed field)."""
+    return secrets.randbelow(2**31 - 1)
+
+
 def _event(obj: dict[str, Any]) -> bytes:
     return (json.dumps(obj) + "\n").encode()
 
@@ -405,7 +464,8 @@ async def post_reaction(request: Request, cid: str, mid: str) -> Response:
         conv = flow.owned_conversation(s, p, cid)
         msg = flow.owned_message(s, conv, mid)
         t, created = flow.add_reaction(s, p, conv, msg, ctx.study, content=data.get("content"),
-                                       label=data.get("label"), client_key=data.get("idempotency_key"))
+                                       label=data.get("label"), client_key=data.get("idempotency_key"),
+                                       typing=data.get("typing"))
         return {"message_id": msg.public_id, "content": t.content, "label": t.label}, created
 
     view, created = await run_db(ctx, work)
@@ -469,21 +529,29 @@ async def survey_page(request: Request) -> Response:
         return ctx.signer.csrf_token(p.public_id), None if p.stage == "survey" else where_now(s, p)
 
     csrf, elsewhere = await run_db(ctx, work)
-    return redirect(elsewhere) if elsewhere else ctx.render(request, "survey.html", csrf=csrf)
+    if elsewhere:
+        return redirect(elsewhere)
+    return ctx.render(request, "items.html", csrf=csrf, items=ctx.study.survey_questions(), values={}, problems={},
+                      action="/survey", heading="A few questions about you", submit="Finish")
 
 
 @router.post("/survey")
 async def survey_post(request: Request) -> Response:
+    """Every answer comes back on the page with the missing/invalid ones marked: never a dead end."""
     ctx = ctx_of(request)
     form = await request.form()
-    purposes = [str(x) for x in form.getlist("purposes")]
 
-    def work(s: Session) -> None:
+    def work(s: Session) -> tuple[str, dict[str, str]]:
         p = ctx.participant(request, s)
         ctx.check_csrf(request, p, form)
-        flow.submit_survey(s, p, ctx.study, dict(form), purposes)
+        return ctx.signer.csrf_token(p.public_id), flow.submit_survey(s, p, ctx.study, form)
 
-    await run_db(ctx, work)
+    csrf, problems = await run_db(ctx, work)
+    if problems:
+        items = ctx.study.survey_questions()
+        return ctx.render(request, "items.html", status_code=422, csrf=csrf, items=items,
+                          values=flow.submitted_values(items, form), problems=problems, action="/survey",
+                          heading="A few questions about you", submit="Finish")
     return redirect("/done")
 
 
@@ -498,4 +566,22 @@ async def done_page(request: Request) -> Response:
     elsewhere = await run_db(ctx, work)
     if elsewhere:
         return redirect(elsewhere)
-    return ctx.render(request, "done.html", completion_url=ctx.study.completion_url)
+    return ctx.render(request, "done.html", completion_url=ctx.study.completion_url,
+                      code=ctx.study.completion_code("completed"))
+
+
+@router.get("/end")
+async def end_page(request: Request) -> Response:
+    """The other ways out (declined, screened out, timed out), each with its own completion code."""
+    ctx = ctx_of(request)
+
+    def work(s: Session) -> tuple[str, str | None]:
+        p = ctx.participant(request, s)
+        return p.stage, None if p.stage in ("declined", "screened_out", "timed_out") else where_now(s, p)
+
+    stage, elsewhere = await run_db(ctx, work)
+    if elsewhere:
+        return redirect(elsewhere)
+    text = getattr(ctx.study.texts, stage)
+    return ctx.render(request, "end.html", outcome=stage, text=text, code=ctx.study.completion_code(stage),
+                      completion_url=ctx.study.completion_url_for(stage))
