@@ -16,7 +16,7 @@ from thoughttrace.llm import Model
 
 from .db import Database, Participant
 from .flow import FlowError, check_time_limit, participant_by_public_id
-from .security import CSRF_FIELD, CSRF_HEADER, PARTICIPANT_COOKIE, Signer
+from .security import CSRF_FIELD, CSRF_HEADER, PARTICIPANT_COOKIE, LoginThrottle, Signer
 from .settings import Settings
 from .study import StudyConfig
 
@@ -39,6 +39,7 @@ class AppContext:
     models: Mapping[str, Model]
     templates: Jinja2Templates = field(default_factory=make_templates)
     _locks: dict[int, asyncio.Lock] = field(default_factory=dict)
+    login_throttle: LoginThrottle = field(default_factory=LoginThrottle)
 
     def generation_lock(self, conversation_id: int) -> asyncio.Lock:
         """One model call at a time per conversation in this process (double clicks, retries)."""

@@ -75,7 +75,7 @@ def note_flags(study: StudyConfig, notes: Sequence[Note], unreasoned_messages: i
     if unreasoned_messages:
         flags["empty_note"] += unreasoned_messages
     seen = Counter(normalise(n.content) for n in notes if normalise(n.content))
-    for text, count in seen.items():
+    for count in seen.values():
         if count >= rules.repeat_limit:
             flags["repeated_note"] += count
     for n in notes:
