@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "simulate": "evals:simulate_command",
     "align": "align:group",
     "tom": "tom:group",
+    "prolific": "prolific:group",
 }
 
 
