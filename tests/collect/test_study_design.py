@@ -173,8 +173,8 @@ def test_quality_flags_in_admin_list_csv_and_filters(app_maker):
     bad.consent()
     bad.quiz()
     bad.task()
-    for i, (msg, reason) in enumerate([("tell me about Lyon please", "tell me about Lyon please"),
-                                       ("and about Paris", "because I want to know more about it")]):
+    for msg, reason in [("tell me about Lyon please", "tell me about Lyon please"),
+                        ("and about Paris", "because I want to know more about it")]:
         r = bad.api(f"/api/c/{bad.cid}/messages", {"content": msg, "reason": reason, "idempotency_key": key(),
                                                    "reason_typing": {"ms": 300, "keys": 2}})
         assert r.status_code == 201, r.text
