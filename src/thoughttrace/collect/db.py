@@ -8,6 +8,7 @@ Researcher actions (withdrawals, Prolific calls) go to `admin_actions`, which no
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -213,7 +214,10 @@ def make_engine(url: str) -> Engine:
 
         return engine
     if url.startswith("postgresql"):
-        return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        # per worker process: N workers hold up to N x (size + overflow) connections of the server's
+        # max_connections (100 by default); requests beyond wait for a free one (pool_timeout)
+        size = int(os.environ.get("THOUGHTTRACE_DB_POOL_SIZE", "8"))
+        return create_engine(url, pool_size=size, max_overflow=size, pool_timeout=60, pool_pre_ping=True)
     return create_engine(url, poolclass=NullPool)
 
 
