@@ -14,7 +14,7 @@ import pytest
 from collect_helpers import free_port, start_server, stop_server
 from sqlalchemy import create_engine, text
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]  # ~2.5 min on 2 shared cores
 ADMIN = {"Authorization": "Bearer admin-token-for-tests-0123"}
 CSRF = re.compile(r'(?:name="csrf_token" value|data-csrf)="([^"]+)"')
 STUDY = """\
