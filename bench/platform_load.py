@@ -204,7 +204,7 @@ async def run_load(base: str, n: int, tasks: int, turns: int, think: tuple[float
     rec = Recorder()
     rng = random.Random(seed)
     transport = httpx.AsyncHTTPTransport(limits=httpx.Limits(
-        max_connections=n + 10, max_keepalive_connections=n + 10, keepalive_expiry=2.0))  # below uvicorn's 5 s
+        max_connections=n + 10, max_keepalive_connections=n + 10, keepalive_expiry=30.0))  # below the server keep-alive (65 s)
 
     async def one(i: int) -> None:
         await asyncio.sleep(ramp * i / max(n, 1))
