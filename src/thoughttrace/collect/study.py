@@ -136,8 +136,8 @@ class SurveyItem(_Strict):
             raise ValueError(f"item '{self.id}': min {self.min} is above max {self.max}")
         allowed = self.allowed_values()
         for what, values in (("attention_check", self.expected_answers()), ("screen_out_if", self.screen_out_values())):
-            bad = [v for v in values if allowed is not None and v not in allowed]
-            if bad:
+            bad = [v for v in values if v not in allowed] if allowed is not None else []
+            if bad and allowed is not None:
                 raise ValueError(f"item '{self.id}': {what} value(s) {bad} are not among its answers {sorted(allowed)}")
         return self
 
