@@ -199,6 +199,11 @@ def test_quality_flags_in_admin_list_csv_and_filters(app_maker):
     assert [r["prolific_pid"] for r in admin.get("/admin/api/participants?q=goo", headers=ADMIN).json()[
         "participants"]] == ["good1"]
     assert admin.get("/admin/api/participants?stage=done", headers=ADMIN).json()["total"] == 2
+    # the JSONL dataset export carries the same flags on each conversation
+    import json
+    exported = {json.loads(x)["user_id"]: json.loads(x)["quality_flags"]
+                for x in admin.get("/admin/export.jsonl", headers=ADMIN).text.splitlines()}
+    assert sorted(exported.values(), key=len) == [{}, rows["bad1"]["flags"]]
 
 
 def test_participants_list_pages(app_maker):

@@ -177,7 +177,7 @@ async def export_jsonl(request: Request) -> Response:
     include_prolific = request.query_params.get("include_prolific") in ("1", "true", "yes")
     completed_only = request.query_params.get("completed_only") in ("1", "true", "yes")
     lines = await run_db(ctx, lambda s: [json.dumps(r, ensure_ascii=False) + "\n" for r in iter_export(
-        s, include_prolific=include_prolific, completed_only=completed_only)])
+        s, include_prolific=include_prolific, completed_only=completed_only, study=ctx.study)])
 
     def body() -> Iterator[str]:
         yield from lines
