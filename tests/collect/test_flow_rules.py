@@ -68,13 +68,19 @@ def state_model(app, p):
 
 def test_timer_ends_the_task(app_maker, monkeypatch):
     monkeypatch.setattr(flow, "TIMER_GRACE", timedelta(0))
-    client, _app, _ = app_maker(timer_minutes=0.01)  # 0.6 s
+    client, app, _ = app_maker(timer_minutes=0.05)  # 3 s: room for the first turn on a loaded machine
     p = ready(client)
     mid = p.turn("hi", "r", "x")
     assert mid
     import time
 
-    time.sleep(0.8)
+    from thoughttrace.collect.db import utcnow
+    with app.state.ctx.db.session() as s:
+        from sqlalchemy import select
+
+        from thoughttrace.collect.db import Conversation
+        deadline = s.scalars(select(Conversation).where(Conversation.public_id == p.cid)).one().deadline_at
+    time.sleep(max(0.0, (deadline - utcnow()).total_seconds()) + 0.2)
     r = p.send("too late", "r")
     assert r.status_code == 409 and "time is up" in r.json()["error"] and r.json()["redirect"] == "/next"
     r = p.c.get(f"/c/{p.cid}", follow_redirects=True)
