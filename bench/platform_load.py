@@ -5,13 +5,17 @@ scripted model, then runs N participants concurrently with httpx (async): consen
 turns (message + reason, answer, reaction), task summary, survey. Each participant pauses a random
 "think time" between steps (default 5-15 s; in the release a participant sent about one message a
 minute while writing a reason for it, so this runs a journey about five times faster than people do;
-`--think 1 3` is a stress test well past any real study's pace). Reports p50/p95/p99 latency of the non-model routes (every request but
+`--think 1 3` is a stress test well past any real study's pace; `--pace stress` removes think time and
+the arrival ramp altogether: every participant clicks through as fast as the server answers). Reports p50/p95/p99 latency of the non-model routes (every request but
 `/generate`, which waits on the model), per route, the errors, and the reasons + reactions sent
 against those found in the admin export (they must be equal). The baseline is the same journey run by
 one participant alone, in the same process, before the load: ratios are loaded / alone.
 
     python bench/platform_load.py                      # 200 participants, SQLite
     python bench/platform_load.py --db postgres        # PostgreSQL (THOUGHTTRACE_TEST_PG_URL or --pg-url)
+    python bench/platform_load.py --db postgres --workers 2 --pace stress --port 8765
+Targets: p95 of non-model routes < 100 ms at the default pace, < 250 ms at stress pace; zero errors;
+every note sent is in the export.
 """
 
 from __future__ import annotations
@@ -158,12 +162,15 @@ def free_port() -> int:
 
 
 def start_server(db_url: str, study: Path, port: int, workers: int = 1) -> subprocess.Popen[bytes]:
+    # the server's log goes to a file (a pipe nobody reads would fill and stall the server), and it runs
+    # in its own process group so that stopping it also stops its worker processes
+    log = study.with_name("server.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "thoughttrace", "serve", "--db", db_url, "--study", str(study),
                              "--port", str(port), "--workers", str(workers)], env={**os.environ, **ENV},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
     for _ in range(600):
         if proc.poll() is not None:
-            raise SystemExit(f"server failed to start: {proc.stderr.read().decode() if proc.stderr else ''}")
+            raise SystemExit(f"server failed to start: {study.with_name('server.log').read_text()[-2000:]}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
                 return proc
@@ -197,7 +204,7 @@ async def run_load(base: str, n: int, tasks: int, turns: int, think: tuple[float
     rec = Recorder()
     rng = random.Random(seed)
     transport = httpx.AsyncHTTPTransport(limits=httpx.Limits(
-        max_connections=n + 10, max_keepalive_connections=n + 10, keepalive_expiry=2.0))  # below uvicorn's 5 s
+        max_connections=n + 10, max_keepalive_connections=n + 10, keepalive_expiry=30.0))  # below the server keep-alive (65 s)
 
     async def one(i: int) -> None:
         await asyncio.sleep(ramp * i / max(n, 1))
@@ -221,18 +228,27 @@ def main() -> None:
     ap.add_argument("--turns", type=int, default=2)
     ap.add_argument("--think", type=float, nargs=2, default=(5.0, 15.0), metavar=("MIN", "MAX"),
                     help="seconds a participant pauses between steps (uniform)")
-    ap.add_argument("--ramp", type=float, default=30.0, help="seconds over which participants arrive")
+    ap.add_argument("--ramp", type=float, default=None, help="seconds over which participants arrive "
+                    "(default 30; 0 with --pace stress)")
+    ap.add_argument("--pace", choices=["normal", "stress"], default="normal",
+                    help="stress: no think time and no ramp (every step as soon as the last answered)")
+    ap.add_argument("--port", type=int, default=None, help="port of the server it starts (default: a free one)")
     ap.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (PostgreSQL only)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", action="store_true", help="print the figures as JSON too")
     args = ap.parse_args()
+    if args.pace == "stress":
+        args.think = (0.0, 0.0)
+    if args.ramp is None:
+        args.ramp = 0.0 if args.pace == "stress" else 30.0
+    target = 250.0 if args.pace == "stress" else 100.0
 
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         study = tmp / "study.yaml"
         study.write_text(STUDY.format(tasks=args.tasks), encoding="utf-8")
         db_url, drop = fresh_database(args.db, args.pg_url, tmp)
-        port = free_port()
+        port = args.port or free_port()
         base = f"http://127.0.0.1:{port}"
         proc = start_server(db_url, study, port, args.workers)
         try:
@@ -246,18 +262,19 @@ def main() -> None:
             exported = sum(len(m.get("reasons") or []) + len(m.get("reactions") or [])
                            for cv in convs for m in cv["messages"])
         finally:
-            proc.send_signal(signal.SIGTERM)
+            server_errors = study.with_name("server.log").read_text(errors="replace").count("Traceback")
+            os.killpg(proc.pid, signal.SIGTERM)
             try:
                 proc.wait(15)
             except subprocess.TimeoutExpired:
-                proc.kill()
+                os.killpg(proc.pid, signal.SIGKILL)
             drop()
 
     sent = warm.thoughts_sent + alone.thoughts_sent + rec.thoughts_sent  # every journey's notes are exported
     nm, nm_alone = rec.non_model(), alone.non_model()
     gen = [x for r, xs in rec.latency.items() if r.endswith("/generate") for x in xs]
     print(f"platform load: {args.participants} participants, {args.tasks} tasks x {args.turns} turns, db={args.db}, "
-          f"workers={args.workers}, "
+          f"workers={args.workers}, pace={args.pace}, "
           f"think {args.think[0]:g}-{args.think[1]:g} s, ramp {args.ramp:g} s, wall {wall:.1f} s, "
           f"{sum(len(v) for v in rec.latency.values()) / wall:.1f} req/s")
     print(f"{'route':44s} {'n':>6s} {'p50 ms':>8s} {'p95 ms':>8s} {'p99 ms':>8s}")
@@ -270,15 +287,17 @@ def main() -> None:
     print(f"{'baseline: one participant alone':44s} {len(nm_alone):6d} {a50:8.1f} {a95:8.1f} {pct(nm_alone, 99):8.1f}")
     print(f"ratio loaded/alone: p50 x{p50 / a50:.2f}, p95 x{p95 / a95:.2f}; model route /generate p50 "
           f"{statistics.median(gen) if gen else float('nan'):.1f} ms")
-    print(f"errors: {len(rec.errors) + len(alone.errors) + len(warm.errors)}")
+    print(f"errors: {len(rec.errors) + len(alone.errors) + len(warm.errors)} (server tracebacks: {server_errors})")
     for e in (warm.errors + alone.errors + rec.errors)[:10]:
         print("  ", e)
     print(f"thoughts sent: {sent}, exported: {exported} -> {'EQUAL' if sent == exported else 'MISMATCH'}")
-    verdict = "PASS" if p95 < 100 and sent == exported and not rec.errors else "FAIL"
-    print(f"target p95 < 100 ms and zero lost notes: {verdict}")
+    all_errors = len(rec.errors) + len(alone.errors) + len(warm.errors)
+    verdict = "PASS" if p95 < target and sent == exported and not all_errors else "FAIL"
+    print(f"target p95 < {target:g} ms, zero errors and zero lost notes: {verdict}")
     if args.json:
-        print(json.dumps({"participants": args.participants, "db": args.db, "p50_ms": p50, "p95_ms": p95,
-                          "p99_ms": p99, "baseline_p50_ms": a50, "baseline_p95_ms": a95, "errors": len(rec.errors),
+        print(json.dumps({"format_version": 1, "participants": args.participants, "db": args.db,
+                          "workers": args.workers, "pace": args.pace, "p50_ms": p50, "p95_ms": p95,
+                          "p99_ms": p99, "baseline_p50_ms": a50, "baseline_p95_ms": a95, "errors": all_errors,
                           "thoughts_sent": sent, "thoughts_exported": exported, "wall_s": wall}))
     sys.exit(0 if verdict == "PASS" else 1)
 

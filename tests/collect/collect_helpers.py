@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import secrets
@@ -183,7 +184,7 @@ def write_study(path: Any, name: str = "test") -> Any:
     return path
 
 
-def start_server(db_url: str, study_path: Any, port: int, env: dict[str, str] | None = None) -> Any:
+def start_server(db_url: str, study_path: Any, port: int, env: dict[str, str] | None = None, workers: int = 1) -> Any:
     """`thoughttrace serve` in a subprocess; returns the Popen once /healthz answers."""
     import os
     import subprocess
@@ -193,7 +194,8 @@ def start_server(db_url: str, study_path: Any, port: int, env: dict[str, str] | 
     full_env = {**os.environ, **TEST_ENV, **(env or {})}
     proc = subprocess.Popen(
         [sys.executable, "-m", "thoughttrace", "serve", "--db", db_url, "--study", str(study_path),
-         "--port", str(port)], env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+         "--port", str(port), "--workers", str(workers)], env=full_env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, start_new_session=True)  # its own process group: stop_server ends the workers too
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -207,6 +209,18 @@ def start_server(db_url: str, study_path: Any, port: int, env: dict[str, str] | 
         time.sleep(0.1)
     proc.kill()
     raise RuntimeError("server did not start within 60 s")
+
+
+def stop_server(proc: Any, sig: int | None = None) -> None:
+    """End a server from `start_server` and every worker process it forked (its whole process group)."""
+    import os
+    import signal
+    import subprocess
+
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig or signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(10)
 
 
 def scripted_pool(fn: Callable[..., str] | None = None) -> dict[str, Model]:

@@ -68,13 +68,19 @@ def state_model(app, p):
 
 def test_timer_ends_the_task(app_maker, monkeypatch):
     monkeypatch.setattr(flow, "TIMER_GRACE", timedelta(0))
-    client, _app, _ = app_maker(timer_minutes=0.01)  # 0.6 s
+    client, app, _ = app_maker(timer_minutes=0.05)  # 3 s: room for the first turn on a loaded machine
     p = ready(client)
     mid = p.turn("hi", "r", "x")
     assert mid
     import time
 
-    time.sleep(0.8)
+    from thoughttrace.collect.db import utcnow
+    with app.state.ctx.db.session() as s:
+        from sqlalchemy import select
+
+        from thoughttrace.collect.db import Conversation
+        deadline = s.scalars(select(Conversation).where(Conversation.public_id == p.cid)).one().deadline_at
+    time.sleep(max(0.0, (deadline - utcnow()).total_seconds()) + 0.2)
     r = p.send("too late", "r")
     assert r.status_code == 409 and "time is up" in r.json()["error"] and r.json()["redirect"] == "/next"
     r = p.c.get(f"/c/{p.cid}", follow_redirects=True)
@@ -135,17 +141,17 @@ def test_balanced_assignment_across_participants(app_maker):
     assert counts == [2, 3]
 
 
-@pytest.mark.parametrize("survey,err", [
+@pytest.mark.parametrize("survey,item,err", [
     ({"age": "", "gender": "Woman", "education": "Doctorate", "occupation": "x", "ai_use_frequency": "3",
-      "purposes": ["Work"]}, "age is empty"),
+      "purposes": ["Work"]}, "age", "please answer this question"),
     ({"age": "30", "gender": "Robot", "education": "Doctorate", "occupation": "x", "ai_use_frequency": "3",
-      "purposes": ["Work"]}, "gender"),
+      "purposes": ["Work"]}, "gender", "choose one of the listed options"),
     ({"age": "30", "gender": "Woman", "education": "Doctorate", "occupation": "x", "ai_use_frequency": "9",
-      "purposes": ["Work"]}, "1 (never) to 5"),
+      "purposes": ["Work"]}, "ai_use_frequency", "a point from 1 to 5"),
     ({"age": "30", "gender": "Woman", "education": "Doctorate", "occupation": "x", "ai_use_frequency": "3"},
-     "at least one purpose"),
+     "purposes", "please answer this question"),
 ])
-def test_survey_is_validated(app_maker, survey, err):
+def test_survey_is_validated(app_maker, survey, item, err):
     client, _app, _ = app_maker(tasks_per_participant=1)
     p = ready(client)
     p.turn("hi", "r", "x")
@@ -153,5 +159,8 @@ def test_survey_is_validated(app_maker, survey, err):
     p.summary()
     p.get("/survey")
     r = p.c.post("/survey", data={"csrf_token": p.csrf, **survey})
-    assert r.status_code == 422 and err in r.text
+    assert r.status_code == 422
+    problem = r.text.split(f'id="problem-{item}">')[1].split("</p>")[0]
+    assert err in problem and r.text.count('class="problem"') == 1
+    assert 'value="x"' in r.text and "<option selected>Doctorate</option>" in r.text  # the other answers stay
     assert str(p.c.get("/next", follow_redirects=True).url).endswith("/survey")

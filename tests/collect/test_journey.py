@@ -70,8 +70,19 @@ def test_reload_resumes_where_the_participant_was(app_maker):
     c3 = client()
     r = c3.get("/start?PROLIFIC_PID=p9&STUDY_ID=s&SESSION_ID=x1", follow_redirects=True)
     assert str(r.url).endswith("/tutorial")
+    # a second SESSION_ID of the same Prolific id resumes the same person (logged), never a new participant
     r = client().get("/start?PROLIFIC_PID=p9&STUDY_ID=s&SESSION_ID=other", follow_redirects=True)
-    assert str(r.url).endswith("/consent")  # another submission is another participant
+    assert str(r.url).endswith("/tutorial")
+    from sqlalchemy import func, select
+
+    from thoughttrace.collect.db import Event
+    from thoughttrace.collect.db import Participant as Row
+    with _app.state.ctx.db.session() as s:
+        rows = s.scalars(select(Row).where(Row.prolific_pid == "p9")).all()
+        assert len(rows) == 1 and rows[0].session_id == "other"
+        changes = s.scalars(select(Event.detail).where(Event.kind == "session_change")).all()
+        assert changes == ["SESSION_ID x1 -> other"]
+        assert s.scalar(select(func.count()).select_from(Row)) == 2
 
 
 def test_quiz_must_be_passed(app_maker):
@@ -109,14 +120,31 @@ def test_admin_progress_payments_withdraw(app_maker):
     conv_link = page.text.split('href="/admin/conversations/')[1].split('"')[0]
     view = admin.get(f"/admin/conversations/{conv_link}")
     assert "reason:" in view.text and "reaction:" in view.text
-    pid_a = page.text.split('action="/admin/participants/')[1].split("/withdraw")[0]
-    assert admin.post(f"/admin/participants/{pid_a}/withdraw", data={"csrf_token": "forged"}).status_code == 403
-    csrf = page.text.split('name="csrf_token" value="')[1].split('"')[0]
-    r = admin.post(f"/admin/participants/{pid_a}/withdraw", data={"csrf_token": csrf}, follow_redirects=True)
+    pid_a = page.text.split('href="/admin/participants/')[1].split("/withdraw")[0]
+    # withdrawal is behind a confirmation page that names the Prolific id
+    confirm = admin.get(f"/admin/participants/{pid_a}/withdraw")
+    assert confirm.status_code == 200 and '<td id="withdraw-pid">aaa</td>' in confirm.text
+    csrf = confirm.text.split('name="csrf_token" value="')[1].split('"')[0]
+    assert admin.post(f"/admin/participants/{pid_a}/withdraw",
+                      data={"csrf_token": "forged", "confirm": "yes"}).status_code == 403
+    r = admin.post(f"/admin/participants/{pid_a}/withdraw", data={"csrf_token": csrf})  # no confirmation
+    assert r.status_code == 409 and admin.get("/admin/api/progress", headers=ADMIN).json()["totals"]["messages"] == 4
+    r = admin.post(f"/admin/participants/{pid_a}/withdraw", data={"csrf_token": csrf, "confirm": "yes",
+                                                                  "reason": "asked by email"}, follow_redirects=True)
     assert r.status_code == 200
     prog = admin.get("/admin/api/progress", headers=ADMIN).json()
-    assert prog["participants"] == 1 and prog["totals"]["messages"] == 0
+    assert prog["participants"] == 1 and prog["totals"]["messages"] == 0 and prog["stages"]["withdrawn"] == 1
     assert admin.get("/admin/export.jsonl", headers=ADMIN).text == ""
-    # the withdrawn participant's cookie no longer opens anything
+    # the payment row is kept and marked, not silently deleted; the audit log says what happened
+    pay = admin.get("/admin/payments.csv", headers=ADMIN).text.splitlines()
+    assert pay[1].startswith("aaa,st,s1,withdrawn,0,") and pay[1].split(",")[6] == "1"
+    events = admin.get("/admin/events.csv", headers=ADMIN).text
+    assert "withdraw" in events and "asked by email" in events and "deleted 2 conversation(s), 4 message(s)" in events
+    # the withdrawn participant's cookie no longer opens anything, nor does their Prolific link
     assert a.c.get("/next").status_code == 403
-    assert admin.post("/admin/participants/nope/withdraw", headers=ADMIN).status_code == 404
+    assert client().get("/start?PROLIFIC_PID=aaa&STUDY_ID=st&SESSION_ID=s1").status_code == 403
+    assert admin.post("/admin/participants/nope/withdraw", headers=ADMIN, json={"confirm": "yes"}).status_code == 404
+    assert admin.post(f"/admin/participants/{pid_a}/withdraw", headers=ADMIN, json={"confirm": "yes"}).status_code == 404
+    # logout ends the admin session
+    assert admin.post("/admin/logout", data={"csrf_token": csrf}, follow_redirects=False).status_code == 303
+    assert admin.get("/admin").status_code == 401

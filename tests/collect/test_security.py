@@ -208,3 +208,20 @@ def test_unknown_stage_steps_are_clear_4xx(app_maker):
     assert p.c.get("/nope").status_code == 404
     r = p.c.get("/start?PROLIFIC_PID=<script>")
     assert r.status_code == 400 and "<script>" not in r.text
+
+
+def test_every_route_declares_its_participant_and_csrf_dependency():
+    """A new route cannot forget the checks: writes take `Writer` (cookie + CSRF), reads take `Reader`."""
+    from thoughttrace.collect import routes_participant
+    from thoughttrace.collect.deps import READER_DEPENDENCY, WRITER_DEPENDENCY
+
+    public = {("GET", "/"), ("GET", "/start")}  # entry: no participant yet
+    for route in routes_participant.router.routes:
+        calls = {d.call for d in route.dependant.dependencies}
+        for method in route.methods:
+            if (method, route.path) in public:
+                continue
+            if method == "POST":
+                assert WRITER_DEPENDENCY in calls, f"POST {route.path} takes no Writer (CSRF) dependency"
+            else:
+                assert calls & {READER_DEPENDENCY, WRITER_DEPENDENCY}, f"{method} {route.path} has no participant"

@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "align": "align:group",
     "tom": "tom:group",
     "doctor": "doctor:command",
+    "prolific": "prolific:group",
 }
 
 

@@ -13,6 +13,9 @@ import click
 from .common import UserFacingError
 
 DEMO_DB = "thoughttrace-demo.sqlite"
+#: longer than the idle timeout of the usual proxies and clients (60 s): a server that closes an idle
+#: connection first races a client reusing it, which then sees a reset instead of an answer
+KEEP_ALIVE_SECONDS = 65
 
 
 def _study(study_path: str | None, model_spec: str | None) -> Any:
@@ -89,7 +92,8 @@ def _banner(host: str, port: int, settings: Any, study: Any, show_token: bool) -
 def _run(app: Any, host: str, port: int) -> None:
     import uvicorn
 
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
+                timeout_keep_alive=KEEP_ALIVE_SECONDS)
 
 
 def _serve(settings: Any, study: Any, host: str, port: int, workers: int, check: bool, show_token: bool,
@@ -113,7 +117,7 @@ def _serve(settings: Any, study: Any, host: str, port: int, workers: int, check:
             os.environ["THOUGHTTRACE_MODEL"] = model_spec
         app.state.ctx.db.dispose()
         uvicorn.run("thoughttrace.collect.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                    log_level="warning", access_log=False)
+                    log_level="warning", access_log=False, timeout_keep_alive=KEEP_ALIVE_SECONDS)
         return
     _run(app, host, port)
 

@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 from thoughttrace.llm import Model
 
 from .db import Database, Participant
-from .flow import FlowError, participant_by_public_id
-from .security import CSRF_FIELD, CSRF_HEADER, PARTICIPANT_COOKIE, Signer
+from .flow import FlowError, check_time_limit, participant_by_public_id
+from .security import CSRF_FIELD, CSRF_HEADER, PARTICIPANT_COOKIE, LoginThrottle, Signer
 from .settings import Settings
 from .study import StudyConfig
 
@@ -39,6 +39,7 @@ class AppContext:
     models: Mapping[str, Model]
     templates: Jinja2Templates = field(default_factory=make_templates)
     _locks: dict[int, asyncio.Lock] = field(default_factory=dict)
+    login_throttle: LoginThrottle = field(default_factory=LoginThrottle)
 
     def generation_lock(self, conversation_id: int) -> asyncio.Lock:
         """One model call at a time per conversation in this process (double clicks, retries)."""
@@ -53,6 +54,9 @@ class AppContext:
         p = participant_by_public_id(s, public_id) if public_id else None
         if p is None:
             raise FlowError(403, "no study session found: please open the study link you were given again")
+        if p.stage == "withdrawn":
+            raise FlowError(403, "your data was withdrawn from this study at your request; nothing more is recorded")
+        check_time_limit(s, p, self.study)
         return p
 
     def check_csrf(self, request: Request, p: Participant, form: Mapping[str, Any] | None = None) -> None:

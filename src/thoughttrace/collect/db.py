@@ -1,11 +1,14 @@
 """Database tables (SQLAlchemy 2) and the engine: SQLite (WAL) by default, PostgreSQL by URL.
 
 Tables hold raw participant text; escaping happens only when a page is rendered. Every table that
-belongs to a participant hangs off `participants` so that withdrawal deletes all of it.
+belongs to a participant hangs off `participants` so that withdrawal deletes all of it; the participant
+row itself stays (stage `withdrawn`, no answers) so the payment record is marked, not silently lost.
+Researcher actions (withdrawals, Prolific calls) go to `admin_actions`, which no withdrawal touches.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -63,13 +66,18 @@ class Participant(Base):
     __tablename__ = "participants"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
-    prolific_pid: Mapped[str | None] = mapped_column(String(64), index=True)
+    #: one participant per Prolific id (NULLs, i.e. anonymous entries, are distinct on both databases)
+    prolific_pid: Mapped[str | None] = mapped_column(String(64), index=True, unique=True)
     study_id: Mapped[str | None] = mapped_column(String(64))
     session_id: Mapped[str | None] = mapped_column(String(64))
     stage: Mapped[str] = mapped_column(String(16), default="consent")
     task_index: Mapped[int] = mapped_column(Integer, default=0)
     quiz_attempts: Mapped[int] = mapped_column(Integer, default=0)
     survey: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    screening: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: the row of the model design (a Latin square) this participant follows; set at the first task
+    design_row: Mapped[int | None] = mapped_column(Integer, index=True)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(TZDateTime())
     consented_at: Mapped[datetime | None] = mapped_column(TZDateTime())
     quiz_passed_at: Mapped[datetime | None] = mapped_column(TZDateTime())
     completed_at: Mapped[datetime | None] = mapped_column(TZDateTime())
@@ -117,6 +125,10 @@ class Message(Base):
     role: Mapped[str] = mapped_column(String(16))
     content: Mapped[str] = mapped_column(Text)
     client_key: Mapped[str | None] = mapped_column(String(64))
+    #: the sampling seed the model was called with (assistant messages): a fresh random one per request
+    seed: Mapped[int | None] = mapped_column(Integer)
+    #: model answer time in milliseconds (assistant messages), for the live monitor
+    latency_ms: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
     thoughts: Mapped[list[Thought]] = relationship(
@@ -134,6 +146,9 @@ class Thought(Base):
     content: Mapped[str] = mapped_column(Text)
     label: Mapped[str | None] = mapped_column(String(100))
     client_key: Mapped[str | None] = mapped_column(String(64))
+    #: milliseconds from the first keystroke to sending, and the number of keystrokes (from the page)
+    typing_ms: Mapped[int | None] = mapped_column(Integer)
+    keystrokes: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
     message: Mapped[Message] = relationship(back_populates="thoughts")
 
@@ -146,6 +161,21 @@ class Event(Base):
     participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id", ondelete="CASCADE"), index=True)
     conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+
+
+class AdminAction(Base):
+    """The researcher's audit log: withdrawals, Prolific approvals/rejections/bonuses (dry runs too).
+
+    Not tied to `participants` by a foreign key, so a withdrawal never deletes its own record.
+    """
+
+    __tablename__ = "admin_actions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    action: Mapped[str] = mapped_column(String(32), index=True)
+    participant_public_id: Mapped[str | None] = mapped_column(String(32))
+    prolific_pid: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
 
@@ -184,7 +214,10 @@ def make_engine(url: str) -> Engine:
 
         return engine
     if url.startswith("postgresql"):
-        return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        # per worker process: N workers hold up to N x (size + overflow) connections of the server's
+        # max_connections (100 by default); requests beyond wait for a free one (pool_timeout)
+        size = int(os.environ.get("THOUGHTTRACE_DB_POOL_SIZE", "8"))
+        return create_engine(url, pool_size=size, max_overflow=size, pool_timeout=60, pool_pre_ping=True)
     return create_engine(url, poolclass=NullPool)
 
 

@@ -2,7 +2,9 @@
 
 Ids follow the release (`user{N}_task{K}_conversation1`); `user_id` is `user{N}` (the row number, never a
 Prolific id). Prolific ids are added as extra fields only when the researcher asks (`include_prolific`).
-`survey_answers` is a one-element list holding the participant's answers as a mapping.
+`survey_answers` is a one-element list holding the participant's answers as a mapping. Each assistant
+message carries `metadata` with the sampling `seed` it was generated with and its `latency_ms`, so a
+study can be audited and an answer replayed. Withdrawn participants have no conversations left.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from thoughttrace.data import FORMAT_VERSION
 from thoughttrace.data import Conversation as ConversationRecord
 
 from .db import Conversation, Message, Participant, Thought
+from .quality import quality_flags
+from .study import StudyConfig
 
 EXPORT_FORMAT_VERSION = FORMAT_VERSION
 
@@ -27,7 +31,8 @@ def iso(ts: datetime | None) -> str | None:
 
 
 def conversation_record(p: Participant, conv: Conversation, msgs: list[Message], thoughts: dict[int, list[Thought]],
-                        *, include_prolific: bool = False) -> dict[str, Any]:
+                        *, include_prolific: bool = False, quality_flags: dict[str, int] | None = None
+                        ) -> dict[str, Any]:
     """One conversation as a validated dict in the released field names."""
     user = f"user{p.id}"
     cid = f"{user}_task{conv.task_index + 1}_conversation1"
@@ -37,6 +42,8 @@ def conversation_record(p: Participant, conv: Conversation, msgs: list[Message],
         item: dict[str, Any] = {"id": f"{cid}_m{m.seq}", "timestamp": iso(m.created_at), "type": m.role,
                                 "content": m.content}
         item["reasons" if m.role == "user" else "reactions"] = notes
+        if m.role == "assistant":
+            item["metadata"] = {"seed": m.seed, "latency_ms": m.latency_ms, "model_key": conv.model_key}
         out_msgs.append(item)
     updated = max([conv.updated_at, *(m.created_at for m in msgs),
                    *(t.created_at for ts in thoughts.values() for t in ts)])
@@ -47,14 +54,17 @@ def conversation_record(p: Participant, conv: Conversation, msgs: list[Message],
         "survey_answers": [p.survey] if p.survey else None, "user_id": user, "messages": out_msgs,
         "task_statement": conv.task_statement, "model_key": conv.model_key,
     }
+    if quality_flags is not None:
+        record["quality_flags"] = quality_flags  # the participant's flags (see collect/quality.py); {} = none
     if include_prolific:
         record.update(prolific_pid=p.prolific_pid, prolific_study_id=p.study_id, prolific_session_id=p.session_id)
     return ConversationRecord.model_validate(record).to_json_dict()
 
 
 def iter_export(s: Session, *, include_prolific: bool = False, completed_only: bool = False,
-                batch: int = 200) -> Iterator[dict[str, Any]]:
-    """Every conversation with at least one message, in participant/task order, validated one by one."""
+                batch: int = 200, study: StudyConfig | None = None) -> Iterator[dict[str, Any]]:
+    """Every conversation with at least one message, in participant/task order, validated one by one.
+    With the study config, each record also carries its participant's `quality_flags`."""
     q = select(Conversation, Participant).join(Participant, Participant.id == Conversation.participant_id)
     if completed_only:
         q = q.where(Participant.stage == "done")
@@ -71,7 +81,9 @@ def iter_export(s: Session, *, include_prolific: bool = False, completed_only: b
         if msg_ids:
             for t in s.scalars(select(Thought).where(Thought.message_id.in_(msg_ids)).order_by(Thought.id)):
                 thoughts.setdefault(t.message_id, []).append(t)
+        flags = quality_flags(s, study, {p.id: p for _c, p in chunk}.values()) if study is not None else {}
         for conv, p in chunk:
             msgs = msgs_by_conv.get(conv.id, [])
             if msgs:
-                yield conversation_record(p, conv, msgs, thoughts, include_prolific=include_prolific)
+                yield conversation_record(p, conv, msgs, thoughts, include_prolific=include_prolific,
+                                          quality_flags=flags.get(p.id, {}) if study is not None else None)

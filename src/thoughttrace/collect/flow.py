@@ -1,7 +1,9 @@
 """The study flow as plain functions on a database session: no HTTP here, so every rule is testable.
 
-Stages, in order: consent -> tutorial (with the quiz) -> task (state it) -> chat -> post_task
-(summary, expectation) -> back to task or on to survey -> done. Each function checks that the
+Stages, in order: consent -> [screening] -> tutorial (with the quiz) -> task (state it) -> chat ->
+post_task (summary, expectation) -> back to task or on to survey -> done. Other ends, each with its own
+Prolific completion code: declined (no consent), screened_out, timed_out (study time limit); a
+researcher's withdrawal sets `withdrawn`. Each function checks that the
 participant is at the right stage and that what they send is acceptable, and raises `FlowError`
 (with the HTTP status to answer) otherwise, before anything is written: nothing is stored half-way.
 """
@@ -14,16 +16,21 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from thoughttrace.llm.types import ChatMessage
 
-from .db import Conversation, Event, Message, Participant, Thought, utcnow
-from .study import StudyConfig
+from .db import AdminAction, Conversation, Event, Message, Participant, Thought, utcnow
+from .study import StudyConfig, SurveyItem
 
-STAGES = ("consent", "tutorial", "task", "chat", "post_task", "survey", "done")
+STAGES = ("consent", "screening", "tutorial", "task", "chat", "post_task", "survey", "done", "declined",
+          "screened_out", "timed_out", "withdrawn")
+#: stages a participant never leaves; each but `withdrawn` has its own completion page
+END_STAGES = ("done", "declined", "screened_out", "timed_out", "withdrawn")
+#: PostgreSQL advisory lock key that serialises model assignment across workers
+_ASSIGN_LOCK = 740_511_2027
 #: grace for a message sent just as the timer ran out (network, slow typing)
 TIMER_GRACE = timedelta(seconds=5)
 _ID_RE = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
@@ -84,6 +91,24 @@ def check_label(value: Any, allowed: Sequence[str], mode: str, what: str) -> str
     return str(value)
 
 
+def check_typing(value: Any) -> tuple[int | None, int | None]:
+    """Keystroke timing the page records for a note: {"ms": time typing, "keys": keystrokes}; optional."""
+    if value in (None, {}):
+        return None, None
+    if not isinstance(value, dict):
+        raise FlowError(422, "typing must be an object like {\"ms\": 5200, \"keys\": 41}")
+    out: list[int | None] = []
+    for name in ("ms", "keys"):
+        v = value.get(name)
+        if v is None:
+            out.append(None)
+            continue
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 100_000_000:
+            raise FlowError(422, f"typing.{name} must be a whole number from 0 to 100000000")
+        out.append(v)
+    return out[0], out[1]
+
+
 def require_stage(p: Participant, *stages: str) -> None:
     if p.stage not in stages:
         raise FlowError(409, f"this step is not open now (you are at '{p.stage}')", redirect="/next")
@@ -91,23 +116,58 @@ def require_stage(p: Participant, *stages: str) -> None:
 
 # ----------------------------------------------------------------------------------------- participants
 def find_or_create_participant(
-    s: Session, prolific_pid: str | None, study_id: str | None, session_id: str | None
+    s: Session, prolific_pid: str | None, study_id: str | None, session_id: str | None,
+    *, anonymous_entry: bool = True,
 ) -> Participant:
-    """Prolific entries resume by (PROLIFIC_PID, SESSION_ID): the pair is secret to that submission."""
+    """One participant per PROLIFIC_PID: re-entry resumes. A new SESSION_ID (a second submission of the
+    same person) is logged and becomes the current one; it never makes a second participant."""
     prolific_pid = check_external_id(prolific_pid, "PROLIFIC_PID")
     study_id = check_external_id(study_id, "STUDY_ID")
     session_id = check_external_id(session_id, "SESSION_ID")
-    if prolific_pid and session_id:
-        existing = s.scalars(
-            select(Participant).where(Participant.prolific_pid == prolific_pid, Participant.session_id == session_id)
-        ).first()
-        if existing is not None:
-            return existing
-    p = Participant(prolific_pid=prolific_pid, study_id=study_id, session_id=session_id, stage="consent",
+    if not prolific_pid and not anonymous_entry:
+        raise FlowError(403, "this study can only be opened from its Prolific link (PROLIFIC_PID is missing)")
+    if prolific_pid:
+        existing = _by_pid(s, prolific_pid)
+        if existing is None:
+            p = Participant(prolific_pid=prolific_pid, study_id=study_id, session_id=session_id, stage="consent",
+                            task_index=0, quiz_attempts=0)
+            try:
+                with s.begin_nested():  # a concurrent first entry of the same PID wins: resume it instead
+                    s.add(p)
+                    s.flush()
+                return p
+            except IntegrityError:
+                existing = _by_pid(s, prolific_pid)
+                if existing is None:
+                    raise
+        if session_id and existing.session_id != session_id:
+            log_event(s, existing, "session_change", f"SESSION_ID {existing.session_id or '-'} -> {session_id}")
+            existing.session_id = session_id
+        if study_id and existing.study_id != study_id:
+            log_event(s, existing, "study_change", f"STUDY_ID {existing.study_id or '-'} -> {study_id}")
+        return existing
+    p = Participant(prolific_pid=None, study_id=study_id, session_id=session_id, stage="consent",
                     task_index=0, quiz_attempts=0)
     s.add(p)
     s.flush()
     return p
+
+
+def _by_pid(s: Session, pid: str) -> Participant | None:
+    return s.scalars(select(Participant).where(Participant.prolific_pid == pid)).first()
+
+
+def check_time_limit(s: Session, p: Participant, study: StudyConfig) -> bool:
+    """Move a participant past the study's time limit to the time-out path (True when it did)."""
+    limit = study.study_time_limit_minutes
+    if limit is None or p.stage in END_STAGES:
+        return False
+    if utcnow() > p.created_at + timedelta(minutes=limit):
+        log_event(s, p, "timed_out", f"at stage {p.stage}")
+        p.stage = "timed_out"
+        p.completed_at = utcnow()
+        return True
+    return False
 
 
 def participant_by_public_id(s: Session, public_id: str) -> Participant | None:
@@ -118,10 +178,35 @@ def log_event(s: Session, p: Participant, kind: str, detail: str = "", conv: Con
     s.add(Event(participant_id=p.id, conversation_id=conv.id if conv else None, kind=kind, detail=detail[:2000]))
 
 
-def give_consent(s: Session, p: Participant) -> None:
+def give_consent(s: Session, p: Participant, study: StudyConfig | None = None) -> None:
     require_stage(p, "consent")
     p.consented_at = utcnow()
-    p.stage = "tutorial"
+    p.stage = "screening" if study is not None and study.screening else "tutorial"
+
+
+def decline_consent(s: Session, p: Participant) -> None:
+    """The participant does not agree: the study ends for them with the 'declined' completion code."""
+    require_stage(p, "consent")
+    log_event(s, p, "declined", "consent declined")
+    p.stage = "declined"
+    p.completed_at = utcnow()
+
+
+def submit_screening(s: Session, p: Participant, study: StudyConfig, form: Any) -> dict[str, str]:
+    """Check the screening answers; screen out on a listed answer. Returns per-item problems (none: moved on)."""
+    require_stage(p, "screening")
+    answers, problems = read_items(study.screening, form)
+    if problems:
+        return problems
+    p.screening = answers
+    hits = [i.id for i in study.screening if _as_texts(answers.get(i.id)) & set(i.screen_out_values())]
+    if hits:
+        log_event(s, p, "screened_out", f"by item(s) {', '.join(hits)}")
+        p.stage = "screened_out"
+        p.completed_at = utcnow()
+    else:
+        p.stage = "tutorial"
+    return {}
 
 
 def submit_quiz(s: Session, p: Participant, study: StudyConfig, answers: Mapping[int, Any]) -> list[int]:
@@ -145,16 +230,45 @@ def submit_quiz(s: Session, p: Participant, study: StudyConfig, answers: Mapping
 
 
 # ------------------------------------------------------------------------------------------------ tasks
-def assign_model(s: Session, study: StudyConfig) -> str:
-    """Balanced assignment: the pool model with the fewest conversations so far (ties: config order)."""
-    counts = dict(s.execute(select(Conversation.model_key, func.count()).group_by(Conversation.model_key)).all())
-    return min((m.key for m in study.models), key=lambda k: (counts.get(k, 0), [m.key for m in study.models].index(k)))
+def model_sequence(study: StudyConfig, row: int) -> list[str]:
+    """The models of one design row, by task position: a cyclic Latin square over the pool.
+
+    Row r gives position k the model (r + k) mod M. Rows are filled evenly, so every (model, position)
+    cell holds the same number of participants within one, every model appears at every position equally
+    often (counterbalanced order), and nobody meets a model twice until they have met all M.
+    """
+    keys = [m.key for m in study.models]
+    return [keys[(row + k) % len(keys)] for k in range(study.tasks_per_participant)]
+
+
+def assign_design_row(s: Session, p: Participant, study: StudyConfig) -> int:
+    """Give the participant the least-filled design row (ties: the lowest), race-free across workers.
+
+    PostgreSQL: a transaction-scoped advisory lock serialises the count-and-set (each statement after
+    the lock sees every earlier assignment committed). SQLite: every write transaction is BEGIN
+    IMMEDIATE, so one assignment runs at a time anyway. Withdrawn participants free their row.
+    """
+    if p.design_row is not None:
+        return p.design_row
+    if s.get_bind().dialect.name == "postgresql":
+        s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ASSIGN_LOCK})
+    counts = dict(s.execute(
+        select(Participant.design_row, func.count()).where(
+            Participant.design_row.is_not(None), Participant.stage != "withdrawn", Participant.id != p.id)
+        .group_by(Participant.design_row)).all())
+    row = min(range(len(study.models)), key=lambda r: (counts.get(r, 0), r))
+    p.design_row = row
+    s.flush()
+    return row
 
 
 def start_task(s: Session, p: Participant, study: StudyConfig, statement: Any) -> Conversation:
+    """Open the chat of the participant's current task with the model their design row puts there."""
     require_stage(p, "task")
-    text = clean_text(statement, "the task description", study.max_message_chars)
-    key = assign_model(s, study)
+    fixed = study.task_spec(p.task_index).statement
+    text = fixed if fixed else clean_text(statement, "the task description", study.max_message_chars)
+    row = assign_design_row(s, p, study)
+    key = model_sequence(study, row)[p.task_index]
     entry = study.model_entry(key)
     now = utcnow()
     conv = Conversation(
@@ -165,7 +279,7 @@ def start_task(s: Session, p: Participant, study: StudyConfig, statement: Any) -
     s.add(conv)
     p.stage = "chat"
     s.flush()
-    log_event(s, p, "assign", f"task {p.task_index} -> model {key}", conv)
+    log_event(s, p, "assign", f"task {p.task_index} -> model {key} (design row {row})", conv)
     return conv
 
 
@@ -211,7 +325,7 @@ class Posted:
 
 def add_user_message(
     s: Session, p: Participant, conv: Conversation, study: StudyConfig, *, content: Any, reason: Any,
-    reason_label: Any, client_key: Any,
+    reason_label: Any, client_key: Any, typing: Any = None,
 ) -> Posted:
     """Store a user message and its reason in one transaction. A replayed key returns the stored message."""
     key = check_client_key(client_key)
@@ -224,6 +338,7 @@ def add_user_message(
     text = clean_text(content, "the message", study.max_message_chars)
     note = clean_text(reason, "the reason", study.max_note_chars, required=study.require_reason)
     label = check_label(reason_label, study.reason_labels(), study.labels, "reason")
+    typing_ms, keystrokes = check_typing(typing)
     msgs = messages_of(s, conv)
     if msgs and msgs[-1].role == "user":
         raise FlowError(409, "the assistant has not answered your last message yet (retry the answer first)")
@@ -233,7 +348,8 @@ def add_user_message(
     s.add(msg)
     s.flush()
     if note:
-        s.add(Thought(message_id=msg.id, kind="reason", content=note, label=label, client_key=key))
+        s.add(Thought(message_id=msg.id, kind="reason", content=note, label=label, client_key=key,
+                      typing_ms=typing_ms, keystrokes=keystrokes))
     try:
         s.flush()
     except IntegrityError:  # a concurrent replay of the same key won the race
@@ -263,12 +379,15 @@ def answer_to(s: Session, conversation_id: int, reply_to: Message) -> Message | 
     ).first()
 
 
-def add_assistant_message(s: Session, conv: Conversation, reply_to: Message, text: str) -> Message:
-    """Store the answer to `reply_to`; when it is already there (a concurrent retry), return that one."""
+def add_assistant_message(s: Session, conv: Conversation, reply_to: Message, text: str, *, seed: int | None = None,
+                          latency_ms: int | None = None) -> Message:
+    """Store the answer to `reply_to` with the seed it was sampled with; when it is already there (a
+    concurrent retry), return that one."""
     existing = answer_to(s, conv.id, reply_to)
     if existing is not None:
         return existing
-    msg = Message(conversation_id=conv.id, seq=reply_to.seq + 1, role="assistant", content=text)
+    msg = Message(conversation_id=conv.id, seq=reply_to.seq + 1, role="assistant", content=text, seed=seed,
+                  latency_ms=latency_ms)
     s.add(msg)
     s.flush()
     return msg
@@ -283,7 +402,7 @@ def owned_message(s: Session, conv: Conversation, public_id: str) -> Message:
 
 def add_reaction(
     s: Session, p: Participant, conv: Conversation, msg: Message, study: StudyConfig, *, content: Any, label: Any,
-    client_key: Any,
+    client_key: Any, typing: Any = None,
 ) -> tuple[Thought, bool]:
     """Store the reaction to an answer (allowed after the timer too, so no note is lost)."""
     key = check_client_key(client_key)
@@ -298,7 +417,9 @@ def add_reaction(
         raise FlowError(409, "this task is finished", redirect="/next")
     text = clean_text(content, "the reaction", study.max_note_chars, required=True)
     lab = check_label(label, study.reaction_labels(), study.labels, "reaction")
-    t = Thought(message_id=msg.id, kind="reaction", content=text, label=lab, client_key=key)
+    typing_ms, keystrokes = check_typing(typing)
+    t = Thought(message_id=msg.id, kind="reaction", content=text, label=lab, client_key=key, typing_ms=typing_ms,
+                keystrokes=keystrokes)
     s.add(t)
     s.flush()
     return t, True
@@ -344,49 +465,113 @@ def submit_task_summary(
         p.stage = "survey"
 
 
-def submit_survey(s: Session, p: Participant, study: StudyConfig, form: Mapping[str, Any],
-                  purposes: Sequence[str]) -> None:
+def submit_survey(s: Session, p: Participant, study: StudyConfig, form: Any) -> dict[str, str]:
+    """Store the survey and finish, or return each unanswered/invalid item's problem (nothing stored then:
+    the page shows the participant's answers again with the problems marked)."""
     require_stage(p, "survey")
-    answers: dict[str, Any] = {
-        "age": clean_text(form.get("age"), "age", 20),
-        "gender": _choice(form.get("gender"), study.survey.genders, "gender"),
-        "education": _choice(form.get("education"), study.survey.education, "education"),
-        "occupation": clean_text(form.get("occupation"), "occupation", SURVEY_TEXT_CHARS),
-    }
-    try:
-        freq = int(form.get("ai_use_frequency", ""))
-    except (TypeError, ValueError):
-        freq = 0
-    if not 1 <= freq <= 5:
-        raise FlowError(422, "AI-use frequency must be a number from 1 (never) to 5 (every day)")
-    answers["ai_use_frequency"] = freq
-    chosen = [_choice(x, study.survey.purposes, "purpose") for x in purposes]
-    if not chosen:
-        raise FlowError(422, "please tick at least one purpose")
-    answers["purposes"] = ", ".join(dict.fromkeys(chosen))
+    answers, problems = read_items(study.survey_questions(), form)
+    if problems:
+        return problems
     p.survey = answers
     p.stage = "done"
     p.completed_at = utcnow()
+    return {}
 
 
-def _choice(value: Any, options: Sequence[str], what: str) -> str:
-    if value not in options:
-        raise FlowError(422, f"please choose your {what} from the list")
-    return str(value)
+def _form_values(form: Any, name: str) -> list[str]:
+    raw = form.getlist(name) if hasattr(form, "getlist") else form.get(name)
+    if raw is None:
+        return []
+    values = raw if isinstance(raw, list | tuple) else [raw]
+    return [v.strip() for v in (str(x) for x in values) if v.strip()]
+
+
+def _as_texts(value: Any) -> set[str]:
+    if value is None:
+        return set()
+    if isinstance(value, str):
+        return {x.strip() for x in value.split(", ")} | {value}
+    return {str(value)}
+
+
+def read_item(item: SurveyItem, values: Sequence[str]) -> tuple[Any, str | None]:
+    """One answer from the submitted strings: (value, None) or (None, the problem to show)."""
+    if not values:
+        return None, ("please answer this question" if item.required else None)
+    if item.type == "multiple":
+        chosen = list(dict.fromkeys(values))
+        if any(v not in item.options for v in chosen):
+            return None, "please choose from the listed options"
+        return ", ".join(v for v in item.options if v in chosen), None
+    value = values[0]
+    if "\x00" in value:
+        return None, "the answer contains a NUL character"
+    if item.type == "single":
+        return (value, None) if value in item.options else (None, "please choose one of the listed options")
+    if item.type == "likert":
+        if value not in {str(i) for i in range(1, item.scale + 1)}:
+            return None, f"please choose a point from 1 to {item.scale}"
+        return int(value), None
+    if item.type == "number":
+        try:
+            number: float = int(value) if item.integer else float(value)
+        except ValueError:
+            return None, "please write a whole number" if item.integer else "please write a number"
+        if number != number or (item.min is not None and number < item.min) or (
+                item.max is not None and number > item.max):
+            lo = "" if item.min is None else f"{item.min:g}"
+            hi = "" if item.max is None else f"{item.max:g}"
+            return None, f"please write a number from {lo or '-inf'} to {hi or 'inf'}"
+        return number, None
+    if len(value) > item.max_chars:
+        return None, f"at most {item.max_chars} characters, please ({len(value)} now)"
+    return value.replace("\r\n", "\n"), None
+
+
+def read_items(items: Sequence[SurveyItem], form: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    """Every item's answer and every item's problem (all of them at once, so none is a dead end)."""
+    answers: dict[str, Any] = {}
+    problems: dict[str, str] = {}
+    for item in items:
+        value, problem = read_item(item, _form_values(form, item.id))
+        if problem:
+            problems[item.id] = problem
+        else:
+            answers[item.id] = value
+    return answers, problems
+
+
+def submitted_values(items: Sequence[SurveyItem], form: Any) -> dict[str, list[str]]:
+    """What the participant sent, per item, to put back into the page after a problem."""
+    return {item.id: _form_values(form, item.id) for item in items}
 
 
 # ------------------------------------------------------------------------------------------- researcher
-def withdraw(s: Session, participant_id: int) -> bool:
-    """Delete every row of a participant (explicit deletes, so it holds with or without FK cascades)."""
-    if s.get(Participant, participant_id) is None:
+def withdraw(s: Session, participant_id: int, *, reason: str = "", actor: str = "admin") -> bool:
+    """Delete every answer of a participant; keep the participant row marked `withdrawn` (its Prolific
+    ids stay for the payment record) and write the audit line. Explicit deletes: holds without FK cascades."""
+    p = s.get(Participant, participant_id)
+    if p is None:
         return False
     conv_ids = select(Conversation.id).where(Conversation.participant_id == participant_id)
     msg_ids = select(Message.id).where(Message.conversation_id.in_(conv_ids))
+    counts = {
+        "conversations": s.scalar(select(func.count()).select_from(Conversation)
+                                  .where(Conversation.participant_id == participant_id)) or 0,
+        "messages": s.scalar(select(func.count()).select_from(Message)
+                             .where(Message.conversation_id.in_(conv_ids))) or 0,
+    }
     s.execute(delete(Thought).where(Thought.message_id.in_(msg_ids)))
     s.execute(delete(Event).where(Event.participant_id == participant_id))
     s.execute(delete(Message).where(Message.conversation_id.in_(conv_ids)))
     s.execute(delete(Conversation).where(Conversation.participant_id == participant_id))
-    s.execute(delete(Participant).where(Participant.id == participant_id))
+    s.add(AdminAction(action="withdraw", participant_public_id=p.public_id, prolific_pid=p.prolific_pid,
+                      detail=f"by {actor}; from stage {p.stage}; deleted {counts['conversations']} conversation(s), "
+                             f"{counts['messages']} message(s){'; reason: ' + reason[:500] if reason else ''}"))
+    p.stage = "withdrawn"
+    p.survey = None
+    p.screening = None
+    p.withdrawn_at = utcnow()
     return True
 
 
@@ -408,5 +593,46 @@ def progress(s: Session) -> dict[str, Any]:
     ):
         per_model[key]["reasons" if kind == "reason" else "reactions"] = n
     totals = {k: sum(v[k] for v in per_model.values()) for k in ("conversations", "messages", "reasons", "reactions")}
-    return {"participants": sum(stages.values()), "stages": {st: stages.get(st, 0) for st in STAGES},
-            "models": per_model, "totals": totals}
+    return {"participants": sum(n for st, n in stages.items() if st != "withdrawn"),
+            "stages": {st: stages.get(st, 0) for st in STAGES}, "models": per_model, "totals": totals,
+            "monitor": model_monitor(s)}
+
+
+def _pct(xs: Sequence[int], q: float) -> float | None:
+    if not xs:
+        return None
+    ordered = sorted(xs)
+    return float(ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))])
+
+
+def model_monitor(s: Session) -> dict[str, dict[str, Any]]:
+    """Per model: answers, failed calls, error rate (failed / calls, with n) and answer latency p50/p95.
+
+    A share that has no calls yet is null with its reason, never 0.
+    """
+    latencies: dict[str, list[int]] = {}
+    for key, ms in s.execute(
+        select(Conversation.model_key, Message.latency_ms).join(Message, Message.conversation_id == Conversation.id)
+        .where(Message.role == "assistant")
+    ):
+        latencies.setdefault(key, [])
+        if ms is not None:
+            latencies[key].append(int(ms))
+    answers = dict(s.execute(
+        select(Conversation.model_key, func.count()).join(Message, Message.conversation_id == Conversation.id)
+        .where(Message.role == "assistant").group_by(Conversation.model_key)).all())
+    errors = dict(s.execute(
+        select(Conversation.model_key, func.count()).join(Event, Event.conversation_id == Conversation.id)
+        .where(Event.kind == "model_error").group_by(Conversation.model_key)).all())
+    out: dict[str, dict[str, Any]] = {}
+    for key in sorted(set(answers) | set(errors) | set(latencies)):
+        n_ok, n_err = int(answers.get(key, 0)), int(errors.get(key, 0))
+        calls = n_ok + n_err
+        xs = latencies.get(key, [])
+        out[key] = {
+            "answers": n_ok, "errors": n_err, "calls": calls,
+            "error_rate": n_err / calls if calls else None,
+            "error_rate_note": None if calls else "no model calls yet",
+            "latency_p50_ms": _pct(xs, 50), "latency_p95_ms": _pct(xs, 95), "latency_n": len(xs),
+        }
+    return out

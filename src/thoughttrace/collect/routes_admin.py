@@ -1,4 +1,5 @@
-"""Researcher pages behind the admin token: progress, conversation viewer, export, withdrawal, payments.
+"""Researcher pages behind the admin token: live monitor, participants (search, filters, paging, quality
+flags), conversation viewer, JSONL/CSV exports, withdrawal (confirmed, audited), Prolific actions, logout.
 
 Scripts send `Authorization: Bearer TOKEN`; people log in once at /admin/login and get a signed cookie.
 Cookie-authenticated posts also need the CSRF token (a bearer header cannot be forged by another site).
@@ -14,14 +15,25 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import flow
 from .context import AppContext, ctx_of
-from .db import Conversation, Message, Participant
+from .db import Conversation, Participant
 from .export import EXPORT_FORMAT_VERSION, iter_export
+from .prolific import REJECTION_CATEGORIES, Action, ProlificClient, ProlificError
+from .quality import FLAGS
 from .render import render_markdown
+from .researcher import (
+    PAGE_SIZE,
+    Filters,
+    audit_log,
+    events_csv,
+    log_admin_action,
+    participant_rows,
+    participants_csv,
+)
 from .routes_participant import redirect, run_db
 from .security import ADMIN_COOKIE, CSRF_FIELD
 
@@ -53,15 +65,38 @@ async def login_page(request: Request) -> Response:
     return ctx_of(request).render(request, "admin/login.html", error=None)
 
 
+def _client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
 @router.post("/login")
 async def login_post(request: Request) -> Response:
+    """Log in with the token; 5 failures from one address within 15 minutes lock it out for a while (429)."""
     ctx = ctx_of(request)
     form = await request.form()
+    who = _client_address(request)
+    wait = ctx.login_throttle.retry_after(who)
+    if wait:
+        resp = ctx.render(request, "admin/login.html", status_code=429,
+                          error=f"too many failed logins from your address; try again in {wait} s")
+        resp.headers["Retry-After"] = str(wait)
+        return resp
     if not ctx.signer.admin_token_ok(str(form.get("token", ""))):
+        ctx.login_throttle.failed(who)
         return ctx.render(request, "admin/login.html", status_code=401, error="wrong token")
+    ctx.login_throttle.succeeded(who)
     resp = redirect("/admin")
     resp.set_cookie(ADMIN_COOKIE, ctx.signer.admin_cookie(), httponly=True, samesite="strict",
                     secure=ctx.settings.secure_cookies, max_age=60 * 60 * 12)
+    return resp
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    form = await request.form()
+    require_admin(request, form)
+    resp = redirect("/admin/login")
+    resp.delete_cookie(ADMIN_COOKIE, httponly=True, samesite="strict", secure=ctx_of(request).settings.secure_cookies)
     return resp
 
 
@@ -78,26 +113,41 @@ async def progress_api(request: Request) -> Response:
     return JSONResponse(await run_db(ctx, flow.progress))
 
 
-def _participants(s: Session) -> list[dict[str, Any]]:
-    counts = dict(s.execute(
-        select(Conversation.participant_id, func.count(Message.id))
-        .join(Message, Message.conversation_id == Conversation.id, isouter=True)
-        .group_by(Conversation.participant_id)).all())
-    rows = []
-    for p in s.scalars(select(Participant).order_by(Participant.id)):
-        convs = s.scalars(select(Conversation).where(Conversation.participant_id == p.id)
-                          .order_by(Conversation.task_index)).all()
-        rows.append({"user": f"user{p.id}", "public_id": p.public_id, "stage": p.stage,
-                     "created_at": p.created_at, "messages": counts.get(p.id, 0),
-                     "conversations": [(c.public_id, c.task_index + 1, c.model_key) for c in convs]})
-    return rows
+def _filters(request: Request) -> Filters:
+    q = request.query_params
+    try:
+        page = max(1, int(q.get("page", "1")))
+    except ValueError:
+        raise flow.FlowError(400, "page must be a whole number (1, 2, ...)") from None
+    flag = q.get("flag", "")
+    if flag and flag not in FLAGS:
+        raise flow.FlowError(400, f"unknown quality flag {flag!r}; use one of: {', '.join(FLAGS)}")
+    stage = q.get("stage", "")
+    if stage and stage not in flow.STAGES:
+        raise flow.FlowError(400, f"unknown stage {stage!r}; use one of: {', '.join(flow.STAGES)}")
+    return Filters(q=q.get("q", "").strip()[:64], stage=stage, flag=flag, model=q.get("model", "")[:64], page=page)
 
 
 @router.get("/conversations")
 async def conversations_page(request: Request) -> Response:
+    """Participants with Prolific ids, search (id, PID, session), filters (stage, flag, model) and paging."""
     ctx = require_admin(request)
-    rows = await run_db(ctx, _participants)
-    return ctx.render(request, "admin/conversations.html", rows=rows, csrf=ctx.signer.csrf_token(ADMIN_CSRF_SUBJECT))
+    f = _filters(request)
+    rows, total = await run_db(ctx, lambda s: participant_rows(s, ctx.study, f))
+    pages = max(1, -(-total // PAGE_SIZE))
+    return ctx.render(request, "admin/conversations.html", rows=rows, total=total, filters=f, pages=pages,
+                      flags=FLAGS, stages=flow.STAGES, models=[m.key for m in ctx.study.models],
+                      csrf=ctx.signer.csrf_token(ADMIN_CSRF_SUBJECT))
+
+
+@router.get("/api/participants")
+async def participants_api(request: Request) -> Response:
+    ctx = require_admin(request)
+    f = _filters(request)
+    rows, total = await run_db(ctx, lambda s: participant_rows(s, ctx.study, f))
+    out = [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items() if k != "conversations"}
+           for r in rows]
+    return JSONResponse({"total": total, "page": f.page, "page_size": PAGE_SIZE, "participants": out})
 
 
 @router.get("/conversations/{cid}")
@@ -116,7 +166,8 @@ async def conversation_view(request: Request, cid: str) -> Response:
                               "html": render_markdown(m.content) if m.role == "assistant" else None,
                               "note": notes.get(m.id)} for m in msgs]}
 
-    return ctx.render(request, "admin/conversation.html", **await run_db(ctx, work))
+    return ctx.render(request, "admin/conversation.html", **await run_db(ctx, work),
+                      csrf=ctx.signer.csrf_token(ADMIN_CSRF_SUBJECT))
 
 
 @router.get("/export.jsonl")
@@ -126,7 +177,7 @@ async def export_jsonl(request: Request) -> Response:
     include_prolific = request.query_params.get("include_prolific") in ("1", "true", "yes")
     completed_only = request.query_params.get("completed_only") in ("1", "true", "yes")
     lines = await run_db(ctx, lambda s: [json.dumps(r, ensure_ascii=False) + "\n" for r in iter_export(
-        s, include_prolific=include_prolific, completed_only=completed_only)])
+        s, include_prolific=include_prolific, completed_only=completed_only, study=ctx.study)])
 
     def body() -> Iterator[str]:
         yield from lines
@@ -144,28 +195,146 @@ async def payments_csv(request: Request) -> Response:
     def work(s: Session) -> str:
         buf = io.StringIO()
         w = csv.writer(buf)
-        w.writerow(["prolific_pid", "study_id", "session_id", "stage", "completed", "completed_at"])
+        w.writerow(["prolific_pid", "study_id", "session_id", "stage", "completed", "completed_at", "withdrawn",
+                    "withdrawn_at"])
         for p in s.scalars(select(Participant).where(Participant.prolific_pid.is_not(None)).order_by(Participant.id)):
             w.writerow([p.prolific_pid, p.study_id or "", p.session_id or "", p.stage, int(p.stage == "done"),
-                        p.completed_at.isoformat() if p.completed_at else ""])
+                        p.completed_at.isoformat() if p.completed_at else "", int(p.stage == "withdrawn"),
+                        p.withdrawn_at.isoformat() if p.withdrawn_at else ""])
         return buf.getvalue()
 
     return Response(await run_db(ctx, work), media_type="text/csv",
                     headers={"Content-Disposition": 'attachment; filename="payments.csv"'})
 
 
+@router.get("/participants.csv")
+async def participants_csv_route(request: Request) -> Response:
+    """Participants with stage, models by position, timing and quality-flag columns (holds Prolific ids)."""
+    ctx = require_admin(request)
+    return Response(await run_db(ctx, lambda s: participants_csv(s, ctx.study)), media_type="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{ctx.study.name}-participants.csv"'})
+
+
+@router.get("/events.csv")
+async def events_csv_route(request: Request) -> Response:
+    ctx = require_admin(request)
+    return Response(await run_db(ctx, events_csv), media_type="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{ctx.study.name}-events.csv"'})
+
+
+@router.get("/participants/{public_id}/withdraw")
+async def withdraw_page(request: Request, public_id: str) -> Response:
+    """The confirmation page: who (Prolific id), what will be deleted, what is kept."""
+    ctx = require_admin(request)
+
+    def work(s: Session) -> dict[str, Any]:
+        p = flow.participant_by_public_id(s, public_id)
+        if p is None:
+            raise flow.FlowError(404, "no such participant")
+        rows, _ = participant_rows(s, ctx.study, Filters(q=p.public_id), page_size=None)
+        return next(r for r in rows if r["public_id"] == p.public_id)
+
+    row = await run_db(ctx, work)
+    return ctx.render(request, "admin/withdraw.html", row=row, csrf=ctx.signer.csrf_token(ADMIN_CSRF_SUBJECT))
+
+
 @router.post("/participants/{public_id}/withdraw")
 async def withdraw(request: Request, public_id: str) -> Response:
-    """Delete every row of one participant (by their public id, shown on the conversations page)."""
-    form = None if _bearer(request) else await request.form()
-    ctx = require_admin(request, form)  # cookie sessions must also send the CSRF token
+    """Delete a participant's answers after confirmation (`confirm=yes`); the participant row stays,
+    marked withdrawn (payment record), and the audit log says who, when and what was deleted."""
+    bearer = _bearer(request) is not None
+    form: Any = None
+    if bearer:
+        data = await request.body()
+        try:
+            form = json.loads(data) if data else {}
+        except (ValueError, RecursionError):
+            form = {}
+        if not isinstance(form, dict):
+            form = {}
+    else:
+        form = await request.form()
+    ctx = require_admin(request, None if bearer else form)  # cookie sessions must also send the CSRF token
+    if str(form.get("confirm", "")) != "yes":
+        raise flow.FlowError(409, "withdrawal needs confirmation: open the participant's withdraw page and confirm "
+                                  "(scripts: send confirm=yes)", redirect=f"/admin/participants/{public_id}/withdraw")
+    reason = str(form.get("reason", ""))[:500]
 
     def work(s: Session) -> bool:
         p = flow.participant_by_public_id(s, public_id)
-        return p is not None and flow.withdraw(s, p.id)
+        if p is None or p.stage == "withdrawn":
+            return False
+        return flow.withdraw(s, p.id, reason=reason, actor="bearer token" if bearer else "admin page")
 
     if not await run_db(ctx, work):
-        raise flow.FlowError(404, "no such participant")
-    if form is not None:
+        raise flow.FlowError(404, "no such participant (or already withdrawn)")
+    if not bearer:
         return RedirectResponse("/admin/conversations", status_code=303)
     return JSONResponse({"withdrawn": public_id})
+
+
+# ---------------------------------------------------------------------------------------------- Prolific
+def _prolific_client(ctx: AppContext, dry_run: bool, log: list[Action]) -> ProlificClient:
+    try:
+        return ProlificClient.from_env(dry_run=dry_run, on_action=log.append)
+    except ProlificError as exc:
+        raise flow.FlowError(400, str(exc)) from None
+
+
+def _log_actions(ctx: AppContext, actions: list[Action]) -> Any:
+    def work(s: Session) -> None:
+        for a in actions:
+            log_admin_action(s, f"prolific_{a.action}", json.dumps(
+                {"dry_run": a.dry_run, "method": a.method, "path": a.path, "body": a.body, "status": a.status,
+                 "response": a.response}, default=str)[:4000])
+
+    return run_db(ctx, work)
+
+
+@router.get("/prolific")
+async def prolific_page(request: Request) -> Response:
+    ctx = require_admin(request)
+    log = await run_db(ctx, lambda s: audit_log(s, 50))
+    return ctx.render(request, "admin/prolific.html", csrf=ctx.signer.csrf_token(ADMIN_CSRF_SUBJECT), result=None,
+                      error=None, categories=REJECTION_CATEGORIES, log=log, dry_run=True)
+
+
+@router.post("/prolific")
+async def prolific_post(request: Request) -> Response:
+    """Approve / reject / bonus from the admin page; a dry run unless 'send for real' is ticked."""
+    form = await request.form()
+    ctx = require_admin(request, form)
+    dry_run = form.get("execute") != "yes"
+    actions: list[Action] = []
+    client = _prolific_client(ctx, dry_run, actions)
+    action = str(form.get("action", ""))
+    ids = [x.strip() for x in str(form.get("ids", "")).replace(",", "\n").splitlines() if x.strip()]
+    result: Any = None
+    error: str | None = None
+    try:
+        if action == "approve":
+            result = [client.approve(i) for i in ids] if ids else None
+            if not ids:
+                raise ProlificError("list the submission ids (SESSION_ID) to approve")
+        elif action == "reject":
+            if len(ids) != 1:
+                raise ProlificError("reject one submission at a time (one submission id)")
+            result = client.reject(ids[0], str(form.get("message", "")), str(form.get("category", "")))
+        elif action == "bonus":
+            pairs = []
+            for line in str(form.get("ids", "")).splitlines():
+                pid, _, amount = line.strip().replace(",", " ").partition(" ")
+                if pid and not amount.strip():
+                    raise ProlificError(f"bonus line {line.strip()!r}: write 'PARTICIPANT_ID AMOUNT', e.g. 'abc123 1.50'")
+                if pid:
+                    pairs.append((pid, amount.strip()))
+            result = client.bonus(str(form.get("study_id", "")), pairs)
+        else:
+            raise ProlificError("choose an action: approve, reject or bonus")
+    except ProlificError as exc:
+        error = str(exc)
+    await _log_actions(ctx, actions)
+    log = await run_db(ctx, lambda s: audit_log(s, 50))
+    return ctx.render(request, "admin/prolific.html", status_code=200 if error is None else 400,
+                      csrf=ctx.signer.csrf_token(ADMIN_CSRF_SUBJECT), result=json.dumps(result, indent=1),
+                      error=error, categories=REJECTION_CATEGORIES, log=log, dry_run=dry_run)

@@ -6,53 +6,36 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 from collections.abc import AsyncIterator, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from thoughttrace.llm import LLMError
 
 from . import flow
 from .context import AppContext, ctx_of
 from .db import Message, Participant
+from .deps import Reader, Writer, json_body, read_json, run_db
 from .render import render_markdown
+from .schemas import (
+    ChatStateOut,
+    EmptyIn,
+    MessageIn,
+    MessageOut,
+    PostedMessageOut,
+    PostedReactionOut,
+    ReactionIn,
+    ReactionOut,
+    typing_dict,
+)
 from .security import PARTICIPANT_COOKIE
 
 router = APIRouter()
-T = TypeVar("T")
-
-
-async def run_db(ctx: AppContext, work: Callable[[Session], T]) -> T:
-    """Run `work(session)` and commit before returning (the response goes out after the commit).
-
-    PostgreSQL: in the thread pool, transactions run side by side. SQLite: on the event loop itself.
-    SQLite has one writer at a time anyway, and threads queuing on its lock sleep in SQLite's busy
-    handler (backing off up to 100 ms) instead of waking when the lock frees; one short transaction
-    after another on the loop is both faster and fairer. Several processes on one SQLite file still
-    work (the busy timeout covers them); for many workers use PostgreSQL.
-    """
-
-    def job() -> T:
-        with ctx.db.session() as s:
-            return work(s)
-
-    if ctx.db.is_sqlite:
-        return job()
-    return await run_in_threadpool(job)
-
-
-async def read_json(request: Request) -> dict[str, Any]:
-    try:
-        data = json.loads(await request.body() or b"null")
-    except (ValueError, UnicodeDecodeError):
-        raise flow.FlowError(400, "the request body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise flow.FlowError(400, "the request body must be a JSON object")
-    return data
+__all__ = ["read_json", "redirect", "router", "run_db", "where_now"]
 
 
 def where_now(s: Session, p: Participant) -> str:
@@ -63,8 +46,9 @@ def where_now(s: Session, p: Participant) -> str:
             if p.stage == "chat" and flow.close_if_expired(s, p, conv):
                 return f"/c/{conv.public_id}/summary"
             return f"/c/{conv.public_id}" if p.stage == "chat" else f"/c/{conv.public_id}/summary"
-    return {"consent": "/consent", "tutorial": "/tutorial", "task": "/task", "survey": "/survey",
-            "done": "/done"}.get(p.stage, "/consent")
+    return {"consent": "/consent", "screening": "/screening", "tutorial": "/tutorial", "task": "/task",
+            "survey": "/survey", "done": "/done", "declined": "/end", "screened_out": "/end",
+            "timed_out": "/end"}.get(p.stage, "/consent")
 
 
 def redirect(url: str) -> RedirectResponse:
@@ -77,7 +61,7 @@ async def index(request: Request) -> Response:
     ctx = ctx_of(request)
     if ctx.signer.read_participant_cookie(request.cookies.get(PARTICIPANT_COOKIE)):
         return redirect("/next")
-    return ctx.render(request, "index.html")
+    return ctx.render(request, "index.html", anonymous=ctx.study.anonymous_entry)
 
 
 @router.get("/start")
@@ -90,8 +74,14 @@ async def start(request: Request) -> Response:
 
     def work(s: Session) -> tuple[str, str]:
         p = flow.participant_by_public_id(s, current) if current and not pid else None
+        if p is not None and p.stage == "withdrawn":
+            p = None
         if p is None:
-            p = flow.find_or_create_participant(s, pid, study_id, session_id)
+            p = flow.find_or_create_participant(s, pid, study_id, session_id,
+                                                anonymous_entry=ctx.study.anonymous_entry)
+        if p.stage == "withdrawn":
+            raise flow.FlowError(403, "your data was withdrawn from this study; thank you for your time")
+        flow.check_time_limit(s, p, ctx.study)
         return p.public_id, where_now(s, p)
 
     public_id, target = await run_db(ctx, work)
@@ -102,65 +92,84 @@ async def start(request: Request) -> Response:
 
 
 @router.get("/next")
-async def next_page(request: Request) -> Response:
-    ctx = ctx_of(request)
-    return redirect(await run_db(ctx, lambda s: where_now(s, ctx.participant(request, s))))
+async def next_page(you: Reader) -> Response:
+    return redirect(await you.run(where_now))
 
 
 # ------------------------------------------------------------------------------ consent and tutorial
+def at_stage(you: Any, stage: str) -> Any:
+    """Work for a page of one stage: (csrf token, None) there, or (token, where the participant belongs)."""
+
+    def work(s: Session, p: Participant) -> tuple[str, str | None]:
+        return you.csrf(p), (None if p.stage == stage else where_now(s, p))
+
+    return work
+
+
 @router.get("/consent")
-async def consent_page(request: Request) -> Response:
-    ctx = ctx_of(request)
-
-    def work(s: Session) -> tuple[str, str | None]:
-        p = ctx.participant(request, s)
-        return ctx.signer.csrf_token(p.public_id), (None if p.stage == "consent" else where_now(s, p))
-
-    csrf, elsewhere = await run_db(ctx, work)
-    return redirect(elsewhere) if elsewhere else ctx.render(request, "consent.html", csrf=csrf)
+async def consent_page(request: Request, you: Reader) -> Response:
+    csrf, elsewhere = await you.run(at_stage(you, "consent"))
+    return redirect(elsewhere) if elsewhere else you.ctx.render(request, "consent.html", csrf=csrf)
 
 
 @router.post("/consent")
-async def consent_post(request: Request) -> Response:
-    ctx = ctx_of(request)
-    form = await request.form()
+async def consent_post(you: Writer) -> Response:
+    ctx, form = you.ctx, you.form or {}
 
-    def work(s: Session) -> str:
-        p = ctx.participant(request, s)
-        ctx.check_csrf(request, p, form)
+    def work(s: Session, p: Participant) -> str:
+        if form.get("decision") == "decline" and ctx.study.allow_decline:
+            flow.decline_consent(s, p)
+            return where_now(s, p)
         if form.get("agree") != "yes":
             raise flow.FlowError(422, "please tick the box to agree before you start", redirect="/consent")
-        flow.give_consent(s, p)
+        flow.give_consent(s, p, ctx.study)
         return where_now(s, p)
 
-    return redirect(await run_db(ctx, work))
+    return redirect(await you.run(work))
+
+
+@router.get("/screening")
+async def screening_page(request: Request, you: Reader) -> Response:
+    ctx = you.ctx
+    csrf, elsewhere = await you.run(at_stage(you, "screening"))
+    if elsewhere:
+        return redirect(elsewhere)
+    return ctx.render(request, "items.html", csrf=csrf, items=ctx.study.screening, values={}, problems={},
+                      action="/screening", heading=ctx.study.texts.screening_title, submit="Continue")
+
+
+@router.post("/screening")
+async def screening_post(request: Request, you: Writer) -> Response:
+    ctx, form = you.ctx, you.form or {}
+
+    def work(s: Session, p: Participant) -> tuple[str, dict[str, str], str]:
+        problems = flow.submit_screening(s, p, ctx.study, form)
+        return you.csrf(p), problems, where_now(s, p)
+
+    csrf, problems, target = await you.run(work)
+    if problems:
+        return ctx.render(request, "items.html", status_code=422, csrf=csrf, items=ctx.study.screening,
+                          values=flow.submitted_values(ctx.study.screening, form), problems=problems,
+                          action="/screening", heading=ctx.study.texts.screening_title, submit="Continue")
+    return redirect(target)
 
 
 @router.get("/tutorial")
-async def tutorial_page(request: Request) -> Response:
-    ctx = ctx_of(request)
-
-    def work(s: Session) -> tuple[str, str | None]:
-        p = ctx.participant(request, s)
-        return ctx.signer.csrf_token(p.public_id), (None if p.stage == "tutorial" else where_now(s, p))
-
-    csrf, elsewhere = await run_db(ctx, work)
-    return redirect(elsewhere) if elsewhere else ctx.render(request, "tutorial.html", csrf=csrf, wrong=[], given={})
+async def tutorial_page(request: Request, you: Reader) -> Response:
+    csrf, elsewhere = await you.run(at_stage(you, "tutorial"))
+    return redirect(elsewhere) if elsewhere else you.ctx.render(request, "tutorial.html", csrf=csrf, wrong=[], given={})
 
 
 @router.post("/tutorial")
-async def quiz_post(request: Request) -> Response:
-    ctx = ctx_of(request)
-    form = await request.form()
+async def quiz_post(request: Request, you: Writer) -> Response:
+    ctx, form = you.ctx, you.form or {}
     answers = {i: form.get(f"q{i}") for i in range(len(ctx.study.quiz))}
 
-    def work(s: Session) -> tuple[str, list[int], str]:
-        p = ctx.participant(request, s)
-        ctx.check_csrf(request, p, form)
+    def work(s: Session, p: Participant) -> tuple[str, list[int], str]:
         wrong = flow.submit_quiz(s, p, ctx.study, answers)
-        return ctx.signer.csrf_token(p.public_id), wrong, where_now(s, p)
+        return you.csrf(p), wrong, where_now(s, p)
 
-    csrf, wrong, target = await run_db(ctx, work)
+    csrf, wrong, target = await you.run(work)
     if wrong:
         return ctx.render(request, "tutorial.html", status_code=422, csrf=csrf, wrong=wrong, given=answers)
     return redirect(target)
@@ -168,30 +177,24 @@ async def quiz_post(request: Request) -> Response:
 
 # ------------------------------------------------------------------------------------------- tasks
 @router.get("/task")
-async def task_page(request: Request) -> Response:
-    ctx = ctx_of(request)
+async def task_page(request: Request, you: Reader) -> Response:
+    ctx = you.ctx
 
-    def work(s: Session) -> tuple[str, int, str | None]:
-        p = ctx.participant(request, s)
-        return ctx.signer.csrf_token(p.public_id), p.task_index, (None if p.stage == "task" else where_now(s, p))
+    def work(s: Session, p: Participant) -> tuple[str, int, str | None]:
+        return you.csrf(p), p.task_index, (None if p.stage == "task" else where_now(s, p))
 
-    csrf, index, elsewhere = await run_db(ctx, work)
+    csrf, index, elsewhere = await you.run(work)
     if elsewhere:
         return redirect(elsewhere)
-    return ctx.render(request, "task.html", csrf=csrf, task_number=index + 1)
+    spec = ctx.study.task_spec(index)
+    return ctx.render(request, "task.html", csrf=csrf, task_number=index + 1,
+                      instructions=spec.instructions or ctx.study.texts.task_prompt, fixed=spec.statement)
 
 
 @router.post("/task")
-async def task_post(request: Request) -> Response:
-    ctx = ctx_of(request)
-    form = await request.form()
-
-    def work(s: Session) -> str:
-        p = ctx.participant(request, s)
-        ctx.check_csrf(request, p, form)
-        return flow.start_task(s, p, ctx.study, form.get("task")).public_id
-
-    return redirect(f"/c/{await run_db(ctx, work)}")
+async def task_post(you: Writer) -> Response:
+    form = you.form or {}
+    return redirect(f"/c/{await you.run(lambda s, p: flow.start_task(s, p, you.ctx.study, form.get('task')).public_id)}")
 
 
 # -------------------------------------------------------------------------------------------- chat
@@ -216,18 +219,17 @@ def chat_state(s: Session, p: Participant, conv: Any, ctx: AppContext) -> dict[s
 
 
 @router.get("/c/{cid}")
-async def chat_page(request: Request, cid: str) -> Response:
-    ctx = ctx_of(request)
+async def chat_page(request: Request, cid: str, you: Reader) -> Response:
+    ctx = you.ctx
 
-    def work(s: Session) -> tuple[str, dict[str, Any] | None, str | None]:
-        p = ctx.participant(request, s)
+    def work(s: Session, p: Participant) -> tuple[str, dict[str, Any] | None, str | None]:
         conv = flow.owned_conversation(s, p, cid)
-        csrf = ctx.signer.csrf_token(p.public_id)
+        csrf = you.csrf(p)
         if flow.close_if_expired(s, p, conv) or p.stage != "chat" or conv.task_index != p.task_index:
             return csrf, None, where_now(s, p)
         return csrf, chat_state(s, p, conv, ctx), None
 
-    csrf, state, elsewhere = await run_db(ctx, work)
+    csrf, state, elsewhere = await you.run(work)
     if elsewhere:
         return redirect(elsewhere)
     assert state is not None
@@ -235,51 +237,39 @@ async def chat_page(request: Request, cid: str) -> Response:
                       reason_labels=ctx.study.reason_labels(), reaction_labels=ctx.study.reaction_labels())
 
 
-@router.get("/api/c/{cid}/state")
-async def chat_state_api(request: Request, cid: str) -> Response:
-    ctx = ctx_of(request)
-
-    def work(s: Session) -> dict[str, Any]:
-        p = ctx.participant(request, s)
-        conv = flow.owned_conversation(s, p, cid)
-        return chat_state(s, p, conv, ctx)
-
-    return JSONResponse(await run_db(ctx, work))
+@router.get("/api/c/{cid}/state", response_model=ChatStateOut)
+async def chat_state_api(cid: str, you: Reader) -> Response:
+    return JSONResponse(await you.run(lambda s, p: chat_state(s, p, flow.owned_conversation(s, p, cid), you.ctx)))
 
 
-@router.post("/api/c/{cid}/messages")
-async def post_message(request: Request, cid: str) -> Response:
+@router.post("/api/c/{cid}/messages", response_model=PostedMessageOut)
+async def post_message(cid: str, you: Writer, body: MessageIn = json_body(MessageIn)) -> Response:
     """Store a user message with its reason (committed before the answer). Replays return the same id."""
-    ctx = ctx_of(request)
-    data = await read_json(request)
 
-    def work(s: Session) -> tuple[dict[str, Any], bool]:
-        p = ctx.participant(request, s)
-        ctx.check_csrf(request, p)
+    def work(s: Session, p: Participant) -> tuple[dict[str, Any], bool]:
         conv = flow.owned_conversation(s, p, cid)
         posted = flow.add_user_message(
-            s, p, conv, ctx.study, content=data.get("content"), reason=data.get("reason"),
-            reason_label=data.get("reason_label"), client_key=data.get("idempotency_key"))
+            s, p, conv, you.ctx.study, content=body.content, reason=body.reason, reason_label=body.reason_label,
+            client_key=body.idempotency_key, typing=typing_dict(body.reason_typing))
         note = flow.thoughts_of(s, [posted.message]).get(posted.message.id)
         return message_view(posted.message, note), posted.created
 
-    view, created = await run_db(ctx, work)
-    return JSONResponse({"message": view, "created": created}, status_code=201 if created else 200)
+    view, created = await you.run(work)
+    out = PostedMessageOut(message=MessageOut.model_validate(view), created=created)
+    return JSONResponse(out.model_dump(), status_code=201 if created else 200)
 
 
 @router.post("/api/c/{cid}/generate")
-async def generate(request: Request, cid: str) -> Response:
+async def generate(cid: str, you: Writer, _body: EmptyIn = json_body(EmptyIn)) -> Response:
     """Answer the pending user message, streaming the model's text to the browser as it is generated.
 
     A failure before the first piece answers 502/504 with `retry: true`; a failure mid-stream ends the stream
     with an `error` event. Either way the user message stays stored and nothing half-written is saved, so the
     participant can press Retry. The answer is committed before the closing `done` event.
     """
-    ctx = ctx_of(request)
+    ctx = you.ctx
 
-    def load(s: Session) -> tuple[int, list[Any], Message | None, Message | None, str]:
-        p = ctx.participant(request, s)
-        ctx.check_csrf(request, p)
+    def load(s: Session, p: Participant) -> tuple[int, list[Any], Message | None, Message | None, str]:
         conv = flow.owned_conversation(s, p, cid)
         msgs = flow.messages_of(s, conv)
         pending = flow.pending_user_message(msgs)
@@ -292,7 +282,7 @@ async def generate(request: Request, cid: str) -> Response:
         entry = ctx.study.model_entry(conv.model_key)
         return conv.id, flow.build_model_request(entry.system_prompt, msgs), pending, None, conv.model_key
 
-    conv_id, request_msgs, pending, done, model_key = await run_db(ctx, load)
+    conv_id, request_msgs, pending, done, model_key = await you.run(load)
     if done is not None:  # already answered: a replay or a second tab
         return _replay(done)
     lock = ctx.generation_lock(conv_id)
@@ -309,8 +299,11 @@ async def generate(request: Request, cid: str) -> Response:
         entry = ctx.study.model_entry(model_key)
         timeout = ctx.study.model_timeout_seconds
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        pieces = ctx.models[model_key].astream(request_msgs, max_tokens=entry.max_tokens, temperature=entry.temperature)
+        started_at = loop.time()
+        deadline = started_at + timeout
+        seed = new_seed()  # a fresh sample per request; stored with the answer so it can be audited/replayed
+        pieces = ctx.models[model_key].astream(request_msgs, max_tokens=entry.max_tokens, temperature=entry.temperature,
+                                               seed=seed)
 
         async def next_piece() -> str | None:
             return await asyncio.wait_for(anext(pieces, None), max(0.0, deadline - loop.time()))
@@ -332,7 +325,8 @@ async def generate(request: Request, cid: str) -> Response:
                 if failure is not None:
                     flow.log_event(s, p, "model_error", failure[1], conv)
                     return None
-                return flow.add_assistant_message(s, conv, pending, text)
+                latency = int((loop.time() - started_at) * 1000)
+                return flow.add_assistant_message(s, conv, pending, text, seed=seed, latency_ms=latency)
 
             return work
 
@@ -378,6 +372,11 @@ async def generate(request: Request, cid: str) -> Response:
             lock.release()
 
 
+def new_seed() -> int:
+    """A random sampling seed that fits a signed 32-bit column (and every backend's seed field)."""
+    return secrets.randbelow(2**31 - 1)
+
+
 def _event(obj: dict[str, Any]) -> bytes:
     return (json.dumps(obj) + "\n").encode()
 
@@ -394,108 +393,103 @@ def _replay(msg: Message) -> StreamingResponse:
     return StreamingResponse(body(), media_type="application/x-ndjson")
 
 
-@router.post("/api/c/{cid}/messages/{mid}/reaction")
-async def post_reaction(request: Request, cid: str, mid: str) -> Response:
-    ctx = ctx_of(request)
-    data = await read_json(request)
-
-    def work(s: Session) -> tuple[dict[str, Any], bool]:
-        p = ctx.participant(request, s)
-        ctx.check_csrf(request, p)
+@router.post("/api/c/{cid}/messages/{mid}/reaction", response_model=PostedReactionOut)
+async def post_reaction(cid: str, mid: str, you: Writer, body: ReactionIn = json_body(ReactionIn)) -> Response:
+    def work(s: Session, p: Participant) -> tuple[ReactionOut, bool]:
         conv = flow.owned_conversation(s, p, cid)
         msg = flow.owned_message(s, conv, mid)
-        t, created = flow.add_reaction(s, p, conv, msg, ctx.study, content=data.get("content"),
-                                       label=data.get("label"), client_key=data.get("idempotency_key"))
-        return {"message_id": msg.public_id, "content": t.content, "label": t.label}, created
+        t, created = flow.add_reaction(s, p, conv, msg, you.ctx.study, content=body.content, label=body.label,
+                                       client_key=body.idempotency_key, typing=typing_dict(body.typing))
+        return ReactionOut(message_id=msg.public_id, content=t.content, label=t.label), created
 
-    view, created = await run_db(ctx, work)
-    return JSONResponse({"reaction": view, "created": created}, status_code=201 if created else 200)
+    view, created = await you.run(work)
+    out = PostedReactionOut(reaction=view, created=created)
+    return JSONResponse(out.model_dump(), status_code=201 if created else 200)
 
 
 @router.post("/c/{cid}/finish")
-async def finish(request: Request, cid: str) -> Response:
-    ctx = ctx_of(request)
-    form = await request.form()
-
-    def work(s: Session) -> str:
-        p = ctx.participant(request, s)
-        ctx.check_csrf(request, p, form)
+async def finish(cid: str, you: Writer) -> Response:
+    def work(s: Session, p: Participant) -> str:
         conv = flow.owned_conversation(s, p, cid)
-        flow.finish_task(s, p, conv, ctx.study)
+        flow.finish_task(s, p, conv, you.ctx.study)
         return f"/c/{conv.public_id}/summary"
 
-    return redirect(await run_db(ctx, work))
+    return redirect(await you.run(work))
 
 
 # ------------------------------------------------------------------------------- after each task
 @router.get("/c/{cid}/summary")
-async def summary_page(request: Request, cid: str) -> Response:
-    ctx = ctx_of(request)
+async def summary_page(request: Request, cid: str, you: Reader) -> Response:
+    ctx = you.ctx
 
-    def work(s: Session) -> tuple[str, int, str | None]:
-        p = ctx.participant(request, s)
+    def work(s: Session, p: Participant) -> tuple[str, int, str | None]:
         conv = flow.owned_conversation(s, p, cid)
         flow.close_if_expired(s, p, conv)
         ok = p.stage == "post_task" and conv.task_index == p.task_index
-        return ctx.signer.csrf_token(p.public_id), conv.task_index + 1, None if ok else where_now(s, p)
+        return you.csrf(p), conv.task_index + 1, None if ok else where_now(s, p)
 
-    csrf, number, elsewhere = await run_db(ctx, work)
+    csrf, number, elsewhere = await you.run(work)
     if elsewhere:
         return redirect(elsewhere)
     return ctx.render(request, "summary.html", csrf=csrf, cid=cid, task_number=number)
 
 
 @router.post("/c/{cid}/summary")
-async def summary_post(request: Request, cid: str) -> Response:
-    ctx = ctx_of(request)
-    form = await request.form()
+async def summary_post(cid: str, you: Writer) -> Response:
+    form = you.form or {}
 
-    def work(s: Session) -> str:
-        p = ctx.participant(request, s)
-        ctx.check_csrf(request, p, form)
+    def work(s: Session, p: Participant) -> str:
         conv = flow.owned_conversation(s, p, cid)
-        flow.submit_task_summary(s, p, conv, ctx.study, form.get("summary"), form.get("expectation"))
+        flow.submit_task_summary(s, p, conv, you.ctx.study, form.get("summary"), form.get("expectation"))
         return where_now(s, p)
 
-    return redirect(await run_db(ctx, work))
+    return redirect(await you.run(work))
 
 
 @router.get("/survey")
-async def survey_page(request: Request) -> Response:
-    ctx = ctx_of(request)
-
-    def work(s: Session) -> tuple[str, str | None]:
-        p = ctx.participant(request, s)
-        return ctx.signer.csrf_token(p.public_id), None if p.stage == "survey" else where_now(s, p)
-
-    csrf, elsewhere = await run_db(ctx, work)
-    return redirect(elsewhere) if elsewhere else ctx.render(request, "survey.html", csrf=csrf)
+async def survey_page(request: Request, you: Reader) -> Response:
+    ctx = you.ctx
+    csrf, elsewhere = await you.run(at_stage(you, "survey"))
+    if elsewhere:
+        return redirect(elsewhere)
+    return ctx.render(request, "items.html", csrf=csrf, items=ctx.study.survey_questions(), values={}, problems={},
+                      action="/survey", heading="A few questions about you", submit="Finish")
 
 
 @router.post("/survey")
-async def survey_post(request: Request) -> Response:
-    ctx = ctx_of(request)
-    form = await request.form()
-    purposes = [str(x) for x in form.getlist("purposes")]
-
-    def work(s: Session) -> None:
-        p = ctx.participant(request, s)
-        ctx.check_csrf(request, p, form)
-        flow.submit_survey(s, p, ctx.study, dict(form), purposes)
-
-    await run_db(ctx, work)
+async def survey_post(request: Request, you: Writer) -> Response:
+    """Every answer comes back on the page with the missing/invalid ones marked: never a dead end."""
+    ctx, form = you.ctx, you.form or {}
+    csrf, problems = await you.run(lambda s, p: (you.csrf(p), flow.submit_survey(s, p, ctx.study, form)))
+    if problems:
+        items = ctx.study.survey_questions()
+        return ctx.render(request, "items.html", status_code=422, csrf=csrf, items=items,
+                          values=flow.submitted_values(items, form), problems=problems, action="/survey",
+                          heading="A few questions about you", submit="Finish")
     return redirect("/done")
 
 
 @router.get("/done")
-async def done_page(request: Request) -> Response:
-    ctx = ctx_of(request)
-
-    def work(s: Session) -> str | None:
-        p = ctx.participant(request, s)
-        return None if p.stage == "done" else where_now(s, p)
-
-    elsewhere = await run_db(ctx, work)
+async def done_page(request: Request, you: Reader) -> Response:
+    ctx = you.ctx
+    elsewhere = await you.run(lambda s, p: None if p.stage == "done" else where_now(s, p))
     if elsewhere:
         return redirect(elsewhere)
-    return ctx.render(request, "done.html", completion_url=ctx.study.completion_url)
+    return ctx.render(request, "done.html", completion_url=ctx.study.completion_url,
+                      code=ctx.study.completion_code("completed"))
+
+
+@router.get("/end")
+async def end_page(request: Request, you: Reader) -> Response:
+    """The other ways out (declined, screened out, timed out), each with its own completion code."""
+    ctx = you.ctx
+
+    def work(s: Session, p: Participant) -> tuple[str, str | None]:
+        return p.stage, None if p.stage in ("declined", "screened_out", "timed_out") else where_now(s, p)
+
+    stage, elsewhere = await you.run(work)
+    if elsewhere:
+        return redirect(elsewhere)
+    text = getattr(ctx.study.texts, stage)
+    return ctx.render(request, "end.html", outcome=stage, text=text, code=ctx.study.completion_code(stage),
+                      completion_url=ctx.study.completion_url_for(stage))

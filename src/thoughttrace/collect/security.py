@@ -61,3 +61,45 @@ class Signer:
         except BadSignature:
             return False
         return isinstance(data, dict) and data.get("admin") == self._admin_fingerprint
+
+
+class LoginThrottle:
+    """Failed admin logins per client address: after `limit` failures within `window` seconds, that
+    address is refused (429) until the oldest failure ages out. In memory, per worker process; the
+    admin token is long and random, so this only has to make guessing slow, not impossible to retry."""
+
+    def __init__(self, limit: int = 5, window: float = 15 * 60) -> None:
+        self.limit = limit
+        self.window = window
+        self._failures: dict[str, list[float]] = {}
+
+    def _recent(self, who: str, now: float) -> list[float]:
+        times = [t for t in self._failures.get(who, []) if now - t < self.window]
+        if times:
+            self._failures[who] = times
+        else:
+            self._failures.pop(who, None)
+        return times
+
+    def retry_after(self, who: str, now: float | None = None) -> int:
+        """Seconds until `who` may try again (0: now)."""
+        import time
+
+        now = time.monotonic() if now is None else now
+        times = self._recent(who, now)
+        if len(times) < self.limit:
+            return 0
+        return max(1, int(self.window - (now - times[-self.limit])) + 1)
+
+    def failed(self, who: str, now: float | None = None) -> None:
+        import time
+
+        now = time.monotonic() if now is None else now
+        self._recent(who, now)
+        self._failures.setdefault(who, []).append(now)
+        if len(self._failures) > 10_000:  # a flood of addresses: forget the oldest half
+            for key in list(self._failures)[:5_000]:
+                self._failures.pop(key, None)
+
+    def succeeded(self, who: str) -> None:
+        self._failures.pop(who, None)

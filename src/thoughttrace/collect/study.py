@@ -78,6 +78,11 @@ class Texts(_Strict):
     summary_prompt: str = "In a sentence or two: what did you try to do in this task?"
     expectation_prompt: str = "What did you expect from the AI in this task?"
     completion: str = "Thank you! You have finished the study."
+    decline: str = "I do not agree (leave the study)"
+    declined: str = "You chose not to take part. Thank you for your time; nothing you wrote is kept."
+    screened_out: str = "Thank you. Based on your answers you are not eligible for this study."
+    timed_out: str = "The time for this study has run out. Thank you for your time."
+    screening_title: str = "A few questions first"
 
 
 class Survey(_Strict):
@@ -89,6 +94,108 @@ class Survey(_Strict):
     purposes: list[str] = Field(default_factory=lambda: [
         "Work", "Study", "Writing", "Coding", "Information seeking", "Advice", "Entertainment", "Other",
     ])
+
+
+ItemType = Literal["single", "multiple", "likert", "number", "text"]
+_CODE = r"^[A-Za-z0-9_\-]{1,64}$"
+
+
+class SurveyItem(_Strict):
+    """One researcher-defined question (survey or screening), validated when the study loads.
+
+    `attention_check` makes it an instructed-response item ("choose 'Agree' here"): any other answer
+    gives the participant the `attention_check_failed` quality flag. `screen_out_if` (screening items)
+    lists the answers that end the study for the participant with the screen-out completion code.
+    """
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$", description="the answer's key in the export")
+    type: ItemType
+    question: str = Field(min_length=1)
+    options: list[str] = Field(default_factory=list, description="single and multiple choice")
+    required: bool = True
+    scale: int = Field(default=5, ge=2, le=11, description="likert points (1..scale)")
+    low_label: str = ""
+    high_label: str = ""
+    min: float | None = None
+    max: float | None = None
+    integer: bool = True
+    max_chars: int = Field(default=200, ge=1, le=100_000)
+    attention_check: str | int | list[str | int] | None = None
+    screen_out_if: list[str | int] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SurveyItem:
+        if self.type in ("single", "multiple"):
+            if len(self.options) < 2:
+                raise ValueError(f"item '{self.id}' ({self.type} choice) needs at least 2 options")
+            if len(set(self.options)) != len(self.options):
+                raise ValueError(f"item '{self.id}' lists an option twice")
+        elif self.options:
+            raise ValueError(f"item '{self.id}': options are only for single/multiple choice, not {self.type}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"item '{self.id}': min {self.min} is above max {self.max}")
+        allowed = self.allowed_values()
+        for what, values in (("attention_check", self.expected_answers()), ("screen_out_if", self.screen_out_values())):
+            bad = [v for v in values if v not in allowed] if allowed is not None else []
+            if bad and allowed is not None:
+                raise ValueError(f"item '{self.id}': {what} value(s) {bad} are not among its answers {sorted(allowed)}")
+        return self
+
+    def allowed_values(self) -> set[str] | None:
+        """The answers the item accepts, as text (None: any number or text)."""
+        if self.type in ("single", "multiple"):
+            return set(self.options)
+        if self.type == "likert":
+            return {str(i) for i in range(1, self.scale + 1)}
+        return None
+
+    def expected_answers(self) -> list[str]:
+        if self.attention_check is None:
+            return []
+        raw = self.attention_check if isinstance(self.attention_check, list) else [self.attention_check]
+        return [str(v) for v in raw]
+
+    def screen_out_values(self) -> list[str]:
+        return [str(v) for v in self.screen_out_if]
+
+
+def default_survey_items(survey: Survey) -> list[SurveyItem]:
+    """The release's demographic survey, as items (the same answers and export as before)."""
+    return [
+        SurveyItem(id="age", type="text", question="Age", max_chars=20),
+        SurveyItem(id="gender", type="single", question="Gender", options=survey.genders),
+        SurveyItem(id="education", type="single", question="Highest education", options=survey.education),
+        SurveyItem(id="occupation", type="text", question="Occupation", max_chars=200),
+        SurveyItem(id="ai_use_frequency", type="likert", question="How often do you use AI assistants?",
+                   scale=5, low_label="never", high_label="every day"),
+        SurveyItem(id="purposes", type="multiple", question="What do you use them for?", options=survey.purposes),
+    ]
+
+
+class TaskSpec(_Strict):
+    """One task position: its own instructions, and either a fixed task (`statement`) or a free one."""
+
+    instructions: str | None = Field(default=None, description="shown above the task (default: texts.task_prompt)")
+    statement: str | None = Field(default=None, min_length=1, description="a fixed task the participant is given")
+
+
+class CompletionCodes(_Strict):
+    """One Prolific completion code per way a participant can leave the study."""
+
+    completed: str | None = Field(default=None, pattern=_CODE)
+    declined: str | None = Field(default=None, pattern=_CODE, description="did not consent")
+    screened_out: str | None = Field(default=None, pattern=_CODE)
+    timed_out: str | None = Field(default=None, pattern=_CODE, description="ran past study_time_limit_minutes")
+
+
+class QualityRules(_Strict):
+    """Thresholds of the low-effort note checks (each flag names the rule that fired)."""
+
+    min_note_chars: int = Field(default=8, ge=0, description="a shorter note is 'too short'")
+    max_chars_per_second: float = Field(default=25.0, gt=0, description="faster typing is implausible")
+    min_keystroke_ratio: float = Field(default=0.3, ge=0, le=1,
+                                       description="keystrokes / characters below this: the note was pasted")
+    repeat_limit: int = Field(default=2, ge=2, description="the same note this many times is 'repeated'")
 
 
 class StudyConfig(_Strict):
@@ -114,7 +221,17 @@ class StudyConfig(_Strict):
                      options=["Before sending a message", "After each answer of the assistant", "Never"], answer=1),
     ])
     survey: Survey = Field(default_factory=Survey)
-    prolific_completion_code: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-]{1,64}$")
+    prolific_completion_code: str | None = Field(default=None, pattern=_CODE,
+                                                 description="the 'completed' code (completion_codes.completed wins)")
+    completion_codes: CompletionCodes = Field(default_factory=CompletionCodes)
+    anonymous_entry: bool = Field(default=True, description="false: only /start?PROLIFIC_PID=... opens the study")
+    allow_decline: bool = Field(default=True, description="the consent page offers 'I do not agree'")
+    study_time_limit_minutes: float | None = Field(default=None, gt=0, le=24 * 60,
+                                                   description="past this since entry: the time-out path")
+    tasks: list[TaskSpec] = Field(default_factory=list, description="per-position task instructions (optional)")
+    screening: list[SurveyItem] = Field(default_factory=list, description="questions after consent; may screen out")
+    survey_items: list[SurveyItem] | None = Field(default=None, description="default: the release's demographics")
+    quality: QualityRules = Field(default_factory=QualityRules)
 
     @field_validator("models")
     @classmethod
@@ -130,7 +247,36 @@ class StudyConfig(_Strict):
     def _known_version(self) -> StudyConfig:
         if self.format_version != 1:
             raise ValueError(f"format_version {self.format_version} is not supported (this version reads 1)")
+        if self.tasks:
+            if "tasks_per_participant" in self.model_fields_set and self.tasks_per_participant != len(self.tasks):
+                raise ValueError(f"tasks lists {len(self.tasks)} task(s) but tasks_per_participant is "
+                                 f"{self.tasks_per_participant}; drop tasks_per_participant or make them agree")
+            self.tasks_per_participant = len(self.tasks)
+        for group in ("screening", "survey_items"):
+            ids = [i.id for i in getattr(self, group) or []]
+            twice = sorted({i for i in ids if ids.count(i) > 1})
+            if twice:
+                raise ValueError(f"{group}: item id(s) {twice} appear twice; every item needs its own id")
+        if any(i.screen_out_if for i in self.survey_items or []):
+            raise ValueError("survey_items cannot screen out (the study is over by then); "
+                             "put screen_out_if items under screening")
         return self
+
+    def survey_questions(self) -> list[SurveyItem]:
+        return self.survey_items if self.survey_items is not None else default_survey_items(self.survey)
+
+    def task_spec(self, index: int) -> TaskSpec:
+        return self.tasks[index] if index < len(self.tasks) else TaskSpec()
+
+    def completion_code(self, outcome: str) -> str | None:
+        """The Prolific code for an outcome: completed, declined, screened_out or timed_out."""
+        if outcome == "completed":
+            return self.completion_codes.completed or self.prolific_completion_code
+        return getattr(self.completion_codes, outcome, None)
+
+    def completion_url_for(self, outcome: str) -> str | None:
+        code = self.completion_code(outcome)
+        return f"https://app.prolific.com/submissions/complete?cc={code}" if code else None
 
     def model_entry(self, key: str) -> ModelEntry:
         for m in self.models:
@@ -146,9 +292,7 @@ class StudyConfig(_Strict):
 
     @property
     def completion_url(self) -> str | None:
-        if not self.prolific_completion_code:
-            return None
-        return f"https://app.prolific.com/submissions/complete?cc={self.prolific_completion_code}"
+        return self.completion_url_for("completed")
 
 
 def _format_errors(exc: ValidationError, source: str) -> str:

@@ -28,6 +28,20 @@
   const timerEl = document.getElementById("timer");
   let state = JSON.parse(document.getElementById("initial-state").textContent);
   let busy = false;
+  let finishWhenIdle = false;
+
+  // Keystroke timing of a note (time from its first key to sending, and the number of keys): the
+  // server turns implausibly fast or pasted notes into a quality flag for the researcher.
+  function typingTracker(el) {
+    let first = null, keys = 0;
+    if (el) el.addEventListener("keydown", function () { if (first === null) first = Date.now(); keys += 1; });
+    return {
+      read: function () { return first === null ? { ms: 0, keys: 0 } : { ms: Date.now() - first, keys: keys }; },
+      reset: function () { first = null; keys = 0; },
+    };
+  }
+  const reasonTyping = typingTracker(reasonEl);
+  const reactionTyping = typingTracker(reactionEl);
 
   function newKey() {
     if (window.crypto && crypto.randomUUID) return crypto.randomUUID().replace(/-/g, "");
@@ -99,40 +113,80 @@
     if (owed) reactionEl.focus();
   }
 
+  function showAnswer(msg) {
+    addMessage({ id: msg.id, role: "assistant", content: msg.content, html: msg.html });
+    state.messages.push({ id: msg.id, role: "assistant", content: msg.content, html: msg.html, note: null });
+    state.awaiting_answer = false;
+  }
+
+  // After a broken stream: the server may have stored the answer before the connection dropped. Ask it,
+  // so the page shows what is really stored; if nothing is, Retry is shown (no reload needed).
+  async function recover(message) {
+    try {
+      const resp = await fetch("/api/c/" + cid + "/state", { credentials: "same-origin" });
+      if (resp.ok) {
+        const fresh = await resp.json();
+        const last = fresh.messages[fresh.messages.length - 1];
+        if (last && last.role === "assistant" && !state.messages.some(function (m) { return m.id === last.id; })) {
+          showAnswer(last);
+          setStatus("");
+          return;
+        }
+        state.awaiting_answer = fresh.awaiting_answer;
+        state.open = fresh.open;
+      }
+    } catch (e) { /* still offline: keep the Retry button */ }
+    setStatus(message, true);
+  }
+
+  function idle() {
+    busy = false;
+    refresh();
+    if (finishWhenIdle && Date.now() > deadline && !needsReaction()) finishForm.submit();
+  }
+
   async function generate() {
     busy = true; refresh();
     setStatus("The assistant is writing…");
-    let resp;
-    try { resp = await postJSON("/api/c/" + cid + "/generate"); }
-    catch (e) { busy = false; setStatus("Network problem: the assistant did not answer. Your message is saved; press Retry.", true); refresh(); return; }
-    if (!resp.ok) { const err = await errorOf(resp); busy = false; setStatus(err, true); refresh(); return; }
-    const li = addMessage({ role: "assistant", content: "" });
-    const body = li.querySelector(".plain");
-    const reader = resp.body.getReader();
-    const decoder = new TextDecoder();
-    let buffer = "", finalMsg = null, streamError = null;
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffer += decoder.decode(value, { stream: true });
-      let nl;
-      while ((nl = buffer.indexOf("\n")) >= 0) {
-        const line = buffer.slice(0, nl); buffer = buffer.slice(nl + 1);
-        if (!line.trim()) continue;
-        const ev = JSON.parse(line);
-        if (ev.type === "delta") body.textContent += ev.text;
-        else if (ev.type === "done") finalMsg = ev;
-        else if (ev.type === "error") streamError = ev.error;
+    let li = null;
+    let finalMsg = null, streamError = null;
+    try {
+      const resp = await postJSON("/api/c/" + cid + "/generate");
+      if (!resp.ok) { setStatus(await errorOf(resp), true); return; }
+      li = addMessage({ role: "assistant", content: "" });
+      li.classList.add("streaming");
+      const body = li.querySelector(".plain");
+      const reader = resp.body.getReader();
+      const decoder = new TextDecoder();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += decoder.decode(value, { stream: true });
+        let nl;
+        while ((nl = buffer.indexOf("\n")) >= 0) {
+          const line = buffer.slice(0, nl); buffer = buffer.slice(nl + 1);
+          if (!line.trim()) continue;
+          const ev = JSON.parse(line);
+          if (ev.type === "delta") body.textContent += ev.text;
+          else if (ev.type === "done") finalMsg = ev;
+          else if (ev.type === "error") streamError = ev.error;
+        }
       }
+    } catch (e) {
+      streamError = null;  // the connection broke: fall through to recovery below
+    } finally {
+      if (!finalMsg) {
+        if (li) li.remove();
+        if (li || streamError) await recover(streamError || "The answer was cut off. Your message is saved; press Retry.");
+        else if (!statusEl.textContent) await recover("Network problem: the assistant did not answer. Your message is saved; press Retry.");
+      } else {
+        li.remove();
+        showAnswer({ id: finalMsg.message_id, content: finalMsg.content, html: finalMsg.html });
+        setStatus("");
+      }
+      idle();
     }
-    busy = false;
-    if (!finalMsg) { li.remove(); setStatus(streamError || "The answer was cut off. Your message is saved; press Retry.", true); refresh(); return; }
-    body.className = "md"; body.innerHTML = finalMsg.html;
-    li.dataset.id = finalMsg.message_id;
-    state.messages.push({ id: finalMsg.message_id, role: "assistant", content: finalMsg.content, html: finalMsg.html, note: null });
-    state.awaiting_answer = false;
-    setStatus("");
-    refresh();
   }
 
   async function send() {
@@ -146,11 +200,12 @@
     try {
       resp = await postJSON("/api/c/" + cid + "/messages", {
         content: content, reason: reason, reason_label: reasonLabelEl ? reasonLabelEl.value || null : null,
-        idempotency_key: keyFor("message"),
+        idempotency_key: keyFor("message"), reason_typing: reasonTyping.read(),
       });
-    } catch (e) { busy = false; setStatus("Network problem: nothing was sent; press Send again.", true); refresh(); return; }
+    } catch (e) { setStatus("Network problem: nothing was sent; press Send again.", true); idle(); return; }
     busy = false;
-    if (!resp.ok) { setStatus(await errorOf(resp), true); refresh(); return; }
+    if (!resp.ok) { setStatus(await errorOf(resp), true); idle(); return; }
+    reasonTyping.reset();
     const data = await resp.json();
     dropKey("message");
     messageEl.value = ""; reasonEl.value = ""; if (reasonLabelEl) reasonLabelEl.value = "";
@@ -169,11 +224,12 @@
     try {
       resp = await postJSON("/api/c/" + cid + "/messages/" + last.id + "/reaction", {
         content: content, label: reactionLabelEl ? reactionLabelEl.value || null : null,
-        idempotency_key: keyFor("reaction-" + last.id),
+        idempotency_key: keyFor("reaction-" + last.id), typing: reactionTyping.read(),
       });
     } catch (e) { setStatus("Network problem: the reaction was not saved; press Save again.", true); return; }
     if (!resp.ok) { setStatus(await errorOf(resp), true); return; }
     const data = await resp.json();
+    reactionTyping.reset();
     dropKey("reaction-" + last.id);
     last.note = { content: data.reaction.content, label: data.reaction.label };
     const li = list.querySelector('li[data-id="' + CSS.escape(last.id) + '"]');
@@ -190,6 +246,9 @@
     timerEl.classList.toggle("low", left < 60);
     if (left <= 0) {
       clearInterval(timer);
+      // never end the task while an answer is streaming in: finish once it has arrived (and been reacted to)
+      finishWhenIdle = true;
+      if (busy) { setStatus("Time is up: the answer is still arriving; you will move on after it.", false); return; }
       if (needsReaction()) { setStatus("Time is up: please write your reaction to the last answer, then you will move on.", true); return; }
       finishForm.submit();
     }
@@ -200,7 +259,7 @@
   retryBtn.addEventListener("click", generate);
   reactionBtn.addEventListener("click", async function () {
     await react();
-    if (Date.now() > deadline && !needsReaction()) finishForm.submit();
+    if (Date.now() > deadline && !needsReaction() && !busy) finishForm.submit();
   });
   messageEl.addEventListener("keydown", function (e) { if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) send(); });
   const timer = setInterval(tick, 1000);
