@@ -26,6 +26,16 @@ NOTHING_NEW = "nothing new"
 _NUMBERED = re.compile(r"^\s*\d+[.)]?\s+")
 _SENTENCE_END = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"”]))\s+(?=[A-Z\"“])")
 _QUOTE = re.compile(r"[\"“”]")
+_SPEECH = re.compile(r"\b(?:said|says|say|asked|asks|ask|replied|replies|reply|told|tells|tell|answered|answers|"
+                     r"shouted|shouts|whispered|whispers|exclaimed|responded|responds|mentioned|mentions|informed|"
+                     r"informs|explained|explains|suggested|suggests|announced|announces|called out)\b", re.I)
+_SPEAKER = re.compile(r"^\s*[A-Z][a-z]+(?: [A-Z][a-z]+){0,2}:\s+\S")
+
+
+def is_utterance(sentence: str) -> bool:
+    """Dialogue, with or without quote marks: quoted words, a speech verb ("asked where the wine is"),
+    or a transcript line "Name: words"."""
+    return bool(_QUOTE.search(sentence) or _SPEECH.search(sentence) or _SPEAKER.match(sentence))
 
 
 def split_sentences(story: str) -> list[str]:
@@ -140,7 +150,7 @@ def build_timeline(sentences: list[str], perception: PerceptionResult | None) ->
         step = Step(t, [sentences[i] for i in chunk], " ".join(upto), obs,
                     " ".join(sentences[i] for i in events) or NOTHING_NEW)
         if act is not None:
-            if _QUOTE.search(act):
+            if is_utterance(act):
                 step.utterance = act
             else:
                 step.action = act
