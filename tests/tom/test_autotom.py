@@ -95,8 +95,11 @@ async def test_hypothesis_proposals_are_validated_then_fall_back() -> None:
     assert "two different hypotheses" in model.backend.requests[1]["messages"][-1]["content"]
     bad = get_model("scripted", cache=False, outputs=['{"hypotheses": ["..."]}'])
     g = _Grounding(analysis, [], "story", "q", ["basket", "box"], TrackedModel(bad), AutoToMConfig())
-    assert await g.propose("Belief") == ["Sally's beliefs match what Sally has observed.",
-                                         "Sally holds a false belief about the situation."]
+    # the fallback keeps one belief per choice, tied to what is asked
+    assert await g.propose("Belief") == ["Sally believes this is so: Sally will look in the basket.",
+                                         "Sally believes this is so: Sally will look in the box."]
+    # no goal stated in the story: no goal hypotheses (never the choices' actions dressed up as goals)
+    assert await g.propose("Goal") == []
 
 
 async def test_parse_check_rejects_agents_the_question_does_not_ask_about() -> None:
@@ -111,9 +114,11 @@ async def test_parse_check_rejects_agents_the_question_does_not_ask_about() -> N
     model = get_model("scripted", cache=False, outputs=[wrong, wrong])
     analysis, trace = await analyse_question(TrackedModel(model), STORY, "Where will Sally look for the ball?", CHOICES)
     # the failing field alone is repaired by its fallback; the check fired on both attempts
-    assert analysis.source == "llm+fallback agents" and analysis.agents == ["Sally"]
+    # ("belief" for a "where will ... look" question is corrected too: it asks for an action)
+    assert analysis.source == "llm+fallback agents,variable" and analysis.agents == ["Sally"]
+    assert analysis.variable == "action"
     assert "agents ['Anne'] are not names" in trace["llm"]["attempts"][0]["error"]
-    assert trace["checks_fired"] == ["agents_in_story"] and trace["fallbacks"] == ["agents"]
+    assert trace["checks_fired"] == ["agents_in_story", "variable_cue"] and trace["fallbacks"] == ["agents", "variable"]
     q = "If Sally has been trying to get the ball, where does Sally think the ball is?"
     nested = wrong.replace('"Sally", "Anne"', '"Sally"')
     analysis, _ = await analyse_question(TrackedModel(get_model("scripted", cache=False, outputs=[nested])), STORY, q, CHOICES)

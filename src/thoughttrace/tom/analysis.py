@@ -208,6 +208,24 @@ def detect_variable(question: str, choices: list[str], has_agent: bool) -> str:
     return "belief"
 
 
+_ACTION_CUE = re.compile(r"\b(?:where will|what will \w+ do|(?:look|looks|search|searches|searching) for)\b", re.I)
+_BELIEF_CUE = re.compile(r"\b(?:believes?|thinks?|think that)\b", re.I)
+#: variables that answer the same kind of question (a parse may name either)
+_COMPATIBLE = {"action": {"action", "utterance"}, "belief": {"belief", "belief_of_goal", "state", "emotion", "other"}}
+
+
+def cue_variable(question: str) -> str | None:
+    """The query variable the question's own words fix, or None when they leave it open: "where will X
+    look", "what will X do", "... searches for" ask for an action (also when nested in "A thinks that");
+    otherwise "believe"/"think" asks for a belief. Conditional clauses are ignored (they state givens)."""
+    text = _CONDITION.sub(" ", question)
+    if _ACTION_CUE.search(text):
+        return "action"
+    if _BELIEF_CUE.search(text):
+        return "belief"
+    return None
+
+
 def says_least(question: str) -> bool:
     """Whether the question itself asks for the LEAST likely choice (the only source of that flag)."""
     return re.search(r"\bleast\b", question, re.I) is not None
@@ -276,9 +294,9 @@ def _statements_ok(statements: list[str], choices: list[str], names: list[str] |
 
 
 #: the cross-checks, in the order they run; each names the field its fallback repairs
-CHECKS = ("agents_in_story", "agents_nonempty", "agents_order", "least_likely", "known_from_question",
+CHECKS = ("agents_in_story", "agents_nonempty", "agents_order", "variable_cue", "least_likely", "known_from_question",
           "known_missing", "statements_match")
-_CHECK_FIELD = {"agents_in_story": "agents", "agents_nonempty": "agents", "agents_order": "agents",
+_CHECK_FIELD = {"variable_cue": "variable", "agents_in_story": "agents", "agents_nonempty": "agents", "agents_order": "agents",
                 "least_likely": "least_likely", "known_from_question": "known", "known_missing": "known",
                 "statements_match": "statements"}
 
@@ -307,6 +325,9 @@ def cross_check(p: QuestionParse, story: str, question: str, choices: list[str])
     if positions != sorted(positions):
         failed.append(("agents_order", "list the agents in the order the question nests them, outermost first "
                                        f"(the question names them as {named})"))
+    cue = cue_variable(question)
+    if cue is not None and p.variable not in _COMPATIBLE[cue]:
+        failed.append(("variable_cue", f"the question asks for the agent's {cue} ('variable' is {p.variable!r})"))
     if p.least_likely != says_least(question):
         failed.append(("least_likely", "'least_likely' must be true only when the question says LEAST"))
     clauses = conditional_clauses(question)
@@ -359,10 +380,12 @@ async def analyse_question(model: TrackedModel | None, story: str, question: str
         chosen, source = parsed, "llm"
         remaining = {_CHECK_FIELD[name] for name, _ in cross_check(parsed, story, question, choices)}
         update: dict[str, Any] = {}
-        for fld in ("agents", "least_likely", "known", "statements"):
+        for fld in ("agents", "variable", "least_likely", "known", "statements"):
             if fld in remaining:
                 update[fld] = getattr(fallback, fld)
                 trace["fallbacks"].append(fld)
+        if "variable" in update:
+            update["variable"] = cue_variable(question) or fallback.variable
         if "agents" in update and not update["agents"]:
             update["variable"] = fallback.variable
         chosen = parsed.model_copy(update=update)
@@ -370,7 +393,10 @@ async def analyse_question(model: TrackedModel | None, story: str, question: str
             source = "llm+fallback " + ",".join(trace["fallbacks"])
     slot = QUERY_SLOTS[chosen.variable] if chosen.agents else BELIEF
     known_slots = [GOAL if k.variable == "goal" else BELIEF for k in chosen.known]
-    initial = valid_model(repair(chosen.model or list(MINIMAL_MODELS[slot]), slot, known_slots), slot)
+    # the discovery starts from the smallest valid model (plus the variables the question gives); the
+    # model's own proposal is kept in the trace only: a full proposed model would leave nothing to discover
+    trace["proposed_model"] = list(chosen.model)
+    initial = valid_model(repair(list(MINIMAL_MODELS[slot]), slot, known_slots), slot)
     analysis = QuestionAnalysis(
         agents=_chain([a.strip() for a in chosen.agents if a.strip()]), variable=chosen.variable, known=chosen.known,
         statements=chosen.statements, least_likely=says_least(question),

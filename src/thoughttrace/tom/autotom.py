@@ -306,18 +306,19 @@ class _Grounding:
     def fallback_hypotheses(self, var: str) -> list[str]:
         """Documented fallback when no usable proposal comes back.
 
-        Belief: the generic true-belief / false-belief pair. Goal: the story's own sentence about what the
-        agent wants or tries (one hypothesis, so it acts as observed), else the choices' statements.
+        Belief: one belief per choice that would make it right ("Sally believes this is so: <statement>"),
+        so the belief stays tied to what is asked. Goal: the story's own sentence about what the agent
+        wants or tries (one hypothesis, so it acts as observed), else none: the Goal is then left out of the
+        model (a goal made up from the choices would be an action, not a goal).
         """
         agent = self.agent_name
         if var == BELIEF:
-            return [f"{agent}'s beliefs match what {agent} has observed.",
-                    f"{agent} holds a false belief about the situation."]
+            return [f"{agent} believes this is so: {s.rstrip('.')}." for s in self.a.statements]
         for sentence in split_sentences(self.story):
             if agent.lower() in sentence.lower() and re.search(r"\b(wants?|trying to|tries to|goal|plans? to|needs? to)\b",
                                                                sentence, re.I):
                 return [sentence]
-        return list(self.a.statements)
+        return []
 
     async def ground(self, spec: ModelSpec) -> ProblemModel:
         a, slot, V = self.a, self.a.slot, spec.variables
@@ -328,7 +329,9 @@ class _Grounding:
         elif "goal" in self.known:
             constant[GOAL] = Node(GOAL, [self.known["goal"]], observed=True)
         elif GOAL in V:
-            constant[GOAL] = Node(GOAL, await self.propose(GOAL))
+            goals = await self.propose(GOAL)
+            if goals:  # no goal to hypothesise: the model is the same as without Goal
+                constant[GOAL] = Node(GOAL, goals)
         belief_values: list[str] | None = None
         if slot == BELIEF:
             belief_values = list(a.statements)
