@@ -196,3 +196,25 @@ async def test_default_keeps_every_step() -> None:
     method = AutoToM(AutoToMConfig(llm_steps=False), likelihood=ScriptedLikelihood(lambda r: 0.5))
     ans = await method.solve(None, " ".join(sentences), "Where does Ann think the ball is?", ["basket", "box"])
     assert "condensed" not in ans.trace and len(ans.trace["timeline"]) == 10
+
+
+async def test_no_request_is_left_in_flight_when_the_budget_stops_a_model() -> None:
+    """A model refused part-way by the budget waits for its requests already sent, so each is finished
+    (and counted to this question) before the answer returns."""
+    import asyncio
+
+    state = {"started": 0, "finished": 0}
+
+    class Slow:
+        async def __call__(self, request: LikelihoodRequest) -> float:
+            state["started"] += 1
+            await asyncio.sleep(0.02)
+            state["finished"] += 1
+            return 0.9 if "basket" in request.value and "basket" in str(request.facts) else 0.5
+
+    story = ("1 Sally entered the kitchen.\n2 The ball is in the basket.\n3 Anne entered the kitchen.\n"
+             "4 Sally exited the kitchen.\n5 Anne moved the ball to the box.")
+    method = AutoToM(AutoToMConfig(llm_steps=False, likelihood_budget=3, threshold=0.0), likelihood=Slow())
+    ans = await method.solve(None, story, "Where does Sally think the ball is?", CHOICES)
+    assert ans.trace["discovery"]["stopped_because"] == "budget"
+    assert state["started"] == state["finished"] == ans.trace["likelihood_requests"]

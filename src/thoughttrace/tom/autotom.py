@@ -32,6 +32,7 @@ from thoughttrace.llm import Model
 
 from .analysis import QuestionAnalysis, analyse_question
 from .discovery import DEFAULT_ALPHA, DEFAULT_THRESHOLD, BudgetExhausted, ModelSpec, discover
+from .extract import extract_steps
 from .factors import fixed_factor
 from .inference import InferenceConfig, InferenceResult, infer
 from .likelihood import Likelihood, LikelihoodRequest, LLMLikelihood
@@ -88,6 +89,10 @@ class AutoToMConfig:
     #: observation keeps all their text; recorded in trace["condensed"]); None keeps every step
     max_steps: int | None = None
     llm_steps: bool = True
+    #: per-step extraction of Action / Utterance / stated Goal / stated Belief (extract.py): one structured
+    #: call per `extract_chunk` steps, chunks concurrently; off by default (it costs those calls)
+    extract_steps: bool = False
+    extract_chunk: int = 4
     constrained: bool = True
     likelihood_method: str = "auto"
 
@@ -160,6 +165,9 @@ class AutoToM:
             steps = build_timeline(visible, per)
         else:
             steps = build_timeline(visible, None)
+        if cfg.extract_steps and cfg.llm_steps and tm is not None and analysis.agent is not None:
+            steps, trace["extraction"] = await extract_steps(tm, steps, analysis.agent, chunk_size=cfg.extract_chunk,
+                                                             constrained=cfg.constrained)
         if cfg.max_steps and len(steps) > cfg.max_steps:
             steps, trace["condensed"] = condense(steps, cfg.max_steps)
         trace["timeline"] = [s.as_dict() for s in steps]
@@ -307,13 +315,16 @@ class _Grounding:
         """Documented fallback when no usable proposal comes back.
 
         Belief: one belief per choice that would make it right ("Sally believes this is so: <statement>"),
-        so the belief stays tied to what is asked. Goal: the story's own sentence about what the agent
-        wants or tries (one hypothesis, so it acts as observed), else none: the Goal is then left out of the
+        so the belief stays tied to what is asked. Goal: the latest goal the per-step extraction found,
+        else the story's own sentence about what the agent wants or tries (one hypothesis, so it acts as observed), else none: the Goal is then left out of the
         model (a goal made up from the choices would be an action, not a goal).
         """
         agent = self.agent_name
         if var == BELIEF:
             return [f"{agent} believes this is so: {s.rstrip('.')}." for s in self.a.statements]
+        stated = [s.goal for s in self.steps if s.goal]  # goals the per-step extraction found
+        if stated:
+            return stated[-1:]
         for sentence in split_sentences(self.story):
             if agent.lower() in sentence.lower() and re.search(r"\b(wants?|trying to|tries to|goal|plans? to|needs? to)\b",
                                                                sentence, re.I):

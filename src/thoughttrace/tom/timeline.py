@@ -112,10 +112,16 @@ class Step:
     events: str = NOTHING_NEW
     action: str | None = None
     utterance: str | None = None
+    #: what the story states about the agent's goal / belief at this step (per-step extraction; else None)
+    goal: str | None = None
+    belief: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "state": self.state, "observation": self.observation,
-                "action": self.action, "utterance": self.utterance}
+        out: dict[str, Any] = {"index": self.index, "state": self.state, "observation": self.observation,
+                               "action": self.action, "utterance": self.utterance}
+        if self.goal is not None or self.belief is not None:
+            out.update(goal=self.goal, belief=self.belief)
+        return out
 
 
 def build_timeline(sentences: list[str], perception: PerceptionResult | None) -> list[Step]:
