@@ -42,7 +42,9 @@ def test_bench_writes_results_summary_and_resumes(tmp_path: Path) -> None:
     summary = json.loads((out / "summary.json").read_text())
     assert summary["overall"]["n"] == 4 and summary["format_version"] == 1
     assert set(summary["benchmarks"]["tomi"]["by_official_group"]) == {"first_order", "reality"}
-    assert "accuracy" in (out / "summary.md").read_text()
+    md = (out / "summary.md").read_text()
+    assert "accuracy" in md and "Brier" in md and "stopped on budget" in md
+    assert set(summary["overall"]["calibration"]) >= {"brier", "ece", "log_loss", "n", "excluded"}
     # resumed: nothing is asked again
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 0
