@@ -218,3 +218,33 @@ async def test_no_request_is_left_in_flight_when_the_budget_stops_a_model() -> N
     ans = await method.solve(None, story, "Where does Sally think the ball is?", CHOICES)
     assert ans.trace["discovery"]["stopped_because"] == "budget"
     assert state["started"] == state["finished"] == ans.trace["likelihood_requests"]
+
+
+async def test_nested_question_infers_what_the_outer_agent_believes_the_inner_agent_observed() -> None:
+    """With nested_observation, the inner agent's observation is a latent belief of the outer agent: if Anne
+    believes Sally did not see the ball go into the basket, Anne's view of Sally's belief stays open."""
+    seen: list[LikelihoodRequest] = []
+
+    def lik(req: LikelihoodRequest) -> float:
+        seen.append(req)
+        facts = dict(req.facts)
+        if req.variable == "What Anne believes Sally perceived":
+            return 0.1 if req.value != "no observation" else 0.9  # Anne thinks Sally saw little
+        perceived = facts.get("What Anne believes Sally perceived", facts.get("What Sally perceived", ""))
+        if "basket" in perceived:
+            return 0.9 if "basket" in req.value else 0.1
+        return 0.5
+
+    story = ("1 Anne entered the kitchen.\n2 Sally entered the kitchen.\n3 The ball is in the basket.\n"
+             "4 Sally exited the kitchen.")
+    q = "Where does Anne think that Sally thinks the ball is?"
+    perception = {"Anne": {"observed": [1, 2, 3, 4], "actions": [1]},
+                  "Sally": {"observed": [1, 2, 3, 4], "actions": [2, 4]}}
+    off = AutoToM(AutoToMConfig(threshold=0.0), likelihood=ScriptedLikelihood(lik))
+    on = AutoToM(AutoToMConfig(threshold=0.0, nested_observation=True), likelihood=ScriptedLikelihood(lik))
+    a_off = await off.solve(competent_model(agents=["Anne", "Sally"], perception=perception), story, q, CHOICES)
+    a_on = await on.solve(competent_model(agents=["Anne", "Sally"], perception=perception), story, q, CHOICES)
+    assert a_on.trace["belief_of_state"]["outer"] == "Anne"
+    assert any(r.variable == "What Anne believes Sally perceived" for r in seen)
+    # the sub-inference moves the answer towards "no idea" compared with assuming Sally saw it all
+    assert abs(a_on.posterior[0] - 0.5) < abs(a_off.posterior[0] - 0.5)

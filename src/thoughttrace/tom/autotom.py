@@ -93,6 +93,10 @@ class AutoToMConfig:
     #: call per `extract_chunk` steps, chunks concurrently; off by default (it costs those calls)
     extract_steps: bool = False
     extract_chunk: int = 4
+    #: higher-order questions: infer what the outer agent believes the inner agent observed (each observed
+    #: step's Observation becomes latent, {what was seen, no observation}, scored as "what <outer> believes
+    #: <inner> perceived" given "what <outer> believes is true"); off by default (it costs those requests)
+    nested_observation: bool = False
     constrained: bool = True
     likelihood_method: str = "auto"
 
@@ -168,6 +172,10 @@ class AutoToM:
         if cfg.extract_steps and cfg.llm_steps and tm is not None and analysis.agent is not None:
             steps, trace["extraction"] = await extract_steps(tm, steps, analysis.agent, chunk_size=cfg.extract_chunk,
                                                              constrained=cfg.constrained)
+        if cfg.nested_observation and len(analysis.agents) > 1:
+            # the outer agent's belief of the state is the world as it perceived it (its re-told story)
+            trace["belief_of_state"] = {"outer": analysis.agents[-2], "inner": analysis.agents[-1],
+                                        "state": " ".join(visible)}
         if cfg.max_steps and len(steps) > cfg.max_steps:
             steps, trace["condensed"] = condense(steps, cfg.max_steps)
         trace["timeline"] = [s.as_dict() for s in steps]
@@ -182,8 +190,8 @@ class AutoToM:
                 fixed["persistence"] += 1
                 return p
             agent = grounding.agent_name
-            facts = tuple((labels()[p].format(agent=agent), v) for p, v in parents)
-            req = LikelihoodRequest(agent=agent, variable=labels()[var].format(agent=agent), value=value, facts=facts)
+            facts = tuple((grounding.label(p), v) for p, v in parents)
+            req = LikelihoodRequest(agent=agent, variable=grounding.label(var), value=value, facts=facts)
             return await lik(req)
 
         async def evaluate(spec: ModelSpec) -> list[float]:
@@ -264,6 +272,17 @@ class _Grounding:
         self.traces: dict[str, Any] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self.known = {k.variable: k.value for k in analysis.known}
+
+    @property
+    def nested(self) -> bool:
+        return self.cfg.nested_observation and len(self.a.agents) > 1
+
+    def label(self, var: str) -> str:
+        """How a variable is named in likelihood prompts; for the nested sub-inference, State and
+        Observation are the outer agent's beliefs about them."""
+        if self.nested and var in (STATE, OBS):
+            return labels()[f"Nested{var}"].format(agent=self.agent_name, outer=self.a.agents[-2])
+        return labels()[var].format(agent=self.agent_name)
 
     def repair(self, variables: frozenset[str]) -> frozenset[str]:
         """The nearest valid model for this question's query and timeline (model_space.valid_model)."""
@@ -361,7 +380,10 @@ class _Grounding:
             if final and slot in (ACTION, UTTER) and own and observation is not None:
                 observation = f"{observation} {own}".strip()  # it already happened; the query is what comes next
             if OBS in V:
-                if observation is not None:
+                if observation is not None and self.nested and observation != NOTHING_NEW:
+                    # did the inner agent perceive it, as the outer agent believes? (inferred, not assumed)
+                    nodes[OBS] = Node(OBS, [observation, NO_OBSERVATION])
+                elif observation is not None:
                     nodes[OBS] = Node(OBS, [observation], observed=True)
                 else:
                     nodes[OBS] = Node(OBS, [st.events, NO_OBSERVATION])
