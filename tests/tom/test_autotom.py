@@ -40,7 +40,9 @@ async def test_higher_order_retells_the_story_from_the_outer_agent() -> None:
     perception = {"Anne": {"observed": [1, 2, 3, 4], "actions": [2]},
                   "Sally": {"observed": [1, 2, 3, 4], "actions": [1, 4]}}
     model = competent_model(agents=["Anne", "Sally"], perception=perception)
-    ans = await asolve(model, STORY, "Where does Anne think that Sally thinks the ball is?", CHOICES)
+    # a third person moves the ball while Anne looks away (an agent always perceives its own actions)
+    story = STORY.replace("Anne moved the ball", "Tom moved the ball")
+    ans = await asolve(model, story, "Where does Anne think that Sally thinks the ball is?", CHOICES)
     assert ans.trace["perspectives"][0]["agent"] == "Anne"
     assert len(ans.trace["perspectives"][0]["visible"]) == 4
     sally_prompt = next(r["messages"][0]["content"] for r in model.backend.requests

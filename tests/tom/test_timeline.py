@@ -99,3 +99,27 @@ async def test_extracted_goal_becomes_the_goal_hypothesis() -> None:
                          least_likely=False, initial_model=["State"], source="llm")
     g = _Grounding(a, steps, "story", "q", ["x", "y"], None, AutoToMConfig(llm_steps=False))
     assert await g.propose("Goal") == ["Mia hopes to cook pasta."]
+
+
+def test_sentences_with_the_agent_as_subject_are_its_actions() -> None:
+    from thoughttrace.tom.timeline import is_subject
+
+    assert is_subject("Abigail exited the back_yard.", "Abigail")
+    assert is_subject("Isabella, Nathan and Lily entered the staircase.", "Lily")
+    assert is_subject("Then Ann left.", "Ann")
+    assert not is_subject("Owen moved the beans to Abigail's box.", "Abigail")
+    assert not is_subject("The ball is in the basket.", "Ann")
+
+
+async def test_perception_that_lists_no_actions_still_cuts_at_the_agents_own_sentences() -> None:
+    import json
+
+    from thoughttrace.llm import get_model
+    from thoughttrace.tom.timeline import perceive
+    from thoughttrace.tom.usage import TrackedModel
+
+    sentences = split_sentences(STORY)
+    model = get_model("scripted", cache=False, outputs=[json.dumps({"observed": [1, 2, 3, 4], "actions": []})])
+    per = await perceive(TrackedModel(model), sentences, "Sally")
+    assert per.actions == [0, 3] and per.trace["subject_actions_added"] == [0, 3]
+    assert len(build_timeline(sentences, per)) == 3

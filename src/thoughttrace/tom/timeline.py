@@ -53,6 +53,14 @@ def mentions(sentence: str, agent: str) -> bool:
     return re.search(rf"\b{re.escape(agent)}\b", sentence, re.I) is not None
 
 
+def is_subject(sentence: str, agent: str) -> bool:
+    """The agent is the sentence's subject: it opens the sentence, alone or in a list of names
+    ("Ann entered", "Then Ann left", "Bob and Ann entered")."""
+    head = re.match(r"^\s*(?:[Tt]hen |[Ll]ater |[Nn]ext |[Ff]inally )?((?:[A-Z][a-z]+(?:, | and |, and ))*[A-Z][a-z]+)\b",
+                    sentence)
+    return head is not None and re.search(rf"\b{re.escape(agent)}\b", head.group(1)) is not None
+
+
 class Perception(BaseModel):
     observed: list[int] = Field(default_factory=list)
     actions: list[int] = Field(default_factory=list)
@@ -94,10 +102,15 @@ async def perceive(model: TrackedModel | None, sentences: list[str], agent: str,
     if value is None:
         trace["fallback"] = True
         return PerceptionResult(None, fallback_actions, trace)
-    actions = sorted({x - 1 for x in value.actions if mentions(sentences[x - 1], agent)
-                      or re.search(r"\b(he|she|they|his|her|their)\b", sentences[x - 1], re.I)})
+    llm_actions = {x - 1 for x in value.actions if mentions(sentences[x - 1], agent)
+                   or re.search(r"\b(he|she|they|his|her|their)\b", sentences[x - 1], re.I)}
+    # cross-check: a sentence whose subject is the agent is its own action whatever the model listed
+    # (a model that lists none would leave one step, and nothing for the discovery to extend back to)
+    subject = {i for i, s in enumerate(sentences) if is_subject(s, agent)}
+    actions = sorted(llm_actions | subject)
     observed = sorted({x - 1 for x in value.observed} | set(actions))
     trace["observed"], trace["actions"] = observed, actions
+    trace["subject_actions_added"] = sorted(subject - llm_actions)
     return PerceptionResult(observed, actions, trace)
 
 
