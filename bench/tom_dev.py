@@ -39,6 +39,8 @@ def rounds(items_by_bench: dict[str, list[ToMItem]]) -> list[list[ToMItem]]:
 
 
 def _pct(a: dict[str, Any]) -> str:
+    if not a["n"]:
+        return "n/a (n=0)"
     lo, hi = a["ci95"]
     return f"{100 * a['accuracy']:.0f} [{100 * lo:.0f},{100 * hi:.0f}] (n={a['n']})"
 
@@ -58,6 +60,9 @@ def report(table: dict[str, dict[str, Any]], benches: list[str], model: str) -> 
               "| requests/q | tokens/q | s/q |", "|" + "---|" * 11]
     for name, s in table.items():
         o, pq = s["overall"], s["per_question"]
+        if not o["n"]:
+            lines.append(f"| {name} | no item done yet |" + " |" * 9)
+            continue
         c = o["calibration"]
         ties = o["tie_share"]
         bud = o["stopped_on_budget"]
@@ -85,10 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     benches = args.benchmarks.split(",")
     methods = args.methods.split(",")
     by_bench = {b: select(load_uniform(args.tom_dir, b), split="dev", limit=args.limit) for b in benches}
-    model = get_model(args.model)
     out_dirs = {m: args.out / m.replace(":", "_") for m in methods}
     started = time.perf_counter()
     if not args.report_only:
+        model = get_model(args.model)
         for r, batch in enumerate(rounds(by_bench)):
             for name in methods:
                 model.run(run_bench(batch, get_method(name), model, out_dirs[name], concurrency=args.concurrency,
