@@ -1,11 +1,13 @@
-"""ToM dev-split benchmark: direct, simtom and autotom on a stratified sample of every benchmark.
+"""ToM dev-split benchmark: autotom, direct and simtom on a stratified sample of every benchmark.
 
-    python bench/tom_dev.py [--limit 4] [--model local] [--methods direct,simtom,autotom] [--out DIR]
+    python bench/tom_dev.py [--limit 10] [--model local:qwen1.5b] [--methods autotom,direct,simtom] [--out DIR]
 
-Prints a table of accuracy, calls, tokens and seconds per question per method (overall and per
-benchmark) and writes it as JSON. Resumable: results.jsonl per method are kept and every model call is
-cached, so a rerun only pays for what is missing. Tiny local models are near chance; the figures show the
-harness and the cost per question (AutoToM's reference implementation: ~28 calls per BigToM question).
+Items are run in rounds (one item per benchmark per round, every method on the round before the next), so
+a run stopped at any time holds all methods on the same items. Prints, per method, accuracy with Wilson
+95% intervals (overall and per benchmark), calibration (Brier, ECE, log loss), the share of ties, the
+share of questions whose model discovery stopped on the budget, median likelihood requests, and model
+requests / tokens / seconds per question; writes the same as JSON (format_version 2). Resumable:
+results.jsonl per method are kept and every model call is cached, so a rerun only pays for what is missing.
 """
 
 from __future__ import annotations
@@ -16,71 +18,100 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from thoughttrace.llm import get_model
 from thoughttrace.tom.benchmarks import BENCHMARKS, load_uniform
-from thoughttrace.tom.harness import run_bench
-from thoughttrace.tom.items import select
+from thoughttrace.tom.harness import read_results, run_bench, summarise
+from thoughttrace.tom.items import ToMItem, select
 from thoughttrace.tom.methods import get_method
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_TOM = Path(os.environ.get("THOUGHTTRACE_SHARED", REPO.parent / "shared")) / "data" / "tom"
 REFERENCE_CALLS_BIGTOM = 28  # measured on the reference implementation (issue 3)
+FORMAT_VERSION = 2
+
+
+def rounds(items_by_bench: dict[str, list[ToMItem]]) -> list[list[ToMItem]]:
+    """Round r holds the r-th item of every benchmark."""
+    depth = max((len(v) for v in items_by_bench.values()), default=0)
+    return [[v[r] for v in items_by_bench.values() if r < len(v)] for r in range(depth)]
+
+
+def _pct(a: dict[str, Any]) -> str:
+    if not a["n"]:
+        return "n/a (n=0)"
+    lo, hi = a["ci95"]
+    return f"{100 * a['accuracy']:.0f} [{100 * lo:.0f},{100 * hi:.0f}] (n={a['n']})"
+
+
+def _f(x: float | None, d: int = 3) -> str:
+    return "n/a" if x is None else f"{x:.{d}f}"
+
+
+def report(table: dict[str, dict[str, Any]], benches: list[str], model: str) -> str:
+    lines = [f"ToM dev split, model {model}", "",
+             "| method | done | accuracy % [95% CI] | " + " | ".join(benches) + " | failures |",
+             "|" + "---|" * (4 + len(benches))]
+    for name, s in table.items():
+        accs = " | ".join(_pct(s["benchmarks"][b]) if b in s["benchmarks"] else "-" for b in benches)
+        lines.append(f"| {name} | {s['overall']['n']} | {_pct(s['overall'])} | {accs} | {s['overall']['failures']} |")
+    lines += ["", "| method | Brier | ECE | log loss | calibrated n | ties | stopped on budget | median lik. req (ToMi / BigToM / all) "
+              "| requests/q | tokens/q | s/q |", "|" + "---|" * 11]
+    for name, s in table.items():
+        o, pq = s["overall"], s["per_question"]
+        if not o["n"]:
+            lines.append(f"| {name} | no item done yet |" + " |" * 9)
+            continue
+        c = o["calibration"]
+        ties = o["tie_share"]
+        bud = o["stopped_on_budget"]
+        med = " / ".join(_f(s["benchmarks"].get(b, {}).get("likelihood_requests_median"), 1) for b in ("tomi", "bigtom"))
+        lines.append(f"| {name} | {_f(c['brier'])} | {_f(c['ece'])} | {_f(c['log_loss'])} | {c['n']} | "
+                     f"{ties['k']}/{ties['n']} | {'n/a' if bud is None else str(bud['k']) + '/' + str(bud['n'])} | "
+                     f"{med} / {_f(o['likelihood_requests_median'], 1)} | {pq['requests']:.1f} | {pq['tokens']:.0f} | "
+                     f"{pq['seconds']:.1f} |")
+    lines.append("(requests and tokens count cached answers too; seconds are this run's wall time per question)")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
-    ap.add_argument("--limit", type=int, default=4, help="dev items per benchmark, stratified by question type")
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[1])
+    ap.add_argument("--limit", type=int, default=10, help="dev items per benchmark, stratified by question type")
     ap.add_argument("--model", default="local", help="model string (default: the embedded Qwen2.5 0.5B)")
-    ap.add_argument("--methods", default="direct,simtom,autotom")
+    ap.add_argument("--methods", default="autotom,direct,simtom")
     ap.add_argument("--benchmarks", default=",".join(BENCHMARKS))
     ap.add_argument("--tom-dir", type=Path, default=DEFAULT_TOM)
     ap.add_argument("--out", type=Path, default=REPO / "artifacts" / "tom_dev")
     ap.add_argument("--concurrency", type=int, default=1)
+    ap.add_argument("--report-only", action="store_true", help="summarise what results.jsonl hold; run nothing")
     args = ap.parse_args(argv)
 
-    items = []
-    for bench in args.benchmarks.split(","):
-        items += select(load_uniform(args.tom_dir, bench), split="dev", limit=args.limit)
-    model = get_model(args.model)
-    table: dict[str, dict] = {}
-    for name in args.methods.split(","):
-        started = time.perf_counter()
-        summary = model.run(run_bench(items, get_method(name), model, args.out / name.replace(":", "_"),
-                                      concurrency=args.concurrency))
-        table[name] = {"summary": summary, "wall_seconds": time.perf_counter() - started}
-
     benches = args.benchmarks.split(",")
-    print(f"\nToM dev split, {args.limit} items per benchmark ({len(items)} items), model {args.model}\n")
-    header = "| method | accuracy % | " + " | ".join(benches) + " | calls/q | tokens/q | s/q | failures |"
-    # calls/q counts model requests whether the backend or the cache answered (a rerun shows the same cost)
-    print(header)
-    print("|" + "---|" * (header.count("|") - 1))
-    for name, row in table.items():
-        s = row["summary"]
-        per = s["per_question"]
-        accs = " | ".join(f"{100 * s['benchmarks'][b]['accuracy']:.0f}" if b in s["benchmarks"] else "-" for b in benches)
-        print(f"| {name} | {100 * s['overall']['accuracy']:.1f} | {accs} | {per['requests']:.1f} | "
-              f"{per['tokens']:.0f} | {per['seconds']:.1f} | {s['overall']['failures']} |")
-    if "autotom" in table:
-        bt = [json.loads(line) for line in (args.out / "autotom" / "results.jsonl").read_text().splitlines()
-              if '"bigtom"' in line]
-        if bt:
-            calls = sum(r["requests"] for r in bt) / len(bt)
-            print(f"\nautotom calls per BigToM question: {calls:.1f} vs ~{REFERENCE_CALLS_BIGTOM} for the reference "
-                  f"implementation ({calls / REFERENCE_CALLS_BIGTOM:.2f}x)")
-        if "direct" in table:
-            ratio = table["autotom"]["summary"]["per_question"]["requests"] / max(table["direct"]["summary"]["per_question"]["requests"], 1e-9)
-            print(f"autotom calls per question vs direct: {ratio:.1f}x")
-    print("(calls and tokens count cached answers too; seconds are this run's: a rerun replays from the cache)")
+    methods = args.methods.split(",")
+    by_bench = {b: select(load_uniform(args.tom_dir, b), split="dev", limit=args.limit) for b in benches}
+    out_dirs = {m: args.out / m.replace(":", "_") for m in methods}
+    started = time.perf_counter()
+    if not args.report_only:
+        model = get_model(args.model)
+        for r, batch in enumerate(rounds(by_bench)):
+            for name in methods:
+                model.run(run_bench(batch, get_method(name), model, out_dirs[name], concurrency=args.concurrency,
+                                    progress=sys.stderr.isatty()))
+            print(f"round {r + 1}: {len(batch)} items x {len(methods)} methods done "
+                  f"({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
+    wanted = {it.id for v in by_bench.values() for it in v}
+    table = {}
+    for name in methods:
+        rows = [x for x in read_results(out_dirs[name] / "results.jsonl") if x.id in wanted]
+        table[name] = summarise(rows)
+    text = report(table, benches, args.model)
+    print(text)
     args.out.mkdir(parents=True, exist_ok=True)
-    out = {"format_version": 1, "model": args.model, "limit": args.limit, "n_items": len(items),
-           "methods": {k: {"wall_seconds": v["wall_seconds"], "overall": v["summary"]["overall"],
-                           "per_question": v["summary"]["per_question"],
-                           "benchmarks": {b: {"accuracy": x["accuracy"], "n": x["n"], "ci95": x["ci95"]}
-                                          for b, x in v["summary"]["benchmarks"].items()}}
-                       for k, v in table.items()}}
-    (args.out / "tom_dev.json").write_text(json.dumps(out, indent=2), encoding="utf-8")
+    payload = {"format_version": FORMAT_VERSION, "model": args.model, "limit": args.limit,
+               "n_items": len(wanted), "wall_seconds": time.perf_counter() - started, "methods": table}
+    (args.out / "tom_dev.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    (args.out / "tom_dev.md").write_text(text + "\n", encoding="utf-8")
     print(f"wrote {args.out / 'tom_dev.json'}")
     return 0
 

@@ -42,7 +42,9 @@ def test_bench_writes_results_summary_and_resumes(tmp_path: Path) -> None:
     summary = json.loads((out / "summary.json").read_text())
     assert summary["overall"]["n"] == 4 and summary["format_version"] == 1
     assert set(summary["benchmarks"]["tomi"]["by_official_group"]) == {"first_order", "reality"}
-    assert "accuracy" in (out / "summary.md").read_text()
+    md = (out / "summary.md").read_text()
+    assert "accuracy" in md and "Brier" in md and "stopped on budget" in md
+    assert set(summary["overall"]["calibration"]) >= {"brier", "ece", "log_loss", "n", "excluded"}
     # resumed: nothing is asked again
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 0
@@ -109,3 +111,81 @@ def test_bad_inputs_give_one_clear_line(tmp_path: Path) -> None:
     res = CliRunner().invoke(cli, ["tom", "solve", "--story", "s", "--question", "q", "--choice", "a", "--choice", "b",
                                    "--method", "direct", "--k", "2", "-m", "scripted"])
     assert res.exit_code == 1 and "--k and --budget" in res.output
+
+
+def _row(i: int, gold: str, posterior: list[float], *, correct: bool, tie: bool = False, least: bool = False,
+         stopped: str | None = None, lik: int | None = None):
+    from thoughttrace.tom.harness import ItemResult
+
+    p_gold = None if "," in gold else posterior[ord(gold) - 65]
+    return ItemResult(id=str(i), benchmark="b", question_type="t", official_group=None, method="m", model="x",
+                      answer="A", answer_index=0, gold=gold, correct=correct, tie=tie, posterior=posterior, calls=1,
+                      cache_hits=0, tokens=1, seconds=1.0, p_gold=p_gold, least_likely=least,
+                      multi_label="," in gold, stopped_because=stopped, likelihood_requests=lik)
+
+
+def test_calibration_figures_match_a_hand_computation() -> None:
+    import math
+
+    from thoughttrace.tom.harness import calibration
+
+    rows = [_row(0, "A", [0.8, 0.2], correct=True), _row(1, "B", [0.7, 0.3], correct=False),
+            _row(2, "A", [0.5, 0.5], correct=False, tie=True),
+            _row(3, "B", [0.9, 0.1], correct=True, least=True),  # least-likely: not a forecast, left out
+            _row(4, "A,B", [0.5, 0.5], correct=True)]  # multi-label: left out
+    c = calibration(rows)
+    assert c["n"] == 3 and c["excluded"] == 2
+    assert c["brier"] == pytest.approx((0.08 + 0.98 + 0.5) / 3)
+    assert c["log_loss"] == pytest.approx((-math.log(0.8) - math.log(0.3) - math.log(0.5)) / 3)
+    # bins: 0.8 (right) alone, 0.7 (wrong) alone, 0.5 (wrong) alone -> |0.8-1| + |0.7-0| + |0.5-0|, / 3
+    assert c["ece"] == pytest.approx((0.2 + 0.7 + 0.5) / 3)
+    assert calibration([rows[3]])["brier"] is None and "reason" in calibration([rows[3]])
+
+
+def test_summary_reports_ties_budget_stops_and_median_requests() -> None:
+    rows = [_row(0, "A", [0.8, 0.2], correct=True, stopped="budget", lik=30),
+            _row(1, "A", [0.5, 0.5], correct=False, tie=True, stopped="threshold", lik=4),
+            _row(2, "A", [0.6, 0.4], correct=True, stopped="gain-below-alpha", lik=8)]
+    o = summarise(rows)["overall"]
+    assert o["stopped_on_budget"]["k"] == 1 and o["stopped_on_budget"]["n"] == 3
+    assert o["tie_share"]["share"] == pytest.approx(1 / 3) and o["likelihood_requests_median"] == 8
+    lo, hi = o["ci95"]
+    assert 0.0 <= lo < 2 / 3 < hi <= 1.0
+    assert summarise([_row(0, "A", [1.0, 0.0], correct=True)])["overall"]["stopped_on_budget"] is None
+
+
+def test_multi_label_items_are_read_and_scored_by_exact_set_match(tmp_path: Path) -> None:
+    from thoughttrace.tom.harness import predicted_set
+    from thoughttrace.tom.items import read_items
+
+    item = ToMItem(id="m", benchmark="extra", story=STORY, question="Which are true?", choices=["a", "b", "c"],
+                   answer="C,A")
+    assert item.answer == "A,C" and item.answer_indices == [0, 2] and item.multi_label
+    path = tmp_path / "multi.jsonl"
+    write_items([item], path)
+    assert read_items(path)[0].answer_indices == [0, 2]
+    with pytest.raises(ValueError, match="repeats"):
+        ToMItem(id="m", benchmark="x", story="s", question="q", choices=["a", "b"], answer="A,A")
+    assert predicted_set([0.45, 0.1, 0.45], [0, 2], multi_label=True) == [0, 2]
+    assert predicted_set([0.6, 0.1, 0.3], [0], multi_label=True) == [0]
+    assert predicted_set([0.5, 0.5], [0, 1], multi_label=False) == []
+
+
+async def test_harness_scores_a_multi_label_item(tmp_path: Path) -> None:
+    from thoughttrace.tom.harness import run_item
+    from thoughttrace.tom.methods import Direct
+
+    def lp(messages):  # content preference for "a" and "c", whatever their position
+        text = messages[-1].content
+        order = [line[3:] for line in text.splitlines() if len(line) > 3 and line[1:3] == ". "]
+        return {chr(65 + i): (0.45 if c in ("a", "c") else 0.1) for i, c in enumerate(order)}
+
+    model = get_model("scripted", cache=False, logprobs=lp)
+    right = ToMItem(id="m1", benchmark="extra", story=STORY, question="Which?", choices=["a", "b", "c"], answer="A,C")
+    wrong = right.model_copy(update={"id": "m2", "answer": "A"})
+    r1 = await run_item(Direct(), model, right)
+    r2 = await run_item(Direct(), model, wrong)
+    r3 = await run_item(Direct(), model, right.model_copy(update={"id": "m3", "answer": "A,B"}))
+    assert r1.correct and r1.predicted == ["A", "C"] and r1.p_gold is None
+    assert not r2.correct  # a tie of A and C is not the single answer A
+    assert not r3.correct  # {A, C} is not {A, B}: the whole set must match

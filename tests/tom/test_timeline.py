@@ -55,3 +55,71 @@ def test_heuristic_parse_uses_general_cues() -> None:
                         ["Sally thinks the ball is in the box.", "Sally thinks the ball is in the basket."])
     assert p.least_likely and p.known[0].variable == "goal" and p.variable == "belief"
     assert heuristic_parse(STORY, "Where is the ball really?", ["basket", "box"]).variable == "state"
+
+
+async def test_per_step_extraction_is_grounded_in_each_steps_sentences() -> None:
+    import json
+
+    from thoughttrace.llm import get_model
+    from thoughttrace.tom.extract import extract_steps, grounded
+    from thoughttrace.tom.usage import TrackedModel
+
+    sentences = ["Mia wants to find the wine.", "Mia walked to the fridge.", "Leo entered.",
+                 "Mia asked Leo where the wine is.", "Leo left."]
+    steps = build_timeline(sentences, PerceptionResult(observed=[0, 1, 2, 3, 4], actions=[1, 3]))
+    assert len(steps) == 3
+    invented = json.dumps({"steps": [{"step": 1, "action": "Mia flew to Paris.", "utterance": None, "goal": None,
+                                      "belief": None}]})
+    good = json.dumps({"steps": [
+        {"step": 1, "action": "Mia walked to the fridge.", "utterance": None, "goal": "Mia wants to find the wine.",
+         "belief": None},
+        {"step": 2, "action": None, "utterance": "Mia asked Leo where the wine is.", "goal": None, "belief": None},
+        {"step": 3, "action": None, "utterance": None, "goal": None, "belief": None}]})
+    model = get_model("scripted", cache=False, outputs=[invented, good])
+    out, traces = await extract_steps(TrackedModel(model), steps, "Mia", chunk_size=4)
+    assert "is not a sentence of step 1" in model.backend.requests[1]["messages"][-1]["content"]
+    assert out[0].goal == "Mia wants to find the wine." and out[0].action == "Mia walked to the fridge."
+    assert out[1].utterance == "Mia asked Leo where the wine is." and out[1].action is None
+    assert grounded("flew to Paris", sentences) is None
+    # a chunk that stays invalid keeps the deterministic timeline
+    bad = get_model("scripted", cache=False, outputs=[invented, invented])
+    out, traces = await extract_steps(TrackedModel(bad), steps, "Mia", chunk_size=2)
+    assert [s.action for s in out] == [s.action for s in steps] and traces[0]["fallback"]
+    assert len(traces) == 2  # one call per chunk of two steps
+
+
+async def test_extracted_goal_becomes_the_goal_hypothesis() -> None:
+    from thoughttrace.tom.analysis import QuestionAnalysis
+    from thoughttrace.tom.autotom import AutoToMConfig, _Grounding
+
+    steps = build_timeline(["Mia walked in.", "Mia opened the fridge."],
+                           PerceptionResult(observed=[0, 1], actions=[0, 1]))
+    steps[0].goal = "Mia hopes to cook pasta."
+    a = QuestionAnalysis(agents=["Mia"], variable="action", known=[], statements=["Mia opens it.", "Mia leaves."],
+                         least_likely=False, initial_model=["State"], source="llm")
+    g = _Grounding(a, steps, "story", "q", ["x", "y"], None, AutoToMConfig(llm_steps=False))
+    assert await g.propose("Goal") == ["Mia hopes to cook pasta."]
+
+
+def test_sentences_with_the_agent_as_subject_are_its_actions() -> None:
+    from thoughttrace.tom.timeline import is_subject
+
+    assert is_subject("Abigail exited the back_yard.", "Abigail")
+    assert is_subject("Isabella, Nathan and Lily entered the staircase.", "Lily")
+    assert is_subject("Then Ann left.", "Ann")
+    assert not is_subject("Owen moved the beans to Abigail's box.", "Abigail")
+    assert not is_subject("The ball is in the basket.", "Ann")
+
+
+async def test_perception_that_lists_no_actions_still_cuts_at_the_agents_own_sentences() -> None:
+    import json
+
+    from thoughttrace.llm import get_model
+    from thoughttrace.tom.timeline import perceive
+    from thoughttrace.tom.usage import TrackedModel
+
+    sentences = split_sentences(STORY)
+    model = get_model("scripted", cache=False, outputs=[json.dumps({"observed": [1, 2, 3, 4], "actions": []})])
+    per = await perceive(TrackedModel(model), sentences, "Sally")
+    assert per.actions == [0, 3] and per.trace["subject_actions_added"] == [0, 3]
+    assert len(build_timeline(sentences, per)) == 3

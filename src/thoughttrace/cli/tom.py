@@ -33,7 +33,7 @@ def _autotom_options(k: int | None, budget: int | None) -> dict[str, int]:
 @click.option("--method", type=METHOD_CHOICE, default="autotom", show_default=True)
 @click.option("--k", "k", type=click.IntRange(1, 5), default=None, help="autotom: hypotheses per choice (default 1)")
 @click.option("--budget", type=click.IntRange(1, 1000), default=None,
-              help="autotom: likelihood requests per question before model discovery stops (default 12)")
+              help="autotom: most distinct likelihood requests per question, the initial model included (default 40)")
 @click.option("--explain", is_flag=True, help="print the full trace as readable text")
 @click.option("--json", "as_json", is_flag=True, help="print the answer, posterior, trace and usage as JSON")
 @model_options()
@@ -76,7 +76,7 @@ def solve_command(story: str, question: str, choices: tuple[str, ...], method: s
 @click.option("--concurrency", type=click.IntRange(1, 256), default=1, show_default=True,
               help="questions in flight at once (the model layer also limits calls per endpoint)")
 @click.option("--k", "k", type=click.IntRange(1, 5), default=None, help="autotom: hypotheses per choice")
-@click.option("--budget", type=click.IntRange(1, 1000), default=None, help="autotom: likelihood request budget")
+@click.option("--budget", type=click.IntRange(1, 1000), default=None, help="autotom: most distinct likelihood requests per question, initial model included (default 40)")
 @click.option("--trace", "keep_trace", is_flag=True, help="keep each item's full trace in results.jsonl")
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
 @model_options()

@@ -24,7 +24,18 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
-from .model_space import ALL_VARIABLES, BELIEF, GOAL, OBS, QUERY_SLOTS, STATE, UTTER, normalise_name, repair
+from .model_space import (
+    ALL_VARIABLES,
+    BELIEF,
+    GOAL,
+    OBS,
+    QUERY_SLOTS,
+    STATE,
+    UTTER,
+    normalise_name,
+    repair,
+    valid_model,
+)
 from .prompts import render
 from .structured import structured_step
 from .usage import TrackedModel
@@ -130,13 +141,50 @@ def _words(text: str) -> set[str]:
     return {w.lower() for w in re.findall(r"[A-Za-z']+", text)}
 
 
+#: capitalised words that are not names even when they start a sentence or a line of dialogue
+_NOT_NAMES = {
+    "hello", "hi", "hey", "yes", "no", "yeah", "okay", "ok", "same", "sure", "thanks", "thank", "sorry", "please",
+    "well", "oh", "wow", "great", "good", "fine", "maybe", "then", "meanwhile", "later", "finally", "afterwards",
+    "there", "here", "this", "that", "these", "those", "it", "its", "he", "she", "they", "we", "i", "you", "his",
+    "her", "their", "our", "my", "your", "one", "someone", "everyone", "nobody", "while", "when", "as", "after",
+    "before", "once", "so", "but", "and", "or", "not", "all", "both", "each", "every", "some", "any", "what",
+    "inside", "outside", "today", "yesterday", "tomorrow", "now", "suddenly", "unfortunately", "however",
+}
+_VERBISH = re.compile(r"^(?:is|was|has|had|does|did|can|could|will|would|may|might|must|should|wants?|thinks?|"
+                      r"believes?|knows?|says?|said|asks?|goes|went|made|makes|likes?|dislikes?|loves?|hates?|"
+                      r"sees?|saw|gets?|got|takes?|took|puts?|gives?|gave|tells?|told|left|came|sat|ran|found|stood|"
+                      r"held|kept|felt|thought|knew|brought|bought|began|heard|met|wrote|ate|drank|\w+ed|\w+s)$", re.I)
+_TOKEN = re.compile(r"[A-Za-z][A-Za-z'_-]*|[,.!?;:\"“”]")
+
+
+def story_actors(story: str) -> list[str]:
+    """Names of the story's actors, in order of first mention: capitalised words that are never written in
+    lower case, are not common sentence openers or interjections ("Same", "Hello"), and occur either
+    inside a sentence or as a sentence's subject (followed by a verb, a comma, "and" or "'s")."""
+    lower = {w for w in re.findall(r"\b[a-z][a-zA-Z]*\b", story)}
+    tokens = _TOKEN.findall(story)
+    out: list[str] = []
+    for i, tok in enumerate(tokens):
+        word = tok.split("'")[0]
+        if not word[:1].isupper() or word.lower() in _NOT_NAMES or word.lower() in lower or word.isupper():
+            continue
+        prev = tokens[i - 1] if i else "."
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else "."
+        initial = prev in {".", "!", "?", '"', "“", "”", ":", ";"} or (i and tokens[i - 1].isdigit())
+        subject = tok.endswith("'s") or nxt in {",", "and"} or bool(_VERBISH.match(nxt))
+        if (not initial or subject) and word not in out:
+            out.append(word)
+    return out
+
+
 def names_in(question: str, story: str) -> list[str]:
-    story_words = set(re.findall(r"\b[A-Z][a-zA-Z]+\b", story))
+    """The story's actors the text names, in the order the text names them (for a nested question:
+    outermost first)."""
+    actors = set(story_actors(story))
     out: list[str] = []
     for w in re.findall(r"\b[A-Z][a-zA-Z]+\b", question):
-        if w.lower() in _QUESTION_WORDS or w not in story_words or w in out:
-            continue
-        out.append(w)
+        if w in actors and w not in out:
+            out.append(w)
     return out
 
 
@@ -160,86 +208,203 @@ def detect_variable(question: str, choices: list[str], has_agent: bool) -> str:
     return "belief"
 
 
+_ACTION_CUE = re.compile(r"\b(?:where will|what will \w+ do|(?:look|looks|search|searches|searching) for)\b", re.I)
+_BELIEF_CUE = re.compile(r"\b(?:believes?|thinks?|think that)\b", re.I)
+#: variables that answer the same kind of question (a parse may name either)
+_COMPATIBLE = {"action": {"action", "utterance"}, "belief": {"belief", "belief_of_goal", "state", "emotion", "other"}}
+
+
+def cue_variable(question: str) -> str | None:
+    """The query variable the question's own words fix, or None when they leave it open: "where will X
+    look", "what will X do", "... searches for" ask for an action (also when nested in "A thinks that");
+    otherwise "believe"/"think" asks for a belief. Conditional clauses are ignored (they state givens)."""
+    text = _CONDITION.sub(" ", question)
+    if _ACTION_CUE.search(text):
+        return "action"
+    if _BELIEF_CUE.search(text):
+        return "belief"
+    return None
+
+
+def says_least(question: str) -> bool:
+    """Whether the question itself asks for the LEAST likely choice (the only source of that flag)."""
+    return re.search(r"\bleast\b", question, re.I) is not None
+
+
+def conditional_clauses(question: str) -> list[str]:
+    """The question's conditional clauses ("If ...", "Assuming that ...", "Given that ..."), in order."""
+    return [m.group(1).strip() for m in _CONDITION.finditer(question) if m.group(1).strip()]
+
+
+def clause_facts(question: str) -> list[KnownFact]:
+    """Known facts built from the question's conditional clauses only: a goal (trying/want/help/hinder) or
+    a belief (knows/thinks/believes or anything else stated as given)."""
+    out: list[KnownFact] = []
+    for clause in conditional_clauses(question)[:2]:
+        kind = "goal" if re.search(r"\b(trying|tries|wants?|goal|help\w*|hinder\w*|intend\w*)\b", clause, re.I) \
+            else "belief"
+        out.append(KnownFact(variable=kind, value=clause[0].upper() + clause[1:] + "."))
+    return out
+
+
+def _content(text: str, drop: set[str] = frozenset()) -> set[str]:  # type: ignore[assignment]
+    words = {w for w in _words(text.replace("_", " ")) if len(w) > 2 and w not in _QUESTION_WORDS}
+    return words - {d.lower() for d in drop}
+
+
+def fact_in_question(value: str, clauses: list[str]) -> bool:
+    """A known fact counts only if most of its content words come from one conditional clause."""
+    words = _content(value) - {"has", "been", "that", "the", "who"}
+    if not words:
+        return False
+    return any(len(words & _content(c)) >= max(1, int(0.6 * len(words) + 0.5)) for c in clauses)
+
+
 def heuristic_parse(story: str, question: str, choices: list[str]) -> QuestionParse:
     names = names_in(question, story) or names_in(" ".join(choices), story)[:1]
     nested = len(_MENTAL_VERB.findall(question))
     agents = names[: nested + 1] if names else []
     variable = detect_variable(question, choices, bool(agents))
-    known: list[KnownFact] = []
-    match = _CONDITION.search(question)
-    if match:
-        clause = match.group(1).strip()
-        kind = "goal" if re.search(r"\b(trying|wants?|goal|help|hinder)\b", clause.lower()) else "belief"
-        known.append(KnownFact(variable=kind, value=clause[0].upper() + clause[1:] + "."))
     model = list(MINIMAL_MODELS[QUERY_SLOTS[variable] if agents else BELIEF])
-    return QuestionParse(agents=agents, variable=variable, known=known, statements=fallback_statements(question, choices),
-                         least_likely=bool(re.search(r"\bleast\b", question.lower())), model=model)
+    return QuestionParse(agents=agents, variable=variable, known=clause_facts(question),
+                         statements=fallback_statements(question, choices), least_likely=says_least(question),
+                         model=model)
 
 
 def fallback_statements(question: str, choices: list[str]) -> list[str]:
     return [c if len(c.split()) >= 4 else f"{question.rstrip(' ?')}: {c}" for c in choices]
 
 
-def _statements_ok(statements: list[str], choices: list[str]) -> bool:
-    """Usable statements: one per choice, distinct, each sharing a content word with its own choice."""
+def statement_matches(statement: str, choice: str, names: list[str]) -> bool:
+    """A statement stands for its choice when it carries the choice's own subject matter: the choice's
+    content words other than agent names (a name alone, e.g. one copied from the prompt's example, is not
+    enough); all of them for a short choice, most of them for a sentence."""
+    own = _content(choice, set(names))
+    if not own:
+        return True
+    have = own & _content(statement)
+    return len(have) >= (len(own) if len(own) <= 2 else max(1, int(0.6 * len(own) + 0.5)))
+
+
+def _statements_ok(statements: list[str], choices: list[str], names: list[str] | None = None) -> bool:
+    """Usable statements: one per choice, distinct, each matching its own choice's subject."""
     if len(statements) != len(choices) or len({s.strip().lower() for s in statements}) != len(statements):
         return False
-    for s, c in zip(statements, choices):
-        content = {w for w in _words(c) if len(w) > 2 and w not in _QUESTION_WORDS} or _words(c)
-        if not content & _words(s):
-            return False
-    return True
+    return all(statement_matches(s, c, names or []) for s, c in zip(statements, choices))
+
+
+#: the cross-checks, in the order they run; each names the field its fallback repairs
+CHECKS = ("agents_in_story", "agents_nonempty", "agents_order", "variable_cue", "least_likely", "known_from_question",
+          "known_missing", "statements_match")
+_CHECK_FIELD = {"variable_cue": "variable", "agents_in_story": "agents", "agents_nonempty": "agents", "agents_order": "agents",
+                "least_likely": "least_likely", "known_from_question": "known", "known_missing": "known",
+                "statements_match": "statements"}
+
+
+def cross_check(p: QuestionParse, story: str, question: str, choices: list[str]) -> list[tuple[str, str]]:
+    """Deterministic, model-independent checks of a parse against the question's own text.
+
+    Returns (check name, message for the model) for each check that fails.
+    """
+    failed: list[tuple[str, str]] = []
+    story_l = story.lower()
+    asked = (question + " " + " ".join(choices)).lower()
+    agents = [a.strip() for a in p.agents if a.strip()]
+    named = names_in(question, story)
+    nesting = len(_MENTAL_VERB.findall(question))
+    missing = [a for a in agents if a.lower() not in story_l or a.lower() not in asked]
+    if missing:
+        failed.append(("agents_in_story", f"agents {missing} are not names from the story that the question or the "
+                                          "choices mention; list only the agents whose mind the question asks about"))
+    elif len(_chain(agents)) > nesting + 1:
+        failed.append(("agents_order", f"the question nests {nesting + 1} mind(s) but 'agents' lists "
+                                       f"{len(_chain(agents))}; list the outermost agent first and one agent per level"))
+    if named and not agents:
+        failed.append(("agents_nonempty", f"the question is about {named[0]}: 'agents' must not be empty"))
+    positions = [question.find(a) for a in _chain(agents) if a in named]
+    if positions != sorted(positions):
+        failed.append(("agents_order", "list the agents in the order the question nests them, outermost first "
+                                       f"(the question names them as {named})"))
+    cue = cue_variable(question)
+    if cue is not None and p.variable not in _COMPATIBLE[cue]:
+        failed.append(("variable_cue", f"the question asks for the agent's {cue} ('variable' is {p.variable!r})"))
+    if p.least_likely != says_least(question):
+        failed.append(("least_likely", "'least_likely' must be true only when the question says LEAST"))
+    clauses = conditional_clauses(question)
+    invented = [k.value for k in p.known if not fact_in_question(k.value, clauses)]
+    if invented:
+        failed.append(("known_from_question", f"'known' may only hold facts the question states in an 'if'/'assuming'"
+                                              f"/'given that' clause; {invented[0]!r} is not one"))
+    elif clauses and not p.known:
+        failed.append(("known_missing", f"the question states {clauses[0]!r} as given: put it in 'known'"))
+    if not _statements_ok(p.statements, choices, story_actors(story)):
+        failed.append(("statements_match", "write one distinct statement per choice, in order, each keeping that "
+                                           "choice's own words"))
+    return failed
 
 
 async def analyse_question(model: TrackedModel | None, story: str, question: str, choices: list[str], *,
                            use_llm: bool = True, constrained: bool = True) -> tuple[QuestionAnalysis, dict[str, Any]]:
-    """Parse the question with the LLM (validated, one retry) or fall back to `heuristic_parse`."""
+    """Parse the question with the LLM, cross-check it against the question's text, feed failed checks
+    back once, then repair each still-failing field with its deterministic fallback (`heuristic_parse`):
+
+    - agents: the story's actors the question names, in the question's order, one per nesting level;
+    - least_likely: always the question's own wording (never taken from the model);
+    - known: facts from the question's conditional clauses only;
+    - statements: the choices (short ones prefixed by the question).
+    The trace records which checks fired on the first answer and which fallbacks were used.
+    """
     fallback = heuristic_parse(story, question, choices)
-    trace: dict[str, Any] = {"step": "parse_question"}
+    trace: dict[str, Any] = {"step": "parse_question", "checks_fired": [], "fallbacks": []}
     parsed: QuestionParse | None = None
+    per_attempt: list[list[str]] = []
     if use_llm and model is not None:
-        story_l = story.lower()
-
-        asked = (question + " " + " ".join(choices)).lower()
-        nesting = len(_MENTAL_VERB.findall(question))
-
         def check(p: QuestionParse) -> None:
-            missing = [a for a in p.agents if a.strip().lower() not in story_l]
-            if missing:
-                raise ValueError(f"agents {missing} do not occur in the story; use names from the story")
-            unasked = [a for a in p.agents if a.strip().lower() not in asked]
-            if unasked:
-                raise ValueError(f"agents {unasked} are not in the question or the choices; list only the agents "
-                                 "whose mind the question asks about")
-            if len(p.agents) > nesting + 1:
-                raise ValueError(f"the question nests {nesting + 1} mind(s) but 'agents' lists {len(p.agents)}; "
-                                 "list the outermost agent first and one agent per level")
+            failed = cross_check(p, story, question, choices)
+            per_attempt.append([name for name, _ in failed])
+            if failed:
+                raise ValueError("; ".join(msg for _, msg in failed))
 
         prompt = render("parse_question", story=story, question=question,
                         choices="\n".join(f"{i + 1}. {c}" for i, c in enumerate(choices)))
         parsed, trace["llm"] = await structured_step(model, [{"role": "user", "content": prompt}], QuestionParse,
                                                      check=check, max_tokens=min(80 + 40 * len(choices), 400),
-                                                     constrained=constrained, json_schema=parse_schema(len(choices)))
+                                                     constrained=constrained, json_schema=parse_schema(len(choices)),
+                                                     keep_unchecked=True)
+    trace["checks_fired"] = per_attempt[0] if per_attempt else []
+    trace["checks_after_feedback"] = per_attempt[1] if len(per_attempt) > 1 else []
     if parsed is None:
         chosen, source = fallback, "fallback"
+        trace["fallbacks"] = ["all"]
     else:
         chosen, source = parsed, "llm"
-        if not parsed.known and fallback.known:  # a stated condition the model overlooked
-            chosen = chosen.model_copy(update={"known": fallback.known})
-            source = "llm+fallback known"
-        if not _statements_ok(parsed.statements, choices):
-            chosen = parsed.model_copy(update={"statements": fallback.statements})
-            source += "+fallback statements"
+        remaining = {_CHECK_FIELD[name] for name, _ in cross_check(parsed, story, question, choices)}
+        update: dict[str, Any] = {}
+        for fld in ("agents", "variable", "least_likely", "known", "statements"):
+            if fld in remaining:
+                update[fld] = getattr(fallback, fld)
+                trace["fallbacks"].append(fld)
+        if "variable" in update:
+            update["variable"] = cue_variable(question) or fallback.variable
+        if "agents" in update and not update["agents"]:
+            update["variable"] = fallback.variable
+        chosen = parsed.model_copy(update=update)
+        if update:
+            source = "llm+fallback " + ",".join(trace["fallbacks"])
     slot = QUERY_SLOTS[chosen.variable] if chosen.agents else BELIEF
     known_slots = [GOAL if k.variable == "goal" else BELIEF for k in chosen.known]
-    initial = repair(chosen.model or list(MINIMAL_MODELS[slot]), slot, known_slots)
+    # the discovery starts from the smallest valid model (plus the variables the question gives); the
+    # model's own proposal is kept in the trace only: a full proposed model would leave nothing to discover
+    trace["proposed_model"] = list(chosen.model)
+    initial = valid_model(repair(list(MINIMAL_MODELS[slot]), slot, known_slots), slot)
     analysis = QuestionAnalysis(
         agents=_chain([a.strip() for a in chosen.agents if a.strip()]), variable=chosen.variable, known=chosen.known,
-        statements=chosen.statements, least_likely=chosen.least_likely or fallback.least_likely,
+        statements=chosen.statements, least_likely=says_least(question),
         initial_model=sorted(initial, key=lambda v: ALL_VARIABLES.index(v)), source=source,
     )
     trace["result"] = analysis.model_dump()
     return analysis, trace
 
 
-__all__ = ["QuestionAnalysis", "QuestionParse", "analyse_question", "heuristic_parse", "normalise_name"]
+__all__ = ["CHECKS", "QuestionAnalysis", "QuestionParse", "analyse_question", "cross_check", "heuristic_parse",
+           "normalise_name", "story_actors"]

@@ -32,6 +32,8 @@ from thoughttrace.llm import Model
 
 from .analysis import QuestionAnalysis, analyse_question
 from .discovery import DEFAULT_ALPHA, DEFAULT_THRESHOLD, BudgetExhausted, ModelSpec, discover
+from .extract import extract_steps
+from .factors import fixed_factor
 from .inference import InferenceConfig, InferenceResult, infer
 from .likelihood import Likelihood, LikelihoodRequest, LLMLikelihood
 from .model_space import (
@@ -45,11 +47,20 @@ from .model_space import (
     Node,
     ProblemModel,
     StepModel,
+    valid_model,
 )
 from .prompts import render
 from .result import Answer
 from .structured import structured_step
-from .timeline import NO_OBSERVATION, Step, build_timeline, perceive, split_sentences, visible_story
+from .timeline import (
+    NO_OBSERVATION,
+    NOTHING_NEW,
+    Step,
+    build_timeline,
+    perceive,
+    split_sentences,
+    visible_story,
+)
 from .usage import TrackedModel, track
 
 
@@ -69,11 +80,23 @@ class AutoToMConfig:
     alpha: float = DEFAULT_ALPHA
     prune_threshold: float = 0.05
     propagate_threshold: float = 0.95
-    #: most distinct likelihood requests per question before the discovery stops searching
-    likelihood_budget: int = 12
-    #: most timesteps kept (the last ones); None keeps all
-    max_steps: int | None = 6
+    #: THE budget: most distinct likelihood requests sent to the model per question, the initial model
+    #: included; factors the method fixes (belief persistence) and structured steps (parse, perception,
+    #: hypotheses: each at most two calls) do not count. When a model would exceed it, that model counts
+    #: as not tried and the discovery keeps the best model so far ("stopped_because": "budget").
+    likelihood_budget: int = 40
+    #: most timesteps modelled; longer timelines are condensed (the earliest steps merged into one whose
+    #: observation keeps all their text; recorded in trace["condensed"]); None keeps every step
+    max_steps: int | None = None
     llm_steps: bool = True
+    #: per-step extraction of Action / Utterance / stated Goal / stated Belief (extract.py): one structured
+    #: call per `extract_chunk` steps, chunks concurrently; off by default (it costs those calls)
+    extract_steps: bool = False
+    extract_chunk: int = 4
+    #: higher-order questions: infer what the outer agent believes the inner agent observed (each observed
+    #: step's Observation becomes latent, {what was seen, no observation}, scored as "what <outer> believes
+    #: <inner> perceived" given "what <outer> believes is true"); off by default (it costs those requests)
+    nested_observation: bool = False
     constrained: bool = True
     likelihood_method: str = "auto"
 
@@ -83,17 +106,18 @@ class _Hypotheses(BaseModel):
 
 
 class _Counting:
-    """Counts distinct likelihood requests around any Likelihood; past `limit` new ones raise
-    BudgetExhausted (the limit is off for the initial model, which must always be evaluated)."""
+    """Counts distinct likelihood requests around any Likelihood (shared by every model the discovery
+    tries, so a factor two models share is asked once); a new request past `limit` raises
+    BudgetExhausted before it is sent, so `len(seen)` never exceeds the budget."""
 
-    def __init__(self, inner: Likelihood) -> None:
+    def __init__(self, inner: Likelihood, limit: int) -> None:
         self.inner = inner
         self.seen: set[LikelihoodRequest] = set()
-        self.limit: int | None = None
+        self.limit = limit
 
     async def __call__(self, request: LikelihoodRequest) -> float:
         if request not in self.seen:
-            if self.limit is not None and len(self.seen) >= self.limit:
+            if len(self.seen) >= self.limit:
                 raise BudgetExhausted(f"likelihood budget of {self.limit} requests spent")
             self.seen.add(request)
         return await self.inner(request)
@@ -107,15 +131,31 @@ class AutoToM:
         self._likelihood = likelihood
 
     async def solve(self, model: Model | TrackedModel | None, story: str, question: str, choices: list[str]) -> Answer:
-        cfg = self.config
         tm = track(model) if model is not None else None
         if self._likelihood is None and tm is None:
             raise ValueError("AutoToM needs a model or a likelihood")
+        trace: dict[str, Any] = {}
+        kept = choices_in_story(story, choices)
+        trace["choices_kept"] = kept
+        trace["choices_filtered"] = [choices[i] for i in range(len(choices)) if i not in kept]
+        sub = [choices[i] for i in kept]
+        post, inner_trace = await self._solve(tm, story, question, sub)
+        trace.update(inner_trace)
+        full = [0.0] * len(choices)
+        for i, p in zip(kept, post):
+            full[i] = p
+        usage = tm.finish() if tm is not None else None
+        return Answer.from_posterior(self.name, choices, full, least=trace["least_likely"], trace=trace, usage=usage)
+
+    async def _solve(self, tm: TrackedModel | None, story: str, question: str,
+                     choices: list[str]) -> tuple[list[float], dict[str, Any]]:
+        cfg = self.config
         inner: Likelihood = self._likelihood or LLMLikelihood(tm, method=cfg.likelihood_method)  # type: ignore[arg-type]
-        lik = _Counting(inner)
+        lik = _Counting(inner, cfg.likelihood_budget)
         trace: dict[str, Any] = {}
         analysis, trace["question"] = await analyse_question(tm, story, question, choices, use_llm=cfg.llm_steps,
                                                              constrained=cfg.constrained)
+        trace["least_likely"] = analysis.least_likely
         sentences = split_sentences(story) or [story]
         visible = sentences
         trace["perspectives"] = []
@@ -129,42 +169,90 @@ class AutoToM:
             steps = build_timeline(visible, per)
         else:
             steps = build_timeline(visible, None)
+        if cfg.extract_steps and cfg.llm_steps and tm is not None and analysis.agent is not None:
+            steps, trace["extraction"] = await extract_steps(tm, steps, analysis.agent, chunk_size=cfg.extract_chunk,
+                                                             constrained=cfg.constrained)
+        if cfg.nested_observation and len(analysis.agents) > 1:
+            # the outer agent's belief of the state is the world as it perceived it (its re-told story)
+            trace["belief_of_state"] = {"outer": analysis.agents[-2], "inner": analysis.agents[-1],
+                                        "state": " ".join(visible)}
         if cfg.max_steps and len(steps) > cfg.max_steps:
-            steps = steps[-cfg.max_steps:]
+            steps, trace["condensed"] = condense(steps, cfg.max_steps)
         trace["timeline"] = [s.as_dict() for s in steps]
         grounding = _Grounding(analysis, steps, story, question, choices, tm, cfg)
         memo: dict[ModelSpec, InferenceResult] = {}
         icfg = InferenceConfig(cfg.prune_threshold, cfg.propagate_threshold)
+        fixed = {"persistence": 0}
 
         async def factor(step: int, var: str, value: str, parents: tuple[tuple[str, str], ...]) -> float:
+            p = fixed_factor(var, value, parents)
+            if p is not None:
+                fixed["persistence"] += 1
+                return p
             agent = grounding.agent_name
-            facts = tuple((labels()[p].format(agent=agent), v) for p, v in parents)
-            req = LikelihoodRequest(agent=agent, variable=labels()[var].format(agent=agent), value=value, facts=facts)
+            facts = tuple((grounding.label(p), v) for p, v in parents)
+            req = LikelihoodRequest(agent=agent, variable=grounding.label(var), value=value, facts=facts)
             return await lik(req)
 
         async def evaluate(spec: ModelSpec) -> list[float]:
             if spec not in memo:
                 pm = await grounding.ground(spec)
                 memo[spec] = await infer(pm, factor, icfg)
-                lik.limit = max(cfg.likelihood_budget, len(lik.seen))
             return memo[spec].posterior
 
-        initial = ModelSpec(frozenset(analysis.initial_model), start=len(steps) - 1)
-        found = await discover(initial, evaluate, candidates=grounding.candidates(), threshold=cfg.threshold,
-                               alpha=cfg.alpha, budget_ok=lambda: len(lik.seen) < cfg.likelihood_budget)
-        chosen = memo[found.spec]
+        initial = ModelSpec(grounding.repair(frozenset(analysis.initial_model)), start=len(steps) - 1)
         trace["hypotheses"] = grounding.hypotheses
         trace["hypothesis_steps"] = grounding.traces
+        try:
+            found = await discover(initial, evaluate, candidates=grounding.candidates(), threshold=cfg.threshold,
+                                   alpha=cfg.alpha, budget_ok=lambda: len(lik.seen) < cfg.likelihood_budget,
+                                   repair=grounding.repair)
+        except BudgetExhausted:
+            # the initial model alone needs more than the budget: no model was evaluated, nothing is known
+            trace["discovery"] = {"model": initial.describe(), "stopped_because": "budget", "utility": None,
+                                  "history": [], "note": "the initial model alone exceeds the likelihood budget"}
+            trace["likelihood_requests"] = len(lik.seen)
+            trace["fixed_factors"] = fixed["persistence"]
+            return [1.0] * len(choices), trace
+        chosen = memo[found.spec]
         trace["discovery"] = {"model": found.spec.describe(), "stopped_because": found.stopped_because,
                               "utility": found.utility, "history": found.history}
         trace["inference"] = chosen.trace
         trace["constant_posterior"] = chosen.constant_posterior
         trace["likelihood_requests"] = len(lik.seen)
+        trace["fixed_factors"] = fixed["persistence"]
         if isinstance(inner, LLMLikelihood):
             trace["likelihood_calls"] = inner.trace  # every request: variable, value, facts, p, how
-        usage = tm.finish() if tm is not None else None
-        return Answer.from_posterior(self.name, choices, chosen.posterior, least=analysis.least_likely,
-                                     trace=trace, usage=usage)
+        return chosen.posterior, trace
+
+
+def choices_in_story(story: str, choices: list[str]) -> list[int]:
+    """Indices of the choices to reason about: a short choice (up to three words, e.g. a container) that
+    names nothing in the story cannot be where anything is or what anyone saw, so it is left out (its
+    posterior is 0; recorded in trace["choices_filtered"]). Sentences are always kept, and so is every
+    choice when fewer than two would remain."""
+    norm = " ".join(re.findall(r"[a-z0-9]+", story.lower().replace("_", " ")))
+    kept = []
+    for i, c in enumerate(choices):
+        words = re.findall(r"[a-z0-9]+", c.lower().replace("_", " "))
+        if len(words) > 3 or not words or re.search(rf"\b{re.escape(' '.join(words))}\b", norm):
+            kept.append(i)
+    return kept if len(kept) >= 2 else list(range(len(choices)))
+
+
+def condense(steps: list[Step], max_steps: int) -> tuple[list[Step], dict[str, Any]]:
+    """Keep the last `max_steps - 1` steps and merge all earlier ones into one first step, so nothing is
+    dropped: its observation holds every observed sentence and own action of the merged steps."""
+    head, tail = steps[: len(steps) - max_steps + 1], steps[len(steps) - max_steps + 1:]
+    observed = [t for s in head for t in (s.observation, s.action, s.utterance)
+                if t is not None and t not in (NO_OBSERVATION, NOTHING_NEW)]
+    unknown = any(s.observation is None for s in head)
+    merged = Step(0, [x for s in head for x in s.sentences], head[-1].state,
+                  None if unknown else (" ".join(observed) or NOTHING_NEW),
+                  " ".join(s.events for s in head if s.events != NOTHING_NEW) or NOTHING_NEW)
+    out = [merged] + [Step(i + 1, s.sentences, s.state, s.observation, s.events, s.action, s.utterance)
+                      for i, s in enumerate(tail)]
+    return out, {"merged_steps": len(head), "kept_steps": len(tail), "max_steps": max_steps}
 
 
 class _Grounding:
@@ -184,6 +272,23 @@ class _Grounding:
         self.traces: dict[str, Any] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self.known = {k.variable: k.value for k in analysis.known}
+
+    @property
+    def nested(self) -> bool:
+        return self.cfg.nested_observation and len(self.a.agents) > 1
+
+    def label(self, var: str) -> str:
+        """How a variable is named in likelihood prompts; for the nested sub-inference, State and
+        Observation are the outer agent's beliefs about them."""
+        if self.nested and var in (STATE, OBS):
+            return labels()[f"Nested{var}"].format(agent=self.agent_name, outer=self.a.agents[-2])
+        return labels()[var].format(agent=self.agent_name)
+
+    def repair(self, variables: frozenset[str]) -> frozenset[str]:
+        """The nearest valid model for this question's query and timeline (model_space.valid_model)."""
+        has_utt = any(s.utterance for s in self.steps)
+        has_act = any(s.action for s in self.steps)
+        return valid_model(variables, self.a.slot, prefer_utterance=has_utt and not has_act)
 
     def candidates(self) -> list[str]:
         out = [v for v in ALL_VARIABLES if v != STATE]
@@ -228,18 +333,22 @@ class _Grounding:
     def fallback_hypotheses(self, var: str) -> list[str]:
         """Documented fallback when no usable proposal comes back.
 
-        Belief: the generic true-belief / false-belief pair. Goal: the story's own sentence about what the
-        agent wants or tries (one hypothesis, so it acts as observed), else the choices' statements.
+        Belief: one belief per choice that would make it right ("Sally believes this is so: <statement>"),
+        so the belief stays tied to what is asked. Goal: the latest goal the per-step extraction found,
+        else the story's own sentence about what the agent wants or tries (one hypothesis, so it acts as observed), else none: the Goal is then left out of the
+        model (a goal made up from the choices would be an action, not a goal).
         """
         agent = self.agent_name
         if var == BELIEF:
-            return [f"{agent}'s beliefs match what {agent} has observed.",
-                    f"{agent} holds a false belief about the situation."]
+            return [f"{agent} believes this is so: {s.rstrip('.')}." for s in self.a.statements]
+        stated = [s.goal for s in self.steps if s.goal]  # goals the per-step extraction found
+        if stated:
+            return stated[-1:]
         for sentence in split_sentences(self.story):
             if agent.lower() in sentence.lower() and re.search(r"\b(wants?|trying to|tries to|goal|plans? to|needs? to)\b",
                                                                sentence, re.I):
                 return [sentence]
-        return list(self.a.statements)
+        return []
 
     async def ground(self, spec: ModelSpec) -> ProblemModel:
         a, slot, V = self.a, self.a.slot, spec.variables
@@ -250,7 +359,9 @@ class _Grounding:
         elif "goal" in self.known:
             constant[GOAL] = Node(GOAL, [self.known["goal"]], observed=True)
         elif GOAL in V:
-            constant[GOAL] = Node(GOAL, await self.propose(GOAL))
+            goals = await self.propose(GOAL)
+            if goals:  # no goal to hypothesise: the model is the same as without Goal
+                constant[GOAL] = Node(GOAL, goals)
         belief_values: list[str] | None = None
         if slot == BELIEF:
             belief_values = list(a.statements)
@@ -269,7 +380,10 @@ class _Grounding:
             if final and slot in (ACTION, UTTER) and own and observation is not None:
                 observation = f"{observation} {own}".strip()  # it already happened; the query is what comes next
             if OBS in V:
-                if observation is not None:
+                if observation is not None and self.nested and observation != NOTHING_NEW:
+                    # did the inner agent perceive it, as the outer agent believes? (inferred, not assumed)
+                    nodes[OBS] = Node(OBS, [observation, NO_OBSERVATION])
+                elif observation is not None:
                     nodes[OBS] = Node(OBS, [observation], observed=True)
                 else:
                     nodes[OBS] = Node(OBS, [st.events, NO_OBSERVATION])

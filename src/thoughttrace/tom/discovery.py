@@ -2,8 +2,8 @@
 
 Utility U(M) = -H(P(query | M)) - alpha * |M| (entropy in nats, |M| = number of variables). Starting from
 the initial model at the last timestep: extend backwards in time one step at a time until U reaches the
-threshold; if it never does, greedily add the variable with the best utility gain while that gain
-exceeds alpha (and stop as soon as U reaches the threshold). Published defaults: threshold -0.673 nats,
+threshold; if it never does, greedily add the variable with the best utility while it raises U (alpha is
+charged once, inside U), and stop as soon as U reaches the threshold. Published defaults: threshold -0.673 nats,
 alpha 0.02. `evaluate` is any async function from a spec to a posterior, so the search is testable
 without a model; `budget_ok` lets the caller stop the search when its call budget is spent, and an `evaluate` that
 raises `BudgetExhausted` part-way is treated as not tried (the previous model is kept).
@@ -58,7 +58,17 @@ async def discover(
     threshold: float = DEFAULT_THRESHOLD,
     alpha: float = DEFAULT_ALPHA,
     budget_ok: Callable[[], bool] = lambda: True,
+    repair: Callable[[frozenset[str]], frozenset[str]] = lambda v: v,
 ) -> DiscoveryResult:
+    """Search from `initial` by the utility; `repair` maps a proposed variable set onto the nearest valid
+    model (e.g. Goal brings its Action), so every model tried can answer the query.
+
+    The greedy step accepts the best candidate when its utility is higher than the current one: alpha is
+    already inside U (alpha per variable), so it is not charged a second time. Candidates are evaluated one
+    after another (each model's factors concurrently) so that where a budget runs out does not depend on
+    timing, and a cache replay gives the same answer. The initial model's evaluation is not guarded: a
+    `BudgetExhausted` from it propagates to the caller.
+    """
     history: list[dict[str, Any]] = []
 
     async def score(spec: ModelSpec, phase: str) -> tuple[list[float], float]:
@@ -86,21 +96,26 @@ async def discover(
         if not budget_ok():
             return DiscoveryResult(spec, post, u, history, "budget")
         trials = []
+        ran_out = False
         for var in pool:
-            cand = replace(spec, variables=spec.variables | {var})
+            cand = replace(spec, variables=repair(spec.variables | {var}))
             try:
                 cpost, cu = await score(cand, f"try-add {var}")
             except BudgetExhausted:
+                ran_out = True
                 break
             trials.append((cu, var, cand, cpost))
         if not trials:
             return DiscoveryResult(spec, post, u, history, "budget")
         best_u, best_var, best_spec, best_post = max(trials, key=lambda t: t[0])
-        if best_u - u <= alpha:
-            return DiscoveryResult(spec, post, u, history, "gain-below-alpha")
+        if best_u <= u:
+            # no tried candidate beats the current model; with untried ones left, the budget decided
+            return DiscoveryResult(spec, post, u, history, "budget" if ran_out else "gain-below-alpha")
         spec, post, u = best_spec, best_post, best_u
         history.append({"phase": "added", "variable": best_var, "utility": u})
-        pool.remove(best_var)
+        pool = [v for v in pool if v not in spec.variables]
         if u >= threshold:
             return DiscoveryResult(spec, post, u, history, "threshold")
+        if ran_out:
+            return DiscoveryResult(spec, post, u, history, "budget")
     return DiscoveryResult(spec, post, u, history, "exhausted")

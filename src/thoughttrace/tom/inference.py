@@ -17,13 +17,24 @@ import itertools
 import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from .model_space import BELIEF, PREV_BELIEF, Node, ProblemModel, parent_graph, topological
 
 #: factor(step_index, variable, value, ((parent, parent_value), ...)) -> probability in (0, 1]
 FactorFn = Callable[[int, str, str, tuple[tuple[str, str], ...]], Awaitable[float]]
 NEG_INF = float("-inf")
+T = TypeVar("T")
+
+
+async def gather_settled(coros: Sequence[Awaitable[T]]) -> list[T]:
+    """`asyncio.gather` that lets every request finish before re-raising the first error (e.g. a spent
+    budget), so no call is still in flight, and uncounted, after the question has been answered."""
+    results = await asyncio.gather(*coros, return_exceptions=True)
+    for r in results:
+        if isinstance(r, BaseException):
+            raise r
+    return list(results)  # type: ignore[arg-type]
 
 
 def logsumexp(values: Sequence[float]) -> float:
@@ -91,7 +102,7 @@ async def infer(pm: ProblemModel, factor: FactorFn, config: InferenceConfig | No
                                trace=[{"given": {}, "steps": chain.steps}], factor_calls=chain.calls)
     (cname, cnode), = latent_const.items()
     prior = _log_prior(cnode)
-    chains = await asyncio.gather(*[
+    chains = await gather_settled([
         _run_chain(pm, {**fixed_obs, cname: value}, {cname}, factor, cfg) for value in cnode.values
     ])
     log_post_const = [lp + ch.log_evidence for lp, ch in zip(prior, chains)]
@@ -146,7 +157,7 @@ async def _run_chain(pm: ProblemModel, fixed: dict[str, str], varying_const: set
             included.append(var)
             combos = list(itertools.product(*[domain[p] for p in parents]))
             keys = [(vi, combo) for vi in domain[var] for combo in combos]
-            probs = await asyncio.gather(*[
+            probs = await gather_settled([
                 factor(step.index, var, nodes[var].values[vi],
                        tuple((p, nodes[p].values[c]) for p, c in zip(parents, combo)))
                 for vi, combo in keys
@@ -209,6 +220,13 @@ async def _run_chain(pm: ProblemModel, fixed: dict[str, str], varying_const: set
                 if probs_b[best_k] >= cfg.propagate_threshold:
                     marg = [(marg[best_k][0], 0.0)]
                     step_info["propagated"] = marg[0][0]
+                elif len(marg) > 2:
+                    # beliefs the step all but ruled out are not carried on: each carried value costs one
+                    # transition request per hypothesis at the next step with an observation
+                    keep = [k for k in range(len(marg)) if probs_b[k] >= cfg.prune_threshold] or [best_k]
+                    if len(keep) < len(marg):
+                        step_info["pruned_prev"] = [marg[k][0] for k in range(len(marg)) if k not in keep]
+                        marg = [marg[k] for k in keep]
                 message = marg
             elif BELIEF in nodes:
                 message = [(nodes[BELIEF].values[0], 0.0)]

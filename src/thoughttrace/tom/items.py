@@ -43,19 +43,37 @@ class ToMItem(BaseModel):
     @field_validator("answer")
     @classmethod
     def _letter(cls, value: str | None) -> str | None:
-        if value is not None and (len(value) != 1 or value not in LETTERS):
-            raise ValueError(f"answer must be one capital letter, got {value!r}")
-        return value
+        """One capital letter, or several joined by commas ("A,C") for a multi-label item."""
+        if value is None:
+            return None
+        parts = [p.strip() for p in value.split(",")]
+        if not parts or any(len(p) != 1 or p not in LETTERS for p in parts):
+            raise ValueError(f"answer must be a capital letter or letters joined by commas like 'A,C', got {value!r}")
+        if len(set(parts)) != len(parts):
+            raise ValueError(f"answer {value!r} repeats a letter")
+        return ",".join(sorted(parts))
 
     @model_validator(mode="after")
     def _answer_in_range(self) -> ToMItem:
-        if self.answer is not None and index_of(self.answer) >= len(self.choices):
-            raise ValueError(f"answer {self.answer} names no choice (there are {len(self.choices)})")
+        for i in self.answer_indices or []:
+            if i >= len(self.choices):
+                raise ValueError(f"answer {letter(i)} names no choice (there are {len(self.choices)})")
         return self
 
     @property
+    def answer_indices(self) -> list[int] | None:
+        """Every gold choice (one for single-answer items)."""
+        return None if self.answer is None else [index_of(x) for x in self.answer.split(",")]
+
+    @property
+    def multi_label(self) -> bool:
+        return self.answer is not None and "," in self.answer
+
+    @property
     def answer_index(self) -> int | None:
-        return None if self.answer is None else index_of(self.answer)
+        """The gold choice of a single-answer item (the first one of a multi-label item)."""
+        idx = self.answer_indices
+        return None if idx is None else idx[0]
 
 
 class ItemFileError(ValueError):

@@ -55,6 +55,38 @@ def repair(variables: Iterable[str], query: str, observed: Iterable[str] = ()) -
     return frozenset(names)
 
 
+def answerable(variables: Iterable[str], query: str) -> bool:
+    """Whether a model can move the query off its prior: the query has a parent (a Goal, a root, needs a
+    child instead: an Action or an Utterance that it explains)."""
+    present = set(variables)
+    if query not in present:
+        return False
+    if query == GOAL:
+        return bool(present & {ACTION, UTTER})
+    return bool(parent_graph(present)[query])
+
+
+def valid_model(variables: Iterable[str], query: str, *, prefer_utterance: bool = False) -> frozenset[str]:
+    """The nearest valid model (fewest variables added), as the method repairs a proposed model:
+
+    - State and the query are always in;
+    - a Goal needs something it explains: an Action (an Utterance when the story has only utterances);
+    - an Action or Utterance query needs a Belief (its parent) and a Belief needs its Observation;
+    so the query always has a parent (or, for a Goal, a child) and never gets a uniform posterior by
+    construction.
+    """
+    v = set(variables) | {STATE, query}
+    if GOAL in v and not v & {ACTION, UTTER}:
+        v.add(UTTER if prefer_utterance else ACTION)
+    if query in (ACTION, UTTER) and not v & {BELIEF, GOAL}:
+        v.add(BELIEF)
+    if BELIEF in v:
+        v.add(OBS)
+    out = frozenset(v)
+    assert answerable(out, query), (out, query)  # the rules above guarantee it
+    return out
+
+
 def parent_graph(variables: Iterable[str], with_prev_belief: bool = False) -> dict[str, tuple[str, ...]]:
     """Parents of each present variable after rewriting out the absent ones.
 

@@ -79,11 +79,15 @@ async def structured_step(
     max_tokens: int = 200,
     constrained: bool = True,
     json_schema: dict[str, Any] | None = None,
+    keep_unchecked: bool = False,
 ) -> tuple[T | None, dict[str, Any]]:
     """Run one structured step; returns (value or None, trace). None means: use your fallback.
 
     `json_schema` (default: the pydantic model's) is what constrained decoding enforces; callers pass a
     tighter one (item counts, string lengths, enums) so a small model cannot run away inside a list.
+    With `keep_unchecked`, an output that validates against the schema but still fails `check` after the
+    retry is returned (trace["check_failed"] = True) so that the caller can repair the failing fields one
+    by one with its deterministic fallbacks instead of discarding the whole output.
     """
     trace: dict[str, Any] = {"schema": schema.__name__, "attempts": []}
     if constrained and json_schema is None:
@@ -91,6 +95,7 @@ async def structured_step(
     elif not constrained:
         json_schema = None
     msgs = list(messages)
+    unchecked: T | None = None
     for attempt in range(2):
         try:
             out = await model.agenerate(msgs, max_tokens=max_tokens, temperature=0.0, json_schema=json_schema)
@@ -100,6 +105,11 @@ async def structured_step(
         try:
             value = parse_as(out.text, schema, check)
         except ParseError as exc:
+            if keep_unchecked:
+                try:
+                    unchecked = parse_as(out.text, schema)
+                except ParseError:
+                    unchecked = None
             trace["attempts"].append({"raw": out.text[:500], "error": str(exc).split(" (raw output")[0]})
             if attempt == 0:
                 msgs = [*msgs, {"role": "assistant", "content": out.text},
@@ -110,5 +120,8 @@ async def structured_step(
         trace["ok"] = True
         return value, trace
     trace["ok"] = False
+    if unchecked is not None:
+        trace["check_failed"] = True
+        return unchecked, trace
     trace["fallback"] = True
     return None, trace

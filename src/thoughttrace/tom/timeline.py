@@ -26,6 +26,16 @@ NOTHING_NEW = "nothing new"
 _NUMBERED = re.compile(r"^\s*\d+[.)]?\s+")
 _SENTENCE_END = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"”]))\s+(?=[A-Z\"“])")
 _QUOTE = re.compile(r"[\"“”]")
+_SPEECH = re.compile(r"\b(?:said|says|say|asked|asks|ask|replied|replies|reply|told|tells|tell|answered|answers|"
+                     r"shouted|shouts|whispered|whispers|exclaimed|responded|responds|mentioned|mentions|informed|"
+                     r"informs|explained|explains|suggested|suggests|announced|announces|called out)\b", re.I)
+_SPEAKER = re.compile(r"^\s*[A-Z][a-z]+(?: [A-Z][a-z]+){0,2}:\s+\S")
+
+
+def is_utterance(sentence: str) -> bool:
+    """Dialogue, with or without quote marks: quoted words, a speech verb ("asked where the wine is"),
+    or a transcript line "Name: words"."""
+    return bool(_QUOTE.search(sentence) or _SPEECH.search(sentence) or _SPEAKER.match(sentence))
 
 
 def split_sentences(story: str) -> list[str]:
@@ -41,6 +51,14 @@ def split_sentences(story: str) -> list[str]:
 
 def mentions(sentence: str, agent: str) -> bool:
     return re.search(rf"\b{re.escape(agent)}\b", sentence, re.I) is not None
+
+
+def is_subject(sentence: str, agent: str) -> bool:
+    """The agent is the sentence's subject: it opens the sentence, alone or in a list of names
+    ("Ann entered", "Then Ann left", "Bob and Ann entered")."""
+    head = re.match(r"^\s*(?:[Tt]hen |[Ll]ater |[Nn]ext |[Ff]inally )?((?:[A-Z][a-z]+(?:, | and |, and ))*[A-Z][a-z]+)\b",
+                    sentence)
+    return head is not None and re.search(rf"\b{re.escape(agent)}\b", head.group(1)) is not None
 
 
 class Perception(BaseModel):
@@ -84,10 +102,15 @@ async def perceive(model: TrackedModel | None, sentences: list[str], agent: str,
     if value is None:
         trace["fallback"] = True
         return PerceptionResult(None, fallback_actions, trace)
-    actions = sorted({x - 1 for x in value.actions if mentions(sentences[x - 1], agent)
-                      or re.search(r"\b(he|she|they|his|her|their)\b", sentences[x - 1], re.I)})
+    llm_actions = {x - 1 for x in value.actions if mentions(sentences[x - 1], agent)
+                   or re.search(r"\b(he|she|they|his|her|their)\b", sentences[x - 1], re.I)}
+    # cross-check: a sentence whose subject is the agent is its own action whatever the model listed
+    # (a model that lists none would leave one step, and nothing for the discovery to extend back to)
+    subject = {i for i, s in enumerate(sentences) if is_subject(s, agent)}
+    actions = sorted(llm_actions | subject)
     observed = sorted({x - 1 for x in value.observed} | set(actions))
     trace["observed"], trace["actions"] = observed, actions
+    trace["subject_actions_added"] = sorted(subject - llm_actions)
     return PerceptionResult(observed, actions, trace)
 
 
@@ -102,10 +125,16 @@ class Step:
     events: str = NOTHING_NEW
     action: str | None = None
     utterance: str | None = None
+    #: what the story states about the agent's goal / belief at this step (per-step extraction; else None)
+    goal: str | None = None
+    belief: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "state": self.state, "observation": self.observation,
-                "action": self.action, "utterance": self.utterance}
+        out: dict[str, Any] = {"index": self.index, "state": self.state, "observation": self.observation,
+                               "action": self.action, "utterance": self.utterance}
+        if self.goal is not None or self.belief is not None:
+            out.update(goal=self.goal, belief=self.belief)
+        return out
 
 
 def build_timeline(sentences: list[str], perception: PerceptionResult | None) -> list[Step]:
@@ -140,7 +169,7 @@ def build_timeline(sentences: list[str], perception: PerceptionResult | None) ->
         step = Step(t, [sentences[i] for i in chunk], " ".join(upto), obs,
                     " ".join(sentences[i] for i in events) or NOTHING_NEW)
         if act is not None:
-            if _QUOTE.search(act):
+            if is_utterance(act):
                 step.utterance = act
             else:
                 step.action = act
