@@ -42,7 +42,10 @@ def test_thought_inference_real_model_resumes_from_cache(examples_path: Path, tm
     second = run(*args)
     assert "1 items computed, 1 resumed" in second.stderr  # type: ignore[attr-defined]
     again = json.loads((out / "summary.json").read_text())
-    assert again["usage"][MODEL]["calls"] == 0 and again["usage"][MODEL]["cache_hits"] >= 2
+    this_run = again["usage_this_run"][MODEL]
+    assert this_run["calls"] == 0 and this_run["cache_hits"] >= 2
+    # the summary's usage is the whole study's: the first run's calls are not lost on resume
+    assert again["usage"][MODEL]["calls"] == summary["usage"][MODEL]["calls"]
 
 
 def test_next_message_real_model_two_conditions(examples_path: Path, tmp_path: Path) -> None:
