@@ -97,15 +97,20 @@ def test_screen_out_shows_its_completion_code(live, page):
         assert page.inner_text("#completion-code") == "SCRN1"
 
 
+def to_survey(page):
+    """Chat once, finish the task and write its summary: the survey page is next."""
+    to_chat(page)
+    chat_once(page)
+    page.click("#finish")
+    page.fill("#summary", "I planned a trip")
+    page.fill("#expectation", "Ideas")
+    page.click("#summary-submit")
+
+
 def test_survey_with_a_missing_answer_keeps_every_answer(live, page):
     with live(survey_items=SURVEY) as server:
         enter(page, server.base)
-        to_chat(page)
-        chat_once(page)
-        page.click("#finish")
-        page.fill("#summary", "I planned a trip")
-        page.fill("#expectation", "Ideas")
-        page.click("#summary-submit")
+        to_survey(page)
         page.fill("#age", "42")
         page.select_option("#country", "Germany")
         page.check("#tools-0")
@@ -195,12 +200,7 @@ def test_the_timer_waits_for_a_streaming_answer(live, page):
 def test_failed_attention_check_flag_in_admin_and_csv(live, page, tmp_path):
     with live(survey_items=SURVEY) as server:
         enter(page, server.base, pid="careless1")
-        to_chat(page)
-        chat_once(page)
-        page.click("#finish")
-        page.fill("#summary", "I planned a trip")
-        page.fill("#expectation", "Ideas")
-        page.click("#summary-submit")
+        to_survey(page)
         page.fill("#age", "30")
         page.select_option("#country", "France")
         page.check("#tools-1")

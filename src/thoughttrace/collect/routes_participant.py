@@ -128,14 +128,19 @@ async def consent_post(you: Writer) -> Response:
     return redirect(await you.run(work))
 
 
-@router.get("/screening")
-async def screening_page(request: Request, you: Reader) -> Response:
-    ctx = you.ctx
-    csrf, elsewhere = await you.run(at_stage(you, "screening"))
+async def _items_page(request: Request, you: Reader, stage: str, items: Any, heading: str, submit: str) -> Response:
+    """An empty item form (screening or survey) for a participant at that stage; elsewhere, a redirect."""
+    csrf, elsewhere = await you.run(at_stage(you, stage))
     if elsewhere:
         return redirect(elsewhere)
-    return ctx.render(request, "items.html", csrf=csrf, items=ctx.study.screening, values={}, problems={},
-                      action="/screening", heading=ctx.study.texts.screening_title, submit="Continue")
+    return you.ctx.render(request, "items.html", csrf=csrf, items=items, values={}, problems={},
+                          action=f"/{stage}", heading=heading, submit=submit)
+
+
+@router.get("/screening")
+async def screening_page(request: Request, you: Reader) -> Response:
+    study = you.ctx.study
+    return await _items_page(request, you, "screening", study.screening, study.texts.screening_title, "Continue")
 
 
 @router.post("/screening")
@@ -448,12 +453,8 @@ async def summary_post(cid: str, you: Writer) -> Response:
 
 @router.get("/survey")
 async def survey_page(request: Request, you: Reader) -> Response:
-    ctx = you.ctx
-    csrf, elsewhere = await you.run(at_stage(you, "survey"))
-    if elsewhere:
-        return redirect(elsewhere)
-    return ctx.render(request, "items.html", csrf=csrf, items=ctx.study.survey_questions(), values={}, problems={},
-                      action="/survey", heading="A few questions about you", submit="Finish")
+    return await _items_page(request, you, "survey", you.ctx.study.survey_questions(), "A few questions about you",
+                             "Finish")
 
 
 @router.post("/survey")
