@@ -240,8 +240,11 @@ async def test_nested_question_infers_what_the_outer_agent_believes_the_inner_ag
     q = "Where does Anne think that Sally thinks the ball is?"
     perception = {"Anne": {"observed": [1, 2, 3, 4], "actions": [1]},
                   "Sally": {"observed": [1, 2, 3, 4], "actions": [2, 4]}}
-    off = AutoToM(AutoToMConfig(threshold=0.0), likelihood=ScriptedLikelihood(lik))
-    on = AutoToM(AutoToMConfig(threshold=0.0, nested_observation=True), likelihood=ScriptedLikelihood(lik))
+    # nested_observation alone (the belief-of-state sub-inference, on by default, is tested in
+    # test_belief_of_state.py)
+    off = AutoToM(AutoToMConfig(threshold=0.0, belief_of_state=False), likelihood=ScriptedLikelihood(lik))
+    on = AutoToM(AutoToMConfig(threshold=0.0, nested_observation=True, belief_of_state=False),
+                 likelihood=ScriptedLikelihood(lik))
     a_off = await off.solve(competent_model(agents=["Anne", "Sally"], perception=perception), story, q, CHOICES)
     a_on = await on.solve(competent_model(agents=["Anne", "Sally"], perception=perception), story, q, CHOICES)
     assert a_on.trace["belief_of_state"]["outer"] == "Anne"

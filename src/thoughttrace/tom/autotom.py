@@ -31,10 +31,11 @@ from pydantic import BaseModel, Field
 from thoughttrace.llm import Model
 
 from .analysis import QuestionAnalysis, analyse_question
+from .belief_state import outer_state_posterior, state_hypotheses
 from .discovery import DEFAULT_ALPHA, DEFAULT_THRESHOLD, BudgetExhausted, ModelSpec, discover
 from .extract import extract_steps
 from .factors import fixed_factor
-from .inference import InferenceConfig, InferenceResult, infer
+from .inference import InferenceConfig, InferenceResult, PruneRule, gather_settled, infer
 from .likelihood import Likelihood, LikelihoodRequest, LLMLikelihood
 from .model_space import (
     ACTION,
@@ -97,6 +98,15 @@ class AutoToMConfig:
     #: step's Observation becomes latent, {what was seen, no observation}, scored as "what <outer> believes
     #: <inner> perceived" given "what <outer> believes is true"); off by default (it costs those requests)
     nested_observation: bool = False
+    #: higher-order questions (two or more agents) only: the belief-of-state sub-inference (belief_state.py):
+    #: the outer agent's posterior over the world state at each of the inner agent's steps, inferred from what
+    #: it perceived, is the prior of a latent State that the inner agent's (latent) Observation depends on.
+    #: On by default: a first-order question never reaches it (its traces and requests are byte-identical,
+    #: tests/tom/test_first_order_unchanged.py); its requests count in the one budget
+    belief_of_state: bool = True
+    #: how the prune threshold is applied (inference.prune_keep): "ratio" (default) or "absolute" (before
+    #: the fix of the exact-1.0 posteriors; kept for replaying old runs)
+    prune_rule: PruneRule = "ratio"
     constrained: bool = True
     likelihood_method: str = "auto"
 
@@ -172,16 +182,19 @@ class AutoToM:
         if cfg.extract_steps and cfg.llm_steps and tm is not None and analysis.agent is not None:
             steps, trace["extraction"] = await extract_steps(tm, steps, analysis.agent, chunk_size=cfg.extract_chunk,
                                                              constrained=cfg.constrained)
-        if cfg.nested_observation and len(analysis.agents) > 1:
+        if cfg.nested_observation and not cfg.belief_of_state and len(analysis.agents) > 1:
             # the outer agent's belief of the state is the world as it perceived it (its re-told story)
             trace["belief_of_state"] = {"outer": analysis.agents[-2], "inner": analysis.agents[-1],
                                         "state": " ".join(visible)}
         if cfg.max_steps and len(steps) > cfg.max_steps:
             steps, trace["condensed"] = condense(steps, cfg.max_steps)
         trace["timeline"] = [s.as_dict() for s in steps]
-        grounding = _Grounding(analysis, steps, story, question, choices, tm, cfg)
+        icfg = InferenceConfig(cfg.prune_threshold, cfg.propagate_threshold, cfg.prune_rule)
+        grounding = _Grounding(analysis, steps, story, question, choices, tm, cfg, lik, icfg)
+        if grounding.belief_of_state:
+            icfg = InferenceConfig(cfg.prune_threshold, cfg.propagate_threshold, cfg.prune_rule,
+                                   marginals=frozenset({STATE, BELIEF}))
         memo: dict[ModelSpec, InferenceResult] = {}
-        icfg = InferenceConfig(cfg.prune_threshold, cfg.propagate_threshold)
         fixed = {"persistence": 0}
 
         async def factor(step: int, var: str, value: str, parents: tuple[tuple[str, str], ...]) -> float:
@@ -191,7 +204,12 @@ class AutoToM:
                 return p
             agent = grounding.agent_name
             facts = tuple((grounding.label(p), v) for p, v in parents)
-            req = LikelihoodRequest(agent=agent, variable=grounding.label(var), value=value, facts=facts)
+            if grounding.belief_of_state and var == OBS:
+                # what the outer agent perceived so far is the shared context of "did the inner agent see it"
+                req = LikelihoodRequest(agent=agent, variable=grounding.label(var), value=value, facts=facts,
+                                        context=grounding.outer_context(step))
+            else:
+                req = LikelihoodRequest(agent=agent, variable=grounding.label(var), value=value, facts=facts)
             return await lik(req)
 
         async def evaluate(spec: ModelSpec) -> list[float]:
@@ -219,6 +237,8 @@ class AutoToM:
                               "utility": found.utility, "history": found.history}
         trace["inference"] = chosen.trace
         trace["constant_posterior"] = chosen.constant_posterior
+        if grounding.belief_of_state:
+            trace["belief_of_state"] = grounding.belief_state_trace(chosen)
         trace["likelihood_requests"] = len(lik.seen)
         trace["fixed_factors"] = fixed["persistence"]
         if isinstance(inner, LLMLikelihood):
@@ -259,7 +279,8 @@ class _Grounding:
     """Turns a model spec into a ProblemModel for this question; proposes hypotheses on first need."""
 
     def __init__(self, analysis: QuestionAnalysis, steps: list[Step], story: str, question: str,
-                 choices: list[str], model: TrackedModel | None, cfg: AutoToMConfig) -> None:
+                 choices: list[str], model: TrackedModel | None, cfg: AutoToMConfig,
+                 likelihood: Likelihood | None = None, icfg: InferenceConfig | None = None) -> None:
         self.a = analysis
         self.steps = steps
         self.story = story
@@ -272,10 +293,67 @@ class _Grounding:
         self.traces: dict[str, Any] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self.known = {k.variable: k.value for k in analysis.known}
+        self.likelihood = likelihood
+        self.icfg = icfg or InferenceConfig()
+        self.by_index = {s.index: s for s in steps}
+        self.outer = analysis.agents[-2] if len(analysis.agents) > 1 else None
+        self._outer: dict[tuple[int, tuple[str, ...]], asyncio.Future[InferenceResult]] = {}
+        self.states: list[str] | None = None
+
+    @property
+    def belief_of_state(self) -> bool:
+        """The belief-of-state sub-inference runs: a higher-order question, the option on, a likelihood."""
+        return self.cfg.belief_of_state and self.outer is not None and self.likelihood is not None
 
     @property
     def nested(self) -> bool:
-        return self.cfg.nested_observation and len(self.a.agents) > 1
+        return (self.cfg.nested_observation or self.belief_of_state) and len(self.a.agents) > 1
+
+    def outer_context(self, step: int) -> str:
+        st = self.by_index.get(step)
+        return f"What {self.outer} perceived of the story so far: {st.state}" if st is not None else ""
+
+    async def outer_prior(self, st: Step, states: list[str]) -> list[float]:
+        """P_A,t(s): the outer agent's posterior over the state hypotheses given what it perceived up to step
+        t (one inference per step and hypothesis set, memoised; its requests go through the budget)."""
+        key = (st.index, tuple(states))
+        fut = self._outer.get(key)
+        if fut is None:
+            outer = self.outer or ""
+            lik = self.likelihood
+            assert lik is not None
+
+            async def factor(var: str, value: str, parents: tuple[tuple[str, str], ...]) -> float:
+                facts = tuple((labels()[p].format(agent=outer), v) for p, v in parents)
+                return await lik(LikelihoodRequest(agent=outer, variable=labels()[var].format(agent=outer),
+                                                   value=value, facts=facts))
+
+            fut = asyncio.ensure_future(outer_state_posterior(factor, outer, st.state, states, self.icfg))
+            self._outer[key] = fut
+        return (await fut).posterior
+
+    def belief_state_trace(self, chosen: InferenceResult) -> dict[str, Any]:
+        """Both levels of the higher-order inference, explicitly: the outer agent's posterior over the world
+        state per step, and the chosen model's posterior over the inner agent's belief (and the state)."""
+        out: dict[str, Any] = {"outer": self.outer, "inner": self.agent_name, "state_hypotheses": self.states}
+        if not self.states or len(self.states) < 2:
+            out["note"] = "fewer than two distinct world states in the belief hypotheses: the state is not inferred"
+        outer_steps = []
+        for (index, states), fut in sorted(self._outer.items()):
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
+                post = fut.result().posterior
+                outer_steps.append({"step": index, "perceived": self.by_index[index].state,
+                                    "posterior": dict(zip(states, post))})
+        out["outer_posterior"] = outer_steps
+        chains = chosen.trace
+        last = chains[0]["steps"][-1] if chains and chains[0]["steps"] else {}
+        if self.a.slot == BELIEF:
+            out["inner_belief"] = dict(zip(self.a.statements, chosen.posterior))
+        else:
+            out["inner_belief"] = last.get("marginals", {}).get(BELIEF)
+        out["state_given_evidence"] = [{"step": s["index"], "posterior": s["marginals"][STATE]}
+                                       for s in (chains[0]["steps"] if chains else []) if STATE in s.get("marginals", {})]
+        return out
 
     def label(self, var: str) -> str:
         """How a variable is named in likelihood prompts; for the nested sub-inference, State and
@@ -369,16 +447,32 @@ class _Grounding:
             belief_values = [self.known["belief"]]
         elif BELIEF in V:
             belief_values = await self.propose(BELIEF)
+        def observation_of(j: int, st: Step) -> str | None:
+            observation = st.observation
+            own = st.action or st.utterance
+            if j == len(used) - 1 and slot in (ACTION, UTTER) and own and observation is not None:
+                observation = f"{observation} {own}".strip()  # it already happened; the query is what comes next
+            return observation
+
+        priors: dict[int, list[float]] = {}
+        if self.belief_of_state and STATE in V and OBS in V and belief_values:
+            self.states = state_hypotheses(belief_values, list(a.agents))
+            if len(self.states) >= 2:
+                # State is latent only where the inner agent's Observation is (it is its only child)
+                latent_obs = [st for j, st in enumerate(used) if observation_of(j, st) != NOTHING_NEW]
+                states = self.states
+                got = await gather_settled([self.outer_prior(st, states) for st in latent_obs])
+                priors = {st.index: p for st, p in zip(latent_obs, got)}
         out: list[StepModel] = []
         for j, st in enumerate(used):
             final = j == len(used) - 1
             nodes: dict[str, Node] = {}
-            if STATE in V:
+            if STATE in V and st.index in priors and self.states:
+                # the world as the outer agent believes it at this step (belief_state.py)
+                nodes[STATE] = Node(STATE, list(self.states), prior=priors[st.index])
+            elif STATE in V:
                 nodes[STATE] = Node(STATE, [st.state], observed=True)
-            observation = st.observation
-            own = st.action or st.utterance
-            if final and slot in (ACTION, UTTER) and own and observation is not None:
-                observation = f"{observation} {own}".strip()  # it already happened; the query is what comes next
+            observation = observation_of(j, st)
             if OBS in V:
                 if observation is not None and self.nested and observation != NOTHING_NEW:
                     # did the inner agent perceive it, as the outer agent believes? (inferred, not assumed)

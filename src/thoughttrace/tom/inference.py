@@ -17,7 +17,7 @@ import itertools
 import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from .model_space import BELIEF, PREV_BELIEF, Node, ProblemModel, parent_graph, topological
 
@@ -64,10 +64,40 @@ def ties(p: Sequence[float], *, least: bool = False, tol: float = 1e-9) -> list[
     return [i for i, x in enumerate(p) if abs(x - target) <= tol]
 
 
+PruneRule = Literal["ratio", "absolute"]
+
+
 @dataclass
 class InferenceConfig:
     prune_threshold: float = 0.05
     propagate_threshold: float = 0.95
+    #: how `prune_threshold` is applied to a latent non-query hypothesis (see `prune_keep`)
+    prune_rule: PruneRule = "ratio"
+    #: latent variables whose marginal at every step goes into the trace (`step["marginals"]`); empty by
+    #: default, so first-order traces are unchanged (the belief-of-state sub-inference asks for State, Belief)
+    marginals: frozenset[str] = frozenset()
+
+
+def prune_keep(best: dict[int, float], cfg: InferenceConfig) -> list[int]:
+    """The hypotheses of a latent variable kept at a step, from each one's best likelihood over its parents.
+
+    - "ratio" (default): drop a hypothesis only when its likelihood is below `prune_threshold` times the best
+      hypothesis's, i.e. when, under a uniform prior, its posterior is under 1/20 of the best one's. The rule
+      is normalised per step, so it is the same whatever scale the model's numbers have, and it never empties
+      the set: when every hypothesis scores low (P(Likely) 0.034 vs 0.040 given "nothing new"), they are all
+      kept, because the step does not tell them apart.
+    - "absolute" (engine v2 before the fix; for replaying old runs): drop every hypothesis below
+      `prune_threshold`, and when none passes keep only the single best. That turned a 0.46 / 0.54 step into
+      certainty, and the persistence rule then carried the exact 0 to the answer: the three dev items with
+      posterior exactly 1.0 (bigtom-00006, bigtom-00206, mmtom_qa-00001) all came from this.
+    """
+    if cfg.prune_rule == "absolute":
+        keep = [vi for vi, p in best.items() if p >= cfg.prune_threshold]
+        return keep or [max(best, key=lambda vi: best[vi])]
+    if cfg.prune_rule != "ratio":
+        raise ValueError(f"unknown prune_rule {cfg.prune_rule!r}; use 'ratio' or 'absolute'")
+    top = max(best.values())
+    return [vi for vi, p in best.items() if p >= cfg.prune_threshold * top]
 
 
 @dataclass
@@ -169,9 +199,7 @@ async def _run_chain(pm: ProblemModel, fixed: dict[str, str], varying_const: set
             if not node.observed and var != PREV_BELIEF and not (is_query and var == pm.query) \
                     and len(domain[var]) > 1:
                 best = {vi: max(table[(var, vi, c)] for c in combos) for vi in domain[var]}
-                keep = [vi for vi in domain[var] if best[vi] >= cfg.prune_threshold]
-                if not keep:
-                    keep = [max(domain[var], key=lambda vi: best[vi])]
+                keep = prune_keep(best, cfg)
                 if len(keep) < len(domain[var]):
                     pruned[var] = [node.values[vi] for vi in domain[var] if vi not in keep]
                     domain[var] = keep
@@ -199,6 +227,10 @@ async def _run_chain(pm: ProblemModel, fixed: dict[str, str], varying_const: set
                         for (v, vi, combo), p in table.items()],
             "pruned": pruned,
         }
+        for name in sorted(cfg.marginals & set(latent)):
+            vals = nodes[name].values
+            lp = [logsumexp([lw for idx, lw in rows if idx[name] == k]) for k in domain[name]]
+            step_info.setdefault("marginals", {})[name] = dict(zip([vals[k] for k in domain[name]], normalise_log(lp)))
         if pos == last:
             if pm.query in latent:
                 qnode = nodes[pm.query]

@@ -1,0 +1,72 @@
+"""The exact-1.0 posteriors of the dev run (bigtom-00006, bigtom-00206, mmtom_qa-00001; one of them wrong):
+at a step where nothing was observed both belief hypotheses scored low (P(Likely) 0.034 and 0.040), the old
+absolute prune kept only the larger, so a 0.46 / 0.54 step became certainty and the persistence rule carried
+the exact 0 to the answer. The prune rule is now relative to the best hypothesis (inference.prune_keep)."""
+
+from __future__ import annotations
+
+import pytest
+
+from thoughttrace.tom.autotom import AutoToM, AutoToMConfig
+from thoughttrace.tom.inference import InferenceConfig, infer, prune_keep
+from thoughttrace.tom.likelihood import LikelihoodRequest, ScriptedLikelihood
+from thoughttrace.tom.model_space import BELIEF, OBS, Node, ProblemModel, StepModel
+from thoughttrace.tom.timeline import NOTHING_NEW
+
+from .scripted import competent_model
+
+B1, B2 = "Kofi believes the soup contains peanut butter.", "Kofi believes the soup contains tomato paste."
+LOW = {B1: 0.034000567203913507, B2: 0.03989904824646593}  # the real likelihoods of bigtom-00206
+
+
+def _two_quiet_steps() -> ProblemModel:
+    return ProblemModel("Kofi", [StepModel(i, {OBS: Node(OBS, [NOTHING_NEW], observed=True),
+                                               BELIEF: Node(BELIEF, [B1, B2])}) for i in (2, 3)], BELIEF)
+
+
+async def _factor(step: int, var: str, value: str, parents: tuple[tuple[str, str], ...]) -> float:
+    given = dict(parents)
+    if "PrevBelief" in given:  # the persistence rule
+        return 1.0 if value == given["PrevBelief"] else 0.0
+    return LOW[value]
+
+
+async def test_hypotheses_that_all_score_low_are_all_kept() -> None:
+    res = await infer(_two_quiet_steps(), _factor, InferenceConfig())
+    assert res.posterior == pytest.approx([0.46009, 0.53991], abs=1e-4)
+    assert "pruned" not in res.trace[0]["steps"][0] or not res.trace[0]["steps"][0]["pruned"]
+
+
+async def test_the_old_absolute_rule_gave_certainty_from_a_near_tie() -> None:
+    """What the dev run did: kept for replaying old runs, never the default."""
+    res = await infer(_two_quiet_steps(), _factor, InferenceConfig(prune_rule="absolute"))
+    assert res.posterior[1] == 1.0 and res.posterior[0] < 1e-299
+
+
+def test_the_ratio_rule_still_prunes_what_the_step_rules_out() -> None:
+    cfg = InferenceConfig()
+    assert prune_keep({0: 0.9, 1: 0.03, 2: 0.5}, cfg) == [0, 2]  # 0.03 < 0.05 * 0.9
+    assert prune_keep({0: 0.04, 1: 0.03}, cfg) == [0, 1]  # the old rule kept [0] alone
+    assert prune_keep({0: 0.5, 1: 0.04}, cfg) == [0, 1]  # a ratio of 12.5 is not "ruled out"
+    with pytest.raises(ValueError, match="prune_rule"):
+        prune_keep({0: 0.5}, InferenceConfig(prune_rule="relative"))  # type: ignore[arg-type]
+
+
+async def test_a_question_whose_steps_all_score_low_is_not_answered_with_certainty() -> None:
+    """End to end: every step is one of Kofi's own actions (nothing else observed) and the model finds both
+    beliefs unlikely at each; the discovery extends back in time over persistence steps."""
+    story = ("1 Kofi is a chef.\n2 Kofi wants to make groundnut soup.\n3 Kofi adds peanut butter to the pot.\n"
+             "4 Kofi does not notice the swap.")
+    perception = {"Kofi": {"observed": [1, 2, 3, 4], "actions": [1, 2, 3, 4]}}
+    model = competent_model(agents=["Kofi"], perception=perception, statements=[B1, B2])
+
+    def lik(req: LikelihoodRequest) -> float:
+        return LOW.get(req.value, 0.5)
+
+    method = AutoToM(AutoToMConfig(), likelihood=ScriptedLikelihood(lik))
+    ans = await method.solve(model, story, "What does Kofi believe the soup contains?", ["peanut butter", "tomato paste"])
+    assert max(ans.posterior) < 0.99, ans.posterior
+    old = AutoToM(AutoToMConfig(prune_rule="absolute"), likelihood=ScriptedLikelihood(lik))
+    ans_old = await old.solve(competent_model(agents=["Kofi"], perception=perception, statements=[B1, B2]), story,
+                              "What does Kofi believe the soup contains?", ["peanut butter", "tomato paste"])
+    assert max(ans_old.posterior) == 1.0  # the defect this file guards, reproduced
