@@ -34,7 +34,7 @@ def table(req: LikelihoodRequest) -> float:
 
 
 def _request(r: LikelihoodRequest) -> list[Any]:
-    return [r.agent, r.variable, r.value, [list(f) for f in r.facts]]
+    return [r.agent, r.variable, r.value, [list(f) for f in r.facts], r.context]
 
 
 async def run_all(tom_dir: Path, config: dict[str, Any] | None = None) -> dict[str, Any]:
