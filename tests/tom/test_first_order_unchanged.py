@@ -17,7 +17,7 @@ from .first_order_golden import GOLDEN, run_all
 @pytest.mark.parametrize("belief_of_state", [True, False])
 async def test_first_order_traces_and_requests_are_unchanged(tom_dir: Path, belief_of_state: bool) -> None:
     golden = json.loads(GOLDEN.read_text())["scenarios"]
-    now = await run_all(tom_dir, {"belief_of_state": belief_of_state, "prune_rule": "absolute"})
+    now = await run_all(tom_dir, {"belief_of_state": belief_of_state, "prune_rule": "absolute", "carry_rule": "eager"})
     assert set(now) == set(golden)
     for name, want in golden.items():
         assert now[name] == want, name

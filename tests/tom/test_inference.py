@@ -116,8 +116,12 @@ async def test_confident_belief_is_propagated_as_certain() -> None:
     res = await infer(ProblemModel("Ann", steps, BELIEF), table,
                       InferenceConfig(prune_threshold=0.0, propagate_threshold=0.95))
     assert res.posterior == pytest.approx([0.75, 0.25])
-    assert res.trace[0]["steps"][0]["propagated"] == "x"
+    # the lazy carry (default) applies it on entering step 1, which asks a transition per carried value
+    assert res.trace[0]["steps"][1]["carried_in"] == {"propagated": "x"}
     assert not any(k[:3] in {(BELIEF, "x", "y"), (BELIEF, "y", "y")} for k in table.requests)
+    eager = await infer(ProblemModel("Ann", steps, BELIEF), table,
+                        InferenceConfig(prune_threshold=0.0, propagate_threshold=0.95, carry_rule="eager"))
+    assert eager.posterior == pytest.approx([0.75, 0.25]) and eager.trace[0]["steps"][0]["propagated"] == "x"
 
 
 def test_graph_rewriting_bypasses_absent_variables_without_leaking_state() -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -35,7 +35,7 @@ from .belief_state import outer_state_posterior, state_hypotheses
 from .discovery import DEFAULT_ALPHA, DEFAULT_THRESHOLD, BudgetExhausted, ModelSpec, discover
 from .extract import extract_steps
 from .factors import fixed_factor
-from .inference import InferenceConfig, InferenceResult, PruneRule, gather_settled, infer
+from .inference import CarryRule, InferenceConfig, InferenceResult, PruneRule, gather_settled, infer
 from .likelihood import Likelihood, LikelihoodRequest, LLMLikelihood
 from .model_space import (
     ACTION,
@@ -107,6 +107,9 @@ class AutoToMConfig:
     #: how the prune threshold is applied (inference.prune_keep): "ratio" (default) or "absolute" (before
     #: the fix of the exact-1.0 posteriors; kept for replaying old runs)
     prune_rule: PruneRule = "ratio"
+    #: when a carried belief is held as certain (inference.InferenceConfig.carry_rule): "lazy" (default) or
+    #: "eager" (before; a 0.96 carried into steps where nothing was observed became an exact 1.0)
+    carry_rule: CarryRule = "lazy"
     constrained: bool = True
     likelihood_method: str = "auto"
 
@@ -189,11 +192,11 @@ class AutoToM:
         if cfg.max_steps and len(steps) > cfg.max_steps:
             steps, trace["condensed"] = condense(steps, cfg.max_steps)
         trace["timeline"] = [s.as_dict() for s in steps]
-        icfg = InferenceConfig(cfg.prune_threshold, cfg.propagate_threshold, cfg.prune_rule)
+        icfg = InferenceConfig(cfg.prune_threshold, cfg.propagate_threshold, cfg.prune_rule,
+                               carry_rule=cfg.carry_rule)
         grounding = _Grounding(analysis, steps, story, question, choices, tm, cfg, lik, icfg)
         if grounding.belief_of_state:
-            icfg = InferenceConfig(cfg.prune_threshold, cfg.propagate_threshold, cfg.prune_rule,
-                                   marginals=frozenset({STATE, BELIEF}))
+            icfg = replace(icfg, marginals=frozenset({STATE, BELIEF}))
         memo: dict[ModelSpec, InferenceResult] = {}
         fixed = {"persistence": 0}
 

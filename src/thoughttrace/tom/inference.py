@@ -19,7 +19,18 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
-from .model_space import BELIEF, PREV_BELIEF, Node, ProblemModel, parent_graph, topological
+from .factors import NOTHING_OBSERVED
+from .model_space import (
+    ACTION,
+    BELIEF,
+    OBS,
+    PREV_BELIEF,
+    UTTER,
+    Node,
+    ProblemModel,
+    parent_graph,
+    topological,
+)
 
 #: factor(step_index, variable, value, ((parent, parent_value), ...)) -> probability in (0, 1]
 FactorFn = Callable[[int, str, str, tuple[tuple[str, str], ...]], Awaitable[float]]
@@ -65,6 +76,7 @@ def ties(p: Sequence[float], *, least: bool = False, tol: float = 1e-9) -> list[
 
 
 PruneRule = Literal["ratio", "absolute"]
+CarryRule = Literal["lazy", "eager"]
 
 
 @dataclass
@@ -76,6 +88,14 @@ class InferenceConfig:
     #: latent variables whose marginal at every step goes into the trace (`step["marginals"]`); empty by
     #: default, so first-order traces are unchanged (the belief-of-state sub-inference asks for State, Belief)
     marginals: frozenset[str] = frozenset()
+    #: when approximations that save requests are applied: "lazy" (default) only where they do save some:
+    #: a latent hypothesis is pruned only at a step where the variable has a child (whose requests pruning
+    #: saves), and the carried belief is approximated (held as certain at >= propagate_threshold, values
+    #: under prune_threshold dropped when there are more than two) only on entering a step that pays for
+    #: each carried value (a belief transition asked of the model, or an Action / Utterance that depends on
+    #: the belief). "eager" (before): at every step, so a 0.96 belief carried into a last step with nothing
+    #: observed became an exact 1.0 by the persistence rule
+    carry_rule: CarryRule = "lazy"
 
 
 def prune_keep(best: dict[int, float], cfg: InferenceConfig) -> list[int]:
@@ -151,6 +171,32 @@ async def infer(pm: ProblemModel, factor: FactorFn, config: InferenceConfig | No
     return InferenceResult(normalise_log(combined), logsumexp(combined), {cname: const_post}, trace, calls)
 
 
+def _pays_for_carried(nodes: dict[str, Node]) -> bool:
+    """Whether each value of the carried belief costs requests at this step: its belief transition is asked
+    of the model (something was, or may have been, observed), or an Action / Utterance depends on the belief.
+    Otherwise the step's belief factors are all fixed (persistence) and carrying the full distribution is free."""
+    if ACTION in nodes or UTTER in nodes:
+        return True
+    obs = nodes.get(OBS)
+    return obs is not None and not (obs.observed and obs.values[0] in NOTHING_OBSERVED)
+
+
+def _approximate_carried(marg: list[tuple[str, float]], cfg: InferenceConfig
+                         ) -> tuple[list[tuple[str, float]], dict[str, Any]]:
+    """A belief held with >= propagate_threshold is carried as certain; with more than two values, values the
+    evidence all but ruled out (< prune_threshold) are dropped: each carried value costs one transition
+    request per hypothesis at a step with an observation."""
+    probs = normalise_log([lp for _, lp in marg])
+    best_k = max(range(len(marg)), key=lambda k: probs[k])
+    if probs[best_k] >= cfg.propagate_threshold:
+        return [(marg[best_k][0], 0.0)], {"propagated": marg[best_k][0]}
+    if len(marg) > 2:
+        keep = [k for k in range(len(marg)) if probs[k] >= cfg.prune_threshold] or [best_k]
+        if len(keep) < len(marg):
+            return [marg[k] for k in keep], {"pruned_prev": [marg[k][0] for k in range(len(marg)) if k not in keep]}
+    return marg, {}
+
+
 def _log_prior(node: Node) -> list[float]:
     if node.prior is None:
         return [-math.log(len(node.values))] * len(node.values)
@@ -171,6 +217,9 @@ async def _run_chain(pm: ProblemModel, fixed: dict[str, str], varying_const: set
         for name, value in fixed.items():
             nodes[name] = Node(name, [value], observed=True)
         has_prev = message is not None and BELIEF in nodes
+        pre: dict[str, Any] = {}
+        if has_prev and message is not None and cfg.carry_rule == "lazy" and _pays_for_carried(nodes):
+            message, pre = _approximate_carried(message, cfg)
         if has_prev and message is not None:
             nodes[PREV_BELIEF] = Node(PREV_BELIEF, [v for v, _ in message], prior=[math.exp(lp) for _, lp in message])
         graph = parent_graph(nodes, with_prev_belief=has_prev)
@@ -196,8 +245,9 @@ async def _run_chain(pm: ProblemModel, fixed: dict[str, str], varying_const: set
             for (vi, combo), p in zip(keys, probs):
                 table[(var, vi, combo)] = p
             node = nodes[var]
+            saves = cfg.carry_rule == "eager" or any(var in graph[c] for c in graph if c != var)
             if not node.observed and var != PREV_BELIEF and not (is_query and var == pm.query) \
-                    and len(domain[var]) > 1:
+                    and len(domain[var]) > 1 and saves:
                 best = {vi: max(table[(var, vi, c)] for c in combos) for vi in domain[var]}
                 keep = prune_keep(best, cfg)
                 if len(keep) < len(domain[var]):
@@ -226,6 +276,7 @@ async def _run_chain(pm: ProblemModel, fixed: dict[str, str], varying_const: set
                          "parents": {p: nodes[p].values[c] for p, c in zip(graph[v], combo)}, "p": p}
                         for (v, vi, combo), p in table.items()],
             "pruned": pruned,
+            **({"carried_in": pre} if pre else {}),
         }
         for name in sorted(cfg.marginals & set(latent)):
             vals = nodes[name].values
@@ -248,17 +299,9 @@ async def _run_chain(pm: ProblemModel, fixed: dict[str, str], varying_const: set
                         for k in domain[BELIEF]]
                 probs_b = normalise_log([lp for _, lp in marg])
                 step_info["posterior"] = {BELIEF: dict(zip([v for v, _ in marg], probs_b))}
-                best_k = max(range(len(marg)), key=lambda k: probs_b[k])
-                if probs_b[best_k] >= cfg.propagate_threshold:
-                    marg = [(marg[best_k][0], 0.0)]
-                    step_info["propagated"] = marg[0][0]
-                elif len(marg) > 2:
-                    # beliefs the step all but ruled out are not carried on: each carried value costs one
-                    # transition request per hypothesis at the next step with an observation
-                    keep = [k for k in range(len(marg)) if probs_b[k] >= cfg.prune_threshold] or [best_k]
-                    if len(keep) < len(marg):
-                        step_info["pruned_prev"] = [marg[k][0] for k in range(len(marg)) if k not in keep]
-                        marg = [marg[k] for k in keep]
+                if cfg.carry_rule == "eager":
+                    marg, info = _approximate_carried(marg, cfg)
+                    step_info.update(info)
                 message = marg
             elif BELIEF in nodes:
                 message = [(nodes[BELIEF].values[0], 0.0)]
