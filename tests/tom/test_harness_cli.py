@@ -110,7 +110,7 @@ def test_bad_inputs_give_one_clear_line(tmp_path: Path) -> None:
     assert res.exit_code == 1 and "at least two" in res.output
     res = CliRunner().invoke(cli, ["tom", "solve", "--story", "s", "--question", "q", "--choice", "a", "--choice", "b",
                                    "--method", "direct", "--k", "2", "-m", "scripted"])
-    assert res.exit_code == 1 and "--k and --budget" in res.output
+    assert res.exit_code == 1 and "--k, --budget and --(no-)belief-of-state" in res.output
 
 
 def _row(i: int, gold: str, posterior: list[float], *, correct: bool, tie: bool = False, least: bool = False,
@@ -189,3 +189,15 @@ async def test_harness_scores_a_multi_label_item(tmp_path: Path) -> None:
     assert r1.correct and r1.predicted == ["A", "C"] and r1.p_gold is None
     assert not r2.correct  # a tie of A and C is not the single answer A
     assert not r3.correct  # {A, C} is not {A, B}: the whole set must match
+
+
+def test_solve_belief_of_state_flag() -> None:
+    base = ["tom", "solve", "--story", STORY, "--question", "Where does Anne think that Sally thinks the ball is?",
+            "--choice", "basket", "--choice", "box", "-m", "scripted", "--no-cache", "--json"]
+    on = CliRunner().invoke(cli, base)
+    off = CliRunner().invoke(cli, [*base, "--no-belief-of-state"])
+    assert on.exit_code == 0 and off.exit_code == 0, on.output + off.output
+    assert json.loads(on.stdout)["trace"]["belief_of_state"]["outer"] == "Anne"
+    assert "belief_of_state" not in json.loads(off.stdout)["trace"]
+    res = CliRunner().invoke(cli, [*base, "--method", "direct", "--no-belief-of-state"])
+    assert res.exit_code == 1 and "apply to --method autotom only" in res.output

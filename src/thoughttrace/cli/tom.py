@@ -17,12 +17,20 @@ def group() -> None:
     """Theory of mind: answer questions about what agents believe, want and will do."""
 
 
-def _autotom_options(k: int | None, budget: int | None) -> dict[str, int]:
-    opts: dict[str, int] = {}
+BELIEF_OF_STATE_HELP = ("autotom, questions with two or more agents: infer the outer agent's belief of the world "
+                        "state and what it believes the inner agent perceived (default on; docs/tom.md)")
+
+
+def _autotom_options(method: str, k: int | None, budget: int | None, belief_of_state: bool | None) -> dict[str, int | bool]:
+    if method != "autotom" and (k is not None or budget is not None or belief_of_state is not None):
+        raise UserFacingError("--k, --budget and --(no-)belief-of-state apply to --method autotom only")
+    opts: dict[str, int | bool] = {}
     if k is not None:
         opts["k_hypotheses"] = k
     if budget is not None:
         opts["likelihood_budget"] = budget
+    if belief_of_state is not None:
+        opts["belief_of_state"] = belief_of_state
     return opts
 
 
@@ -34,12 +42,14 @@ def _autotom_options(k: int | None, budget: int | None) -> dict[str, int]:
 @click.option("--k", "k", type=click.IntRange(1, 5), default=None, help="autotom: hypotheses per choice (default 1)")
 @click.option("--budget", type=click.IntRange(1, 1000), default=None,
               help="autotom: most distinct likelihood requests per question, the initial model included (default 40)")
+@click.option("--belief-of-state/--no-belief-of-state", default=None, help=BELIEF_OF_STATE_HELP)
 @click.option("--explain", is_flag=True, help="print the full trace as readable text")
 @click.option("--json", "as_json", is_flag=True, help="print the answer, posterior, trace and usage as JSON")
 @model_options()
 @wrap
 def solve_command(story: str, question: str, choices: tuple[str, ...], method: str, k: int | None,
-                  budget: int | None, explain: bool, as_json: bool, model_spec: str, base_url: str | None,
+                  budget: int | None, belief_of_state: bool | None, explain: bool, as_json: bool, model_spec: str,
+                  base_url: str | None,
                   cache_path: str | None, no_cache: bool, offline: bool) -> None:
     """Answer one question; prints the answer (and with --explain, why)."""
     from thoughttrace.tom.methods import solve
@@ -51,10 +61,9 @@ def solve_command(story: str, question: str, choices: tuple[str, ...], method: s
         story = path.read_text(encoding="utf-8")
     if len(choices) < 2:
         raise UserFacingError("give at least two --choice options")
-    if method != "autotom" and (k is not None or budget is not None):
-        raise UserFacingError("--k and --budget apply to --method autotom only")
+    options = _autotom_options(method, k, budget, belief_of_state)
     model = build_model(model_spec, base_url, cache_path, no_cache, offline)
-    answer = solve(model, story, question, list(choices), method=method, **_autotom_options(k, budget))
+    answer = solve(model, story, question, list(choices), method=method, **options)
     usage = print_usage(model)
     if as_json:
         echo_json({**answer.model_dump(mode="json"), "run_usage": usage})
@@ -77,25 +86,25 @@ def solve_command(story: str, question: str, choices: tuple[str, ...], method: s
               help="questions in flight at once (the model layer also limits calls per endpoint)")
 @click.option("--k", "k", type=click.IntRange(1, 5), default=None, help="autotom: hypotheses per choice")
 @click.option("--budget", type=click.IntRange(1, 1000), default=None, help="autotom: most distinct likelihood requests per question, initial model included (default 40)")
+@click.option("--belief-of-state/--no-belief-of-state", default=None, help=BELIEF_OF_STATE_HELP)
 @click.option("--trace", "keep_trace", is_flag=True, help="keep each item's full trace in results.jsonl")
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
 @model_options()
 @wrap
 def bench_command(file: str, method: str, split: str, limit: int | None, out_dir: str, concurrency: int,
-                  k: int | None, budget: int | None, keep_trace: bool, as_json: bool, model_spec: str,
+                  k: int | None, budget: int | None, belief_of_state: bool | None, keep_trace: bool, as_json: bool, model_spec: str,
                   base_url: str | None, cache_path: str | None, no_cache: bool, offline: bool) -> None:
     """Run a method on a ToM item file (uniform JSONL); writes results.jsonl, summary.json, summary.md."""
     from thoughttrace.tom.harness import run_bench
     from thoughttrace.tom.items import read_items, select
     from thoughttrace.tom.methods import get_method
 
-    if method != "autotom" and (k is not None or budget is not None):
-        raise UserFacingError("--k and --budget apply to --method autotom only")
+    options = _autotom_options(method, k, budget, belief_of_state)
     items = select(read_items(file), split=None if split == "all" else split, limit=limit)
     if not items:
         raise UserFacingError(f"no items with split '{split}' in {file}; try --split all")
     model = build_model(model_spec, base_url, cache_path, no_cache, offline)
-    summary = model.run(run_bench(items, get_method(method, **_autotom_options(k, budget)), model, out_dir,
+    summary = model.run(run_bench(items, get_method(method, **options), model, out_dir,
                                   concurrency=concurrency, keep_trace=keep_trace))
     usage = print_usage(model)
     (Path(out_dir) / "usage.json").write_text(json.dumps(usage, indent=2), encoding="utf-8")
