@@ -208,7 +208,10 @@ class AutoToM:
             agent = grounding.agent_name
             facts = tuple((grounding.label(p), v) for p, v in parents)
             if grounding.belief_of_state and var == OBS:
-                # what the outer agent perceived so far is the shared context of "did the inner agent see it"
+                # what the outer agent perceived so far is the shared context of "did the inner agent see it";
+                # "no observation" says nothing the world state could agree with, so it is asked once, not per state
+                if value == NO_OBSERVATION:
+                    facts = tuple(f for (p, _), f in zip(parents, facts) if p != STATE)
                 req = LikelihoodRequest(agent=agent, variable=grounding.label(var), value=value, facts=facts,
                                         context=grounding.outer_context(step))
             else:
