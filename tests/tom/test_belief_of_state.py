@@ -143,3 +143,11 @@ async def test_higher_order_dev_items_run_within_the_budget(tom_dir: Path) -> No
         assert ans.error is None, it.id
         assert len(set(sent)) <= 12 and ans.trace["likelihood_requests"] == len(set(sent)), it.id
         assert "belief_of_state" in ans.trace, it.id
+
+
+async def test_explain_shows_both_levels() -> None:
+    ans = await _solve(AutoToMConfig(), ScriptedLikelihood(script()))
+    text = ans.explain()
+    assert "belief of state (Anne about Sally):" in text
+    assert "step 1: what Anne believes is true: The ball is in the basket.=0.90" in text
+    assert "what Anne believes Sally believes: Sally thinks the ball is in the basket.=0.79" in text

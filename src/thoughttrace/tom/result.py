@@ -60,6 +60,17 @@ class Answer(BaseModel):
             for s in t["timeline"]:
                 lines.append(f"  step {s['index']}: observation={_short(s['observation'])} action={_short(s['action'])}"
                              f" utterance={_short(s['utterance'])}")
+        bos = t.get("belief_of_state")
+        if isinstance(bos, dict) and "outer_posterior" in bos:
+            lines += ["", f"belief of state ({bos['outer']} about {bos['inner']}):"]
+            for s in bos["outer_posterior"]:
+                post = ", ".join(f"{_short(k, 40)}={p:.2f}" for k, p in s["posterior"].items())
+                lines.append(f"  step {s['step']}: what {bos['outer']} believes is true: {post}")
+            if bos.get("inner_belief"):
+                post = ", ".join(f"{_short(k, 50)}={p:.2f}" for k, p in bos["inner_belief"].items())
+                lines.append(f"  what {bos['outer']} believes {bos['inner']} believes: {post}")
+            if bos.get("note"):
+                lines.append(f"  note: {bos['note']}")
         if "hypotheses" in t and t["hypotheses"]:
             lines += ["", "hypotheses:"] + [f"  {k}: {v}" for k, v in t["hypotheses"].items()]
         if "discovery" in t:
