@@ -8,7 +8,8 @@ Pipeline per question (each structured step validated, retried once, with a docu
 3. propose hypotheses for latent variables that are not the query (K per choice; fallback: the choices'
    statements) only when a model needs them;
 4. ground a model spec (variables x timesteps) into a ProblemModel and infer the posterior over the
-   choices with calibrated LLM likelihoods (likelihood.py, inference.py);
+   choices with calibrated LLM likelihoods (likelihood.py, inference.py); for a question with two or more
+   agents, the world in the inner agent's model is the outer agent's inferred belief of it (belief_state.py);
 5. discover the model (discovery.py): from the initial model at the last step, extend back in time, then
    add variables, by the utility -H(P(query)) - alpha |M|, within a budget of likelihood requests.
 
