@@ -56,6 +56,21 @@ async def test_nested_agents_in_reversed_order_are_reordered() -> None:
     assert analysis.agents == ["Anne", "Sally"] and trace["checks_fired"] == []
 
 
+async def test_a_dropped_outer_agent_is_restored() -> None:
+    """A parse that lists only the inner agent would answer "what Sally thinks", not "what Anne thinks Sally
+    thinks" (the real 135M model did this, and the belief-of-state sub-inference never ran)."""
+    q = "Where does Anne think that Sally thinks the ball is?"
+    analysis, trace, model = await _parse(q, agents=["Sally"])
+    assert analysis.agents == ["Anne", "Sally"]
+    assert "agents_complete" in trace["checks_fired"] and "agents" in trace["fallbacks"]
+    assert "what Anne thinks" in model.backend.requests[1]["messages"][-1]["content"]
+    # a name in a conditional clause, or one the question does not present as thinking, is not required
+    for question in ("If Anne thinks the ball is gone, where does Sally think the ball is?",
+                     "Where does Sally think the ball is after Anne moved it?"):
+        _, trace, _ = await _parse(question, agents=["Sally"])
+        assert "agents_complete" not in trace["checks_fired"], question
+
+
 async def test_invented_known_facts_are_dropped() -> None:
     analysis, trace, _ = await _parse("Where does Sally think the ball is?",
                                       known=[{"variable": "goal", "value": "Sally wants to find the ball."}])

@@ -188,6 +188,17 @@ def names_in(question: str, story: str) -> list[str]:
     return out
 
 
+def thinkers_in(question: str, story: str) -> list[str]:
+    """The story's actors the question presents as thinking ("does Anne think", "Sally thinks"), in order;
+    conditional clauses are left out (they state givens, not what is asked)."""
+    text = _CONDITION.sub(" ", question)
+    out: list[str] = []
+    for name in names_in(text, story):
+        if re.search(rf"\b{re.escape(name)}\s+(?:\w+ly\s+)?{_MENTAL_VERB.pattern}", text, re.I) and name not in out:
+            out.append(name)
+    return out
+
+
 def detect_variable(question: str, choices: list[str], has_agent: bool) -> str:
     if not has_agent:
         return "state"
@@ -294,9 +305,10 @@ def _statements_ok(statements: list[str], choices: list[str], names: list[str] |
 
 
 #: the cross-checks, in the order they run; each names the field its fallback repairs
-CHECKS = ("agents_in_story", "agents_nonempty", "agents_order", "variable_cue", "least_likely", "known_from_question",
+CHECKS = ("agents_in_story", "agents_nonempty", "agents_order", "agents_complete", "variable_cue", "least_likely", "known_from_question",
           "known_missing", "statements_match")
 _CHECK_FIELD = {"variable_cue": "variable", "agents_in_story": "agents", "agents_nonempty": "agents", "agents_order": "agents",
+                "agents_complete": "agents",
                 "least_likely": "least_likely", "known_from_question": "known", "known_missing": "known",
                 "statements_match": "statements"}
 
@@ -325,6 +337,11 @@ def cross_check(p: QuestionParse, story: str, question: str, choices: list[str])
     if positions != sorted(positions):
         failed.append(("agents_order", "list the agents in the order the question nests them, outermost first "
                                        f"(the question names them as {named})"))
+    absent = [t for t in thinkers_in(question, story) if t not in _chain(agents)]
+    if agents and absent:
+        # a dropped outer agent turns "what A thinks B thinks" into "what B thinks"
+        failed.append(("agents_complete", f"the question asks what {absent[0]} thinks: list every agent whose mind "
+                                          "the question nests, outermost first"))
     cue = cue_variable(question)
     if cue is not None and p.variable not in _COMPATIBLE[cue]:
         failed.append(("variable_cue", f"the question asks for the agent's {cue} ('variable' is {p.variable!r})"))
