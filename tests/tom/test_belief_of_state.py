@@ -66,6 +66,9 @@ def test_state_hypotheses_are_the_beliefs_contents() -> None:
     assert state_of("Anne thinks that Sally thinks the ball is in the box.", agents) == "The ball is in the box."
     assert state_of("Sally believes this is so: the key is lost.", agents) == "The key is lost."
     assert state_of("basket", agents) == "basket"
+    # the parse's fallback statement for a short choice
+    assert state_of("Where does Anne think that Sally thinks the ball is: basket", agents) == "Where the ball is: basket"
+    assert state_of("Where will Sally look for the ball: box", agents) == "Where will Sally look for the ball: box"
     assert state_of("Bob thinks it rains.", agents) == "Bob thinks it rains."  # not an agent of the question
     assert state_hypotheses(["Sally thinks the ball is in the box.", "Anne thinks the ball is in the box",
                              "Sally thinks the ball is in the basket."], agents) == [

@@ -35,9 +35,17 @@ _VERBS = (r"thinks?|believes?|knows?|assumes?|expects?|suspects?|supposes?|is su
 
 
 def state_of(belief: str, agents: list[str]) -> str:
-    """The world-state content of a belief statement: every leading "<agent> thinks (that)" removed."""
+    """The world-state content of a belief statement: every leading "<agent> thinks (that)" removed; for the
+    parse's fallback form "<question>: <choice>" the agents' mental verbs are removed from the question
+    ("Where does Anne think that Sally thinks the ball is: basket" -> "Where the ball is: basket")."""
     names = "|".join(re.escape(a) for a in agents if a.strip()) or r"(?!x)x"
     prefix = re.compile(rf"^\s*(?:{names})\s+(?:{_VERBS})(?:\s+that)?\s*(?:this is so\s*:\s*)?[,:]?\s*", re.I)
+    head, sep, choice = belief.rpartition(": ")
+    if sep and "?" not in head and re.match(r"^\s*(?:where|what|which|who|how|when|why|does|do|did|is|will)\b", head, re.I):
+        inner = re.compile(rf"\b(?:(?:do|does|did|will|would)\s+)?(?:{names})\s+(?:{_VERBS})(?:\s+that)?\s+", re.I)
+        stripped = inner.sub("", head).strip()
+        if stripped != head.strip():
+            return f"{stripped[:1].upper()}{stripped[1:]}: {choice.strip()}"
     text = belief.strip()
     changed = False
     while True:
