@@ -358,8 +358,9 @@ class _Grounding:
             out["inner_belief"] = dict(zip(self.a.statements, chosen.posterior))
         else:
             out["inner_belief"] = last.get("marginals", {}).get(BELIEF)
-        out["state_given_evidence"] = [{"step": s["index"], "posterior": s["marginals"][STATE]}
-                                       for s in (chains[0]["steps"] if chains else []) if STATE in s.get("marginals", {})]
+        first = chains[0] if chains else {"given": {}, "steps": []}
+        out["state_given_evidence"] = [{"step": s["index"], "given": first["given"], "posterior": s["marginals"][STATE]}
+                                       for s in first["steps"] if STATE in s.get("marginals", {})]
         return out
 
     def label(self, var: str) -> str:
