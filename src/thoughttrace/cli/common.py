@@ -88,12 +88,44 @@ def engine_options(fn: F) -> F:
 
 
 def model_recipe(model_spec: str, base_url: str | None, cache_path: str | None, no_cache: bool,
-                 offline: bool) -> Any:
-    """What each Ray worker needs to build the same Model the options describe."""
+                 offline: bool, **kwargs: Any) -> Any:
+    """What each Ray worker needs to build the same Model the options describe (`build_model`'s twin)."""
     from thoughttrace.batch import ModelRecipe
 
     cache = None if no_cache else (str(Path(cache_path).resolve()) if cache_path else "default")
-    return ModelRecipe(spec=model_spec, base_url=base_url, cache=cache, offline=offline)
+    return ModelRecipe(spec=model_spec, base_url=base_url, cache=cache, offline=offline, kwargs=kwargs)
+
+
+def run_on_ray(job: Any, file: str | Path, workdir: str | Path, recipes: Any, *, ray_address: str | None,
+               workers: int, shard_size: int, shard_format: str, skip_invalid: bool = False) -> Any:
+    """The one `--engine ray` path of every batch command: shards of FILE on Ray Data workers into WORKDIR.
+
+    Returns the engine's BatchResult; its errors (and a worker's, which Ray wraps) become one clear line.
+    """
+    import sys
+
+    from thoughttrace.batch import BatchError, run_batch, worker_error
+
+    try:
+        return run_batch(job, file, workdir, recipes, engine="ray", ray_address=ray_address, workers=workers,
+                         shard_rows=shard_size, shard_format=shard_format, skip_invalid=skip_invalid,
+                         progress=sys.stderr.isatty())
+    except BatchError as exc:
+        raise UserFacingError(str(exc)) from exc
+    except Exception as exc:  # a worker's error arrives wrapped by Ray: show its one line
+        if type(exc).__module__.startswith("ray"):
+            raise UserFacingError(worker_error(exc)) from exc
+        raise
+
+
+def batch_usage(result: Any, roles: dict[str, str] | None = None) -> dict[str, Any]:
+    """A Ray run's usage per model string, printed like `print_usage` (with each model's role when given)."""
+    out: dict[str, Any] = {}
+    for spec, rep in result.usage_by_model.items():
+        role = (roles or {}).get(spec)
+        click.echo(rep.summary_line() + (f" [{role}: {spec}]" if role else f" [{spec}]"), err=True)
+        out[spec] = ({"role": role} if role else {}) | rep.model_dump()
+    return out
 
 
 def build_model(model_spec: str, base_url: str | None, cache_path: str | None, no_cache: bool, offline: bool,
