@@ -122,3 +122,70 @@ def test_evals_on_ray_equal_the_local_engine_and_resume_with_no_call(ray_session
     assert again["engine"]["shards_done_before"] == again["engine"]["shards"]
     assert calls(again["usage_this_run"]) == 0  # no call and no cache lookup: finished shards are skipped
     assert jsonl(out / "items.jsonl") == jsonl(tmp_path / "local" / "items.jsonl")
+
+
+def test_simulate_on_ray_equals_the_local_engine_and_resumes_with_no_call(ray_session, scripted, convs, tmp_path):
+    common = ["simulate", "--tasks-from", str(convs), "--per-task", "2", "--turns", "2", "-m", "asst", "-u", "usr"]
+    invoke(*common, "--out", str(tmp_path / "local.jsonl"), "--cache", str(tmp_path / "c1"))
+    out = tmp_path / "ray.jsonl"
+    first = invoke(*common, "--out", str(out), "--cache", str(tmp_path / "c2"), *ray_args())
+    assert "24 conversations simulated, 0 already done" in first.stderr
+    local = jsonl(tmp_path / "local.jsonl")
+    assert len(local) == 24 and jsonl(out) == local
+    again = invoke(*common, "--out", str(out), "--cache", str(tmp_path / "c2"), *ray_args())
+    assert "0 conversations simulated, 24 already done" in again.stderr
+    assert again.stderr.count("usage: 0 model calls, 0 cache hits") == 2 and jsonl(out) == local  # user, assistant
+
+
+def test_simulate_on_ray_needs_tasks_from(ray_session, scripted, tmp_path):
+    res = CliRunner().invoke(cli, ["simulate", "--task", "plan a trip", "--out", str(tmp_path / "o.jsonl"),
+                                   "--engine", "ray"])
+    assert res.exit_code == 1 and "--tasks-from" in res.output and "Traceback" not in res.output
+
+
+def test_align_rewrite_on_ray_equals_the_local_engine_and_resumes_with_no_call(ray_session, scripted, convs,
+                                                                              tmp_path):
+    common = ["align", "rewrite", str(convs), "--reactions", "all", "--guide", "thoughts", "-m", "rw"]
+    invoke(*common, "--out", str(tmp_path / "local.jsonl"), "--cache", str(tmp_path / "c1"))
+    out = tmp_path / "ray.jsonl"
+    invoke(*common, "--out", str(out), "--cache", str(tmp_path / "c2"), *ray_args())
+    local = jsonl(tmp_path / "local.jsonl")
+    assert len(local) >= 6 and jsonl(out) == local
+    meta = json.loads((tmp_path / "ray.jsonl.meta.json").read_text())
+    local_meta = json.loads((tmp_path / "local.jsonl.meta.json").read_text())
+    assert set(local_meta) <= set(meta) and stable(meta) == stable(local_meta) | {
+        "input": meta["input"], "engine": "ray", "shards": meta["shards"], "shards_done_before": 0}
+    assert meta["usage"]["models"]["scripted:rw"]["calls"] == len(local)
+    invoke(*common, "--out", str(out), "--cache", str(tmp_path / "c2"), *ray_args())
+    meta = json.loads((tmp_path / "ray.jsonl.meta.json").read_text())
+    assert meta["shards_done_before"] == meta["shards"] and meta["usage"]["models"]["scripted:rw"]["calls"] == 0
+    assert meta["usage"]["models"]["scripted:rw"]["cache_hits"] == 0 and jsonl(out) == local
+
+
+def _tom_items(path: Path) -> Path:
+    from thoughttrace.tom.items import ToMItem, write_items
+
+    story = "1 Sally put the ball in the basket.\n2 Sally left.\n3 Anne moved the ball to the box."
+    items = [ToMItem(id=f"t-{i}", benchmark="tomi" if i % 3 else "bigtom", story=story + f"\n4 Step {i}.",
+                     question="Where does Sally think the ball is?", choices=["basket", "box", "floor"][: 2 + i % 2],
+                     answer="A", question_type=("first_order_0_tom", "reality", "second_order")[i % 3],
+                     split="dev" if i % 4 else "test") for i in range(14)]
+    write_items(items, path)
+    return path
+
+
+def test_tom_bench_on_ray_equals_the_local_engine_and_resumes_with_no_call(ray_session, scripted, tmp_path):
+    items = _tom_items(tmp_path / "items.jsonl")
+    common = ["tom", "bench", str(items), "--method", "cot", "-m", "tm", "--json"]
+    invoke(*common, "--out", str(tmp_path / "local"), "--cache", str(tmp_path / "c1"))
+    out = tmp_path / "ray"
+    first = json.loads(invoke(*common, "--out", str(out), "--cache", str(tmp_path / "c2"), *ray_args(shard=3)).stdout)
+    local = jsonl(tmp_path / "local" / "results.jsonl")
+    assert len(local) == 10 and stable(jsonl(out / "results.jsonl")) == stable(local)  # the dev split only
+    assert stable(json.loads((out / "summary.json").read_text())) == stable(
+        json.loads((tmp_path / "local" / "summary.json").read_text()))
+    assert first["engine"]["shards"] >= 3 and first["usage"]["calls"] > 0
+    again = json.loads(invoke(*common, "--out", str(out), "--cache", str(tmp_path / "c2"), *ray_args(shard=3)).stdout)
+    assert again["engine"]["shards_done_before"] == again["engine"]["shards"]
+    assert again["usage"]["calls"] == 0 and again["usage"]["cache_hits"] == 0
+    assert stable(jsonl(out / "results.jsonl")) == stable(local)
