@@ -28,6 +28,8 @@ def answer(messages: list[Any], cfg: Any) -> str:
         return json.dumps({"reason": f"I need idea {h % 11}", "message": f"Give me {h % 5 + 2} more ideas"})
     if "Write your private reaction" in last:
         return json.dumps({"reaction": f"Useful list {h % 7}", "decision": "end" if h % 3 == 0 else "continue"})
+    if 'give your final answer on the last line as "Answer: <letter>"' in last:
+        return f"Sally did not see the move.\nAnswer: {'AB'[h % 2]}"
     label = re.search(r'of the type "([^"]+)"', text)
     if label:
         return f"Note: maybe {label.group(1)} ({h % 13})."

@@ -182,6 +182,7 @@ def test_tom_bench_on_ray_equals_the_local_engine_and_resumes_with_no_call(ray_s
     first = json.loads(invoke(*common, "--out", str(out), "--cache", str(tmp_path / "c2"), *ray_args(shard=3)).stdout)
     local = jsonl(tmp_path / "local" / "results.jsonl")
     assert len(local) == 10 and stable(jsonl(out / "results.jsonl")) == stable(local)  # the dev split only
+    assert 0 < sum(r["correct"] for r in local) < 10 and not any(r["error"] for r in local)
     assert stable(json.loads((out / "summary.json").read_text())) == stable(
         json.loads((tmp_path / "local" / "summary.json").read_text()))
     assert first["engine"]["shards"] >= 3 and first["usage"]["calls"] > 0
@@ -189,3 +190,35 @@ def test_tom_bench_on_ray_equals_the_local_engine_and_resumes_with_no_call(ray_s
     assert again["engine"]["shards_done_before"] == again["engine"]["shards"]
     assert again["usage"]["calls"] == 0 and again["usage"]["cache_hits"] == 0
     assert stable(jsonl(out / "results.jsonl")) == stable(local)
+
+
+def _flat(obj: Any, path: str = "") -> dict[str, Any]:
+    """path -> leaf value, so two stats trees compare leaf by leaf."""
+    if isinstance(obj, dict):
+        return {k2: v for k, v in obj.items() for k2, v in _flat(v, f"{path}/{k}").items()}
+    if isinstance(obj, list):
+        return {k2: v for i, v in enumerate(obj) for k2, v in _flat(v, f"{path}/{i}").items()}
+    return {path: obj}
+
+
+@pytest.mark.model
+def test_analyze_embeddings_on_ray_equal_the_local_engine_and_a_rerun_encodes_nothing(ray_session, convs, tmp_path):
+    def run(out: str, cache: str, *extra: str) -> dict[str, Any]:
+        res = invoke("analyze", str(convs), "--out", str(tmp_path / out), "--embedding-cache", str(tmp_path / cache),
+                     "--projection", "pca", "--json", *extra)
+        return json.loads(res.stdout)["semantic"]  # type: ignore[no-any-return]
+
+    local = run("local", "v1.sqlite")
+    ray_first = run("ray", "v2.sqlite", "--engine", "ray", "--workers", "2")
+    assert local["available"] and ray_first["model"]["stats"]["encoded"] > 0
+    assert ray_first["model"]["fingerprint"] == local["model"]["fingerprint"]
+    # vectors encoded in other batches may differ in the last float32 bits: every figure agrees to 1e-5
+    a, b = _flat({k: v for k, v in ray_first.items() if k != "model"}), _flat({k: v for k, v in local.items()
+                                                                              if k != "model"})
+    assert a.keys() == b.keys() and len(a) > 20
+    assert {k: pytest.approx(v, abs=1e-5) if isinstance(v, float) else v for k, v in a.items()} == b
+    again = run("ray", "v2.sqlite", "--engine", "ray", "--workers", "2")  # the vector cache is the resume source
+    assert again["model"]["stats"]["encoded"] == 0 and again["model"]["stats"]["cache_hits"] > 0
+    shared = run("ray2", "v1.sqlite", "--engine", "ray", "--workers", "2")  # on the local engine's cache
+    assert shared["model"]["stats"]["encoded"] == 0
+    assert {k: v for k, v in shared.items() if k != "model"} == {k: v for k, v in local.items() if k != "model"}

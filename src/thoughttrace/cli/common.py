@@ -67,16 +67,24 @@ def model_options(default: str = "local") -> Callable[[F], F]:
     return decorator
 
 
-def engine_options(fn: F) -> F:
-    """--engine local|ray, --ray-address, --workers, --shard-size, --shard-format for batch commands."""
+def ray_options(fn: F) -> F:
+    """--engine local|ray, --ray-address, --workers: the Ray part of `engine_options` (analyze's embeddings)."""
     options = [
         click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-                     help="local: one asyncio process; ray: shards on Ray Data workers, OUT is a directory of "
-                          "shards (resumable; docs/scale.md)"),
+                     help="local: one asyncio process; ray: Ray Data workers (resumable; docs/scale.md)"),
         click.option("--ray-address", default=None,
                      help="Ray cluster to join (e.g. 10.0.0.1:6379 or auto); default: a new local Ray"),
         click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 100000),
                      help="Ray workers (actors), each with its own model client"),
+    ]
+    for opt in reversed(options):
+        fn = opt(fn)
+    return fn
+
+
+def engine_options(fn: F) -> F:
+    """--engine local|ray, --ray-address, --workers, --shard-size, --shard-format for batch commands."""
+    options = [
         click.option("--shard-size", default=1000, show_default=True, type=click.IntRange(1, None),
                      help="about this many conversations per shard (the unit of work and of resume)"),
         click.option("--shard-format", type=click.Choice(["jsonl", "parquet"]), default="jsonl", show_default=True,
@@ -84,7 +92,7 @@ def engine_options(fn: F) -> F:
     ]
     for opt in reversed(options):
         fn = opt(fn)
-    return fn
+    return ray_options(fn)
 
 
 def model_recipe(model_spec: str, base_url: str | None, cache_path: str | None, no_cache: bool,
