@@ -8,7 +8,6 @@ and a Ray rerun must skip every finished shard with zero model calls.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +110,7 @@ def test_evals_on_ray_equal_the_local_engine_and_resume_with_no_call(ray_session
     out = tmp_path / "ray"
     first = json.loads(invoke(*common, "--out", str(out), "--cache", str(tmp_path / "c2"), *ray_args()).stdout)
     assert first["engine"]["shards"] >= 3 and calls(first["usage_this_run"]) > 0
+    assert first["n_items"] == local["n_items"] and first["overall"] == local["overall"]  # what --json printed
     assert jsonl(out / "items.jsonl") == jsonl(tmp_path / "local" / "items.jsonl")
     ray_summary = json.loads((out / "summary.json").read_text())
     local_summary = json.loads((tmp_path / "local" / "summary.json").read_text())
@@ -222,3 +222,19 @@ def test_analyze_embeddings_on_ray_equal_the_local_engine_and_a_rerun_encodes_no
     shared = run("ray2", "v1.sqlite", "--engine", "ray", "--workers", "2")  # on the local engine's cache
     assert shared["model"]["stats"]["encoded"] == 0
     assert {k: v for k, v in shared.items() if k != "model"} == {k: v for k, v in local.items() if k != "model"}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["eval", "thought-inference", "{convs}", "--out", "{tmp}/o", "--no-embeddings", "--limit", "3"],
+     "--limit is for --engine local"),
+    (["eval", "next-message", "{convs}", "--out", "{tmp}/o", "--no-embeddings", "--limit", "3"],
+     "--limit is for --engine local"),
+    (["tom", "bench", "{convs}", "--out", "{tmp}/o", "--limit", "3"], "--limit is for --engine local"),
+    (["align", "rewrite", "{convs}", "--out", "{tmp}/o.jsonl", "--limit", "3"], "--limit is for --engine local"),
+    (["simulate", "--tasks-from", "{convs}", "--out", "{tmp}/o.jsonl", "--limit", "3"], "--limit is for --engine local"),
+    (["align", "rewrite", "{tmp}/missing.jsonl", "--out", "{tmp}/o.jsonl"], "no such file"),
+])
+def test_whole_input_options_are_refused_on_ray_in_one_line(convs, tmp_path, args, message):
+    argv = [a.format(convs=convs, tmp=tmp_path) for a in args] + ["--engine", "ray"]
+    res = CliRunner().invoke(cli, argv)
+    assert res.exit_code == 1 and message in res.output and "Traceback" not in res.output, res.output
