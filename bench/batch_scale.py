@@ -196,7 +196,7 @@ def main() -> None:
             _clean(fill)
             summary["runs"]["fill_cache"] = run_label(base, fill, pool, "ray", args.workers, args.shard_size,
                                                       out / "fill_cache.log", cache=cache)
-            mem: dict[str, Any] = {}
+            mem: dict[str, Any] = dict(summary.get("driver_peak_rss_mb_by_input_rows", {}))  # earlier parts too
             for size in sizes:
                 target = out / f"ray_memory_{size}"
                 _clean(target)
@@ -204,9 +204,9 @@ def main() -> None:
                               out / f"ray_memory_{size}.log", cache=cache)
                 summary["runs"][f"ray_memory_{size}"] = r
                 mem[str(size)] = r["driver_peak_rss_mb"]
+                summary["driver_peak_rss_mb_by_input_rows"] = mem
                 print(json.dumps(r), file=sys.stderr, flush=True)
                 _write(out, summary)
-            summary["driver_peak_rss_mb_by_input_rows"] = mem
             if len(mem) >= 2:
                 ordered = sorted(mem, key=int)
                 summary["driver_peak_growth_mb"] = round(mem[ordered[-1]] - mem[ordered[0]], 1)
