@@ -233,6 +233,10 @@ def test_analyze_embeddings_on_ray_equal_the_local_engine_and_a_rerun_encodes_no
     (["align", "rewrite", "{convs}", "--out", "{tmp}/o.jsonl", "--limit", "3"], "--limit is for --engine local"),
     (["simulate", "--tasks-from", "{convs}", "--out", "{tmp}/o.jsonl", "--limit", "3"], "--limit is for --engine local"),
     (["align", "rewrite", "{tmp}/missing.jsonl", "--out", "{tmp}/o.jsonl"], "no such file"),
+    (["align", "rewrite", "{convs}", "--out", "{tmp}/o.jsonl", "--shard-format", "parquet"],
+     "--shard-format parquet is for `label`"),
+    (["eval", "next-message", "{convs}", "--out", "{tmp}/o", "--no-embeddings", "--shard-format", "parquet"],
+     "--shard-format parquet is for `label`"),
 ])
 def test_whole_input_options_are_refused_on_ray_in_one_line(convs, tmp_path, args, message):
     argv = [a.format(convs=convs, tmp=tmp_path) for a in args] + ["--engine", "ray"]

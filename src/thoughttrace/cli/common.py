@@ -105,14 +105,21 @@ def model_recipe(model_spec: str, base_url: str | None, cache_path: str | None, 
 
 
 def run_on_ray(job: Any, file: str | Path, workdir: str | Path, recipes: Any, *, ray_address: str | None,
-               workers: int, shard_size: int, shard_format: str, skip_invalid: bool = False) -> Any:
+               workers: int, shard_size: int, shard_format: str, skip_invalid: bool = False,
+               shards_are_output: bool = False) -> Any:
     """The one `--engine ray` path of every batch command: shards of FILE on Ray Data workers into WORKDIR.
 
     Returns the engine's BatchResult; its errors (and a worker's, which Ray wraps) become one clear line.
+    `shards_are_output`: the shards are what the user reads (label); every other job writes the local
+    engine's files from its shards, which must then be JSONL (Parquet cannot tell a null from a missing key).
     """
     import sys
 
     from thoughttrace.batch import BatchError, run_batch, worker_error
+
+    if shard_format != "jsonl" and not shards_are_output:
+        raise UserFacingError(f"--shard-format {shard_format} is for `label`, whose shards are its output; this job "
+                              "writes its usual output files from JSONL shards: drop --shard-format")
 
     try:
         return run_batch(job, file, workdir, recipes, engine="ray", ray_address=ray_address, workers=workers,

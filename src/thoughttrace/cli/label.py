@@ -104,7 +104,7 @@ def _label_on_ray(file: str, out: str, kinds: tuple[str, ...], method: str, only
     job = LabelShardJob(kinds=tuple(check_kinds(kinds)), method=method, max_attempts=max_attempts,  # type: ignore[arg-type]
                         constrained=constrained, only_missing=only_missing, batch_size=batch_size)
     result = run_on_ray(job, file, out, recipe, ray_address=ray_address, workers=workers, shard_size=shard_size,
-                        shard_format=shard_format, skip_invalid=skip_invalid)
+                        shard_format=shard_format, skip_invalid=skip_invalid, shards_are_output=True)
     summary = {**result.summary, "skipped_done": result.skipped_summary.get("items", 0)}
     summary["items"] = summary.get("items", 0) + summary["skipped_done"]
     usage = {"format_version": 1, "models": {recipe.spec: result.usage.model_dump()}}  # type: ignore[attr-defined]
