@@ -7,8 +7,8 @@ its batches of texts. Every other step of `analyze` streams the file once on the
 texts of the sampled pairs (at most `--max-pairs` per kind) go out and their vectors come back.
 
 Resume: the vector cache is the record of finished work. A worker reads it before encoding, so a rerun
-with the same cache file encodes nothing; on a cluster give every node the same path on a shared disk
-(`--embedding-cache`), or each node keeps (and reuses) its own.
+with the same cache file encodes nothing. It is SQLite (WAL): on a cluster each node keeps its own file at
+the `--embedding-cache` path on its local disk (not NFS), and a rerun encodes only what that node has not.
 """
 
 from __future__ import annotations
