@@ -29,7 +29,7 @@ from .methods import get_method
 class ToMBenchShardJob:
     method: str
     #: AutoToM options (k_hypotheses, likelihood_budget); empty for the baselines
-    options: dict[str, int] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
     split: str | None = "dev"
     concurrency: int = 1
     keep_trace: bool = False
