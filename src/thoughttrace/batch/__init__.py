@@ -11,15 +11,19 @@ from .engine import (
     BatchError,
     BatchResult,
     ModelRecipe,
+    Recipes,
     ShardJob,
+    build_models,
     finished_shards,
     iter_records,
     run_batch,
     worker_error,
+    write_merged,
 )
-from .sources import ShardPlan, plan_shards, read_shard
+from .sources import ShardPlan, plan_shards, read_lines, read_shard
 
 __all__ = [
-    "BATCH_FORMAT_VERSION", "ENGINES", "SHARD_FORMATS", "BatchError", "BatchResult", "ModelRecipe", "ShardJob",
-    "ShardPlan", "finished_shards", "iter_records", "plan_shards", "read_shard", "run_batch", "worker_error",
+    "BATCH_FORMAT_VERSION", "ENGINES", "SHARD_FORMATS", "BatchError", "BatchResult", "ModelRecipe", "Recipes", "ShardJob",
+    "ShardPlan", "build_models", "read_lines", "finished_shards", "iter_records", "plan_shards", "read_shard", "run_batch", "worker_error",
+    "write_merged",
 ]

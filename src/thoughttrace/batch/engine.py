@@ -24,12 +24,12 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from thoughttrace.data import Conversation, DatasetError
+from thoughttrace.data import DatasetError
 from thoughttrace.llm import Model, RetriesExhaustedError, TransientError, UsageReport, get_model
 
 from .sources import ShardPlan, check_same_input, plan_shards, read_shard
@@ -46,15 +46,20 @@ class BatchError(ValueError):
 
 
 class ShardJob(Protocol):
-    """What a part gives the engine: a picklable job that turns one shard's conversations into records."""
+    """What a part gives the engine: a picklable job that turns one shard's rows into records.
+
+    `model` is the one Model of a single `ModelRecipe`, or, when the run was given a mapping of roles to
+    recipes (an eval's model and judges, a simulation's user and assistant), a dict role -> Model (roles
+    with the same recipe share one Model). A job whose input is not conversations (ToM items) also has
+    `read_rows(plan, k, skip_invalid)`; otherwise the engine reads the shard's conversations.
+    """
 
     name: str
 
     def fingerprint(self, model_spec: str) -> dict[str, Any]:
         """Settings that must match for a rerun to reuse finished shards (model, method, kinds ...)."""
 
-    def run_shard(self, conversations: Iterable[Conversation], model: Model) -> tuple[list[dict[str, Any]],
-                                                                                      dict[str, Any]]:
+    def run_shard(self, conversations: Iterable[Any], model: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """Records of this shard, in input order, and a summary of numeric counts (summed over shards)."""
 
 
@@ -78,18 +83,58 @@ class ModelRecipe:
         return get_model(self.spec, cache=cache, offline=self.offline, **kwargs)
 
 
+#: one recipe (a job with one model), or role -> recipe (a job with several: model, judge, user ...)
+Recipes = ModelRecipe | Mapping[str, ModelRecipe]
+
+
+def recipes_spec(recipe: Recipes) -> str:
+    """The model string(s) a run's fingerprint records: `spec`, or `role=spec,...` for several roles."""
+    if isinstance(recipe, ModelRecipe):
+        return recipe.spec
+    return ",".join(f"{role}={r.spec}" for role, r in recipe.items())
+
+
+def build_models(recipe: Recipes) -> Any:
+    """The Model of one recipe, or role -> Model (equal recipes give one shared Model: weights load once)."""
+    if isinstance(recipe, ModelRecipe):
+        return recipe.build()
+    built: list[tuple[ModelRecipe, Model]] = []
+    out: dict[str, Model] = {}
+    for role, r in recipe.items():
+        same = next((m for r2, m in built if r2 == r), None)
+        if same is None:
+            same = r.build()
+            built.append((r, same))
+        out[role] = same
+    return out
+
+
+def distinct_models(models: Any) -> list[Model]:
+    """Each Model once, whether `models` is one Model or a dict role -> Model."""
+    if not isinstance(models, dict):
+        return [models]
+    seen: dict[int, Model] = {}
+    for m in models.values():
+        seen.setdefault(id(m), m)
+    return list(seen.values())
+
+
 @dataclass
 class BatchResult:
     out: Path
     n_shards: int
     done_before: int
     summary: dict[str, Any]
+    #: this run's usage over every model (a rerun of finished shards: zero calls)
     usage: UsageReport
     skipped_summary: dict[str, Any]
+    #: this run's usage per model string
+    usage_by_model: dict[str, UsageReport] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {"out": str(self.out), "n_shards": self.n_shards, "shards_done_before": self.done_before,
-                "summary": self.summary, "skipped_summary": self.skipped_summary, "usage": self.usage.model_dump()}
+                "summary": self.summary, "skipped_summary": self.skipped_summary, "usage": self.usage.model_dump(),
+                "usage_by_model": {k: v.model_dump() for k, v in self.usage_by_model.items()}}
 
 
 # -- book-keeping on disk --------------------------------------------------------------------------
@@ -178,8 +223,33 @@ def iter_records(out: str | Path) -> Iterator[dict[str, Any]]:
                 yield {k2: v for k2, v in rec.items() if v is not None}
 
 
+def write_merged(out: str | Path, dest: str | Path, *, group_by: str | None = None) -> int:
+    """Stream every record of a batch output into one JSONL file `dest` (tmp + rename); returns the count.
+
+    This is the local engine's output file for jobs that write one (items.jsonl, a simulation, rewrites).
+    With `group_by`, records are written group by group, in the order each group first appears (an eval's
+    records model by model, as the local engine writes them); the shards are then read once per group, so
+    memory stays one record whatever the size.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    groups: list[Any] = [None]
+    if group_by is not None:
+        groups = list(dict.fromkeys(rec.get(group_by) for rec in iter_records(out)))
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    n = 0
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for g in groups:
+            for rec in iter_records(out):
+                if group_by is None or rec.get(group_by) == g:
+                    fh.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
+                    n += 1
+    os.replace(tmp, dest)
+    return n
+
+
 # -- one shard, on whichever worker ---------------------------------------------------------------
-def process_shard(job: ShardJob, model: Model, plan: dict[str, Any], k: int, out: Path, fmt: str,
+def process_shard(job: ShardJob, model: Any, plan: dict[str, Any], k: int, out: Path, fmt: str,
                   skip_invalid: bool, shard_retries: int = 2) -> dict[str, Any]:
     """Run one shard and write its records, then its done marker; a shard already done is not redone.
 
@@ -189,21 +259,29 @@ def process_shard(job: ShardJob, model: Model, plan: dict[str, Any], k: int, out
     marker = marker_path(out, k)
     if marker.exists():  # a retried task whose first attempt finished after all
         return dict(json.loads(marker.read_text("utf-8")))
-    model.usage.reset()
+    models = distinct_models(model)
+    for m in models:
+        m.usage.reset()
     started = time.perf_counter()
     attempt = 0
+    reader = getattr(job, "read_rows", None) or read_shard
     while True:
         attempt += 1
         try:
-            records, summary = job.run_shard(read_shard(plan, k, skip_invalid=skip_invalid), model)
+            records, summary = job.run_shard(reader(plan, k, skip_invalid=skip_invalid), model)
             break
         except (RetriesExhaustedError, TransientError):
             if attempt > shard_retries:
                 raise
             time.sleep(5.0 * attempt)
     write_records(shard_path(out, k, fmt), records, fmt)
+    by_model: dict[str, dict[str, Any]] = {}
+    for m in models:
+        rep = m.usage.report().model_dump()
+        by_model[m.spec] = add_counts(by_model[m.spec], rep) if m.spec in by_model else rep
+    total = sum_usage(by_model.values(), 0.0).model_dump()
     done = {"format_version": BATCH_FORMAT_VERSION, "shard": k, "records": len(records), "summary": summary,
-            "usage": model.usage.report().model_dump(), "seconds": round(time.perf_counter() - started, 3),
+            "usage": total, "usage_by_model": by_model, "seconds": round(time.perf_counter() - started, 3),
             "attempts": attempt, "host": os.uname().nodename, "pid": os.getpid()}
     _write_atomic(marker, json.dumps(done, ensure_ascii=False).encode("utf-8"))
     return done
@@ -212,10 +290,10 @@ def process_shard(job: ShardJob, model: Model, plan: dict[str, Any], k: int, out
 class _ShardWorker:
     """The Ray Data actor: builds its Model once, then runs the shards it is handed."""
 
-    def __init__(self, job: ShardJob, recipe: ModelRecipe, plan: dict[str, Any], out: str, fmt: str,
+    def __init__(self, job: ShardJob, recipe: Recipes, plan: dict[str, Any], out: str, fmt: str,
                  skip_invalid: bool) -> None:
         self.job, self.plan, self.out, self.fmt, self.skip_invalid = job, plan, Path(out), fmt, skip_invalid
-        self.model = recipe.build()
+        self.model = build_models(recipe)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
         shards = [int(k) for k in batch["shard"]]
@@ -256,7 +334,7 @@ def run_batch(
     job: ShardJob,
     input_path: str | Path,
     out: str | Path,
-    recipe: ModelRecipe,
+    recipe: Recipes,
     *,
     engine: str = "ray",
     ray_address: str | None = None,
@@ -277,13 +355,14 @@ def run_batch(
     if out.exists() and not out.is_dir():
         raise BatchError(f"{out} is a file; with --engine ray, --out names a directory of shards")
     started = time.perf_counter()
-    plan = _prepare(out, input_path, shard_rows, job.fingerprint(recipe.spec), shard_format)
+    plan = _prepare(out, input_path, shard_rows, job.fingerprint(recipes_spec(recipe)), shard_format)
     n = int(plan["n_shards"])
     before = finished_shards(out, n)
     todo = [k for k in range(n) if k not in before]
     summary: dict[str, Any] = {}
     skipped: dict[str, Any] = {}
     usages: list[dict[str, Any]] = []
+    usages_by_model: dict[str, list[dict[str, Any]]] = {}
     for d in before.values():
         add_counts(skipped, d["summary"])
     bar = _bar(progress, len(todo), f"{job.name} shards")
@@ -291,20 +370,26 @@ def run_batch(
                          cpus_per_worker):
         add_counts(summary, done["summary"])
         usages.append(done["usage"])
+        for spec, rep in (done.get("usage_by_model") or {}).items():
+            usages_by_model.setdefault(spec, []).append(rep)
         if on_shard is not None:
             on_shard(done)
         if bar is not None:
             bar.update(1)
     if bar is not None:
         bar.close()
-    usage = sum_usage(usages, time.perf_counter() - started)
+    wall = time.perf_counter() - started
+    usage = sum_usage(usages, wall)
+    specs = [recipe.spec] if isinstance(recipe, ModelRecipe) else [r.spec for r in recipe.values()]
+    by_model = {spec: sum_usage(usages_by_model.get(spec, []), wall) for spec in dict.fromkeys(specs)}
     missing = [k for k in range(n) if not marker_path(out, k).exists()]
     if missing:
         raise BatchError(f"{len(missing)} shard(s) did not finish (first: {missing[0]}); rerun the same command "
                          "to finish them")
-    result = BatchResult(out, n, len(before), summary, usage, skipped)
+    result = BatchResult(out, n, len(before), summary, usage, skipped, by_model)
     _write_atomic(out / "manifest.json", json.dumps({"format_version": BATCH_FORMAT_VERSION, "engine": engine,
-                                                     "job": job.fingerprint(recipe.spec), **result.as_dict()},
+                                                     "job": job.fingerprint(recipes_spec(recipe)),
+                                                     **result.as_dict()},
                                                     indent=2, default=str).encode())
     return result
 
@@ -317,18 +402,19 @@ def _bar(progress: bool, total: int, desc: str) -> Any:
     return tqdm(total=total, desc=desc, unit=" shard")
 
 
-def _execute(job: ShardJob, recipe: ModelRecipe, plan: dict[str, Any], out: Path, fmt: str, skip_invalid: bool,
+def _execute(job: ShardJob, recipe: Recipes, plan: dict[str, Any], out: Path, fmt: str, skip_invalid: bool,
              todo: list[int], engine: str, ray_address: str | None, workers: int,
              cpus_per_worker: float) -> Iterator[dict[str, Any]]:
     if not todo:
         return
     if engine == "local":
-        model = recipe.build()
+        model = build_models(recipe)
         try:
             for k in todo:
                 yield process_shard(job, model, plan, k, out, fmt, skip_invalid)
         finally:
-            model.close()
+            for m in distinct_models(model):
+                m.close()
         return
     if engine != "ray":
         raise BatchError(f"unknown engine {engine!r}; choose {' or '.join(ENGINES)}")
@@ -341,7 +427,7 @@ def _execute(job: ShardJob, recipe: ModelRecipe, plan: dict[str, Any], out: Path
         yield json.loads(row["done"])
 
 
-def _map_shards(ds: Any, data: Any, job: ShardJob, recipe: ModelRecipe, plan: dict[str, Any], out: Path, fmt: str,
+def _map_shards(ds: Any, data: Any, job: ShardJob, recipe: Recipes, plan: dict[str, Any], out: Path, fmt: str,
                 skip_invalid: bool, workers: int, cpus_per_worker: float) -> Any:
     return ds.map_batches(
         _ShardWorker,

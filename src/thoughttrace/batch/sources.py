@@ -110,7 +110,15 @@ def read_shard(plan: dict[str, Any], k: int, *, skip_invalid: bool = False) -> I
         yield from_row(dict(row))
 
 
-def _jsonl_range(path: str, start: int, end: int, skip_invalid: bool) -> Iterator[Conversation]:
+def read_lines(plan: dict[str, Any], k: int) -> Iterator[tuple[int, bytes]]:
+    """(byte offset, line) of every non-blank line of JSONL shard `k`: for jobs whose rows are not conversations."""
+    if plan["format"] != "jsonl":
+        raise DatasetError(f"{plan['input']}: this job reads a JSONL file; convert the {plan['format']} input to JSONL")
+    step = int(plan["step"])
+    yield from _lines(plan["input"], k * step, (k + 1) * step)
+
+
+def _lines(path: str, start: int, end: int) -> Iterator[tuple[int, bytes]]:
     """Lines that start in [start, end): every line belongs to exactly one shard."""
     with open(path, "rb") as fh:
         if start > 0:
@@ -123,16 +131,20 @@ def _jsonl_range(path: str, start: int, end: int, skip_invalid: bool) -> Iterato
                 break
             if offset == 0 and text.startswith(b"\xef\xbb\xbf"):
                 text = text[3:]
-            if not text.strip():
+            if text.strip():
+                yield offset, text
+
+
+def _jsonl_range(path: str, start: int, end: int, skip_invalid: bool) -> Iterator[Conversation]:
+    for offset, text in _lines(path, start, end):
+        conv, errors = parse_line(text, 0)
+        if conv is None:
+            if skip_invalid:
                 continue
-            conv, errors = parse_line(text, 0)
-            if conv is None:
-                if skip_invalid:
-                    continue
-                what = "; ".join(f"{e.field + ': ' if e.field else ''}{e.message}" for e in errors)
-                raise DatasetError(f"{path}: the line at byte {offset}: {what} (fix the line, or pass "
-                                   "--skip-invalid to read only the good lines)")
-            yield conv
+            what = "; ".join(f"{e.field + ': ' if e.field else ''}{e.message}" for e in errors)
+            raise DatasetError(f"{path}: the line at byte {offset}: {what} (fix the line, or pass "
+                               "--skip-invalid to read only the good lines)")
+        yield conv
 
 
 def _parquet_range(path: str, start: int, end: int) -> Iterator[Conversation]:

@@ -7,7 +7,18 @@ from typing import Any
 
 import click
 
-from .common import UserFacingError, build_model, echo_json, model_options, print_usage, wrap
+from .common import (
+    UserFacingError,
+    batch_usage,
+    build_model,
+    echo_json,
+    engine_options,
+    model_options,
+    model_recipe,
+    print_usage,
+    run_on_ray,
+    wrap,
+)
 
 _GUIDES = click.Choice(["thoughts", "messages", "none"])
 _FORMATS = click.Choice(["conversational", "plain"])
@@ -40,10 +51,12 @@ def _meta_path(out: Path) -> Path:
 @click.option("--limit", type=int, default=None, help="rewrite only the first N selected answers")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="rewrites JSONL")
 @model_options()
+@engine_options
 @wrap
 def rewrite_cmd(conversations: str, guide: str, reactions: str, all_turns: bool, max_history_chars: int | None,
                 max_answer_chars: int | None, max_tokens: int, limit: int | None, out_path: str, model_spec: str,
-                base_url: str | None, cache_path: str | None, no_cache: bool, offline: bool) -> None:
+                base_url: str | None, cache_path: str | None, no_cache: bool, offline: bool, engine: str,
+                ray_address: str | None, workers: int, shard_size: int, shard_format: str) -> None:
     """Rewrite assistant answers in CONVERSATIONS (ThoughtTrace JSONL) with a rewriter model."""
     from thoughttrace.align import RewriteSettings, rewrite_conversations
     from thoughttrace.align.records import write_json
@@ -52,6 +65,13 @@ def rewrite_cmd(conversations: str, guide: str, reactions: str, all_turns: bool,
     settings = RewriteSettings(guide=guide, reactions=reactions, require_next_message=not all_turns,  # type: ignore[arg-type]
                                max_history_chars=max_history_chars, max_answer_chars=max_answer_chars,
                                max_tokens=max_tokens)
+    if engine == "ray":
+        if limit is not None:
+            raise UserFacingError("--limit is for --engine local; with --engine ray, rewrite a smaller input file")
+        _rewrite_on_ray(conversations, settings, Path(out_path),
+                        model_recipe(model_spec, base_url, cache_path, no_cache, offline), ray_address, workers,
+                        shard_size, shard_format)
+        return
     model = build_model(model_spec, base_url, cache_path, no_cache, offline)
     out = Path(out_path)
     rows = rewrite_conversations(read_conversations(conversations), model, settings, limit=limit, out=out)
@@ -59,6 +79,26 @@ def rewrite_cmd(conversations: str, guide: str, reactions: str, all_turns: bool,
     write_json({"format_version": 1, "input": conversations, "settings": settings.model_dump(),
                 "rewriter": model.spec, "rewrites": len(rows), "usage": usage}, _meta_path(out))
     click.echo(f"wrote {len(rows)} rewrites ({guide}) to {out}")
+
+
+def _rewrite_on_ray(conversations: str, settings: Any, out: Path, recipe: Any, ray_address: str | None,
+                    workers: int, shard_size: int, shard_format: str) -> None:
+    """`align rewrite --engine ray`: shards in OUT.batch/ (the resume source), then OUT and OUT.meta.json."""
+    from thoughttrace.align.batch_job import RewriteShardJob
+    from thoughttrace.align.records import write_json
+    from thoughttrace.batch import write_merged
+
+    if not Path(conversations).exists():
+        raise UserFacingError(f"{conversations}: no such file; check the path")
+    work = Path(str(out) + ".batch")
+    result = run_on_ray(RewriteShardJob(settings=settings.model_dump(mode="json")), conversations, work, recipe,
+                        ray_address=ray_address, workers=workers, shard_size=shard_size, shard_format=shard_format)
+    n = write_merged(work, out)
+    usage = {"format_version": 1, "models": batch_usage(result)}
+    write_json({"format_version": 1, "input": conversations, "settings": settings.model_dump(),
+                "rewriter": recipe.spec, "rewrites": n, "usage": usage, "engine": "ray", "shards": result.n_shards,
+                "shards_done_before": result.done_before}, _meta_path(out))
+    click.echo(f"wrote {n} rewrites ({settings.guide}) to {out} ({result.n_shards} shards in {work})")
 
 
 def _filter_kwargs(min_chars: int, max_chars: int | None, max_ratio: float | None, fmt: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from .common import UserFacingError, build_model, echo_json, model_options, print_usage, wrap
+from .common import UserFacingError, build_model, echo_json, model_options, print_usage, ray_options, wrap
 
 
 def _compare_spec(values: tuple[str, ...]) -> dict[str, str]:
@@ -52,15 +52,18 @@ def _compare_spec(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--skip-invalid", is_flag=True, help="skip bad lines instead of failing")
 @click.option("--title", default="ThoughtTrace analysis", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="print stats.json to stdout")
+@ray_options
 @wrap
 def command(file: str, out_dir: str, compare: tuple[str, ...], label_files: tuple[str, ...], n_stages: int,
             stage_position: str, no_embeddings: bool, embedding_model: str, embedding_cache: str | None,
             max_pairs: int, projection: str, relations: bool, relation_method: str, relation_limit: int | None,
             model_spec: str, base_url: str | None, cache_path: str | None, no_cache: bool, offline: bool,
-            skip_invalid: bool, title: str, as_json: bool) -> None:
+            skip_invalid: bool, title: str, as_json: bool, engine: str, ray_address: str | None,
+            workers: int) -> None:
     """Analyse FILE (JSONL in the ThoughtTrace schema, a Parquet export or an HF directory) into DIR.
 
-    Without --model/--relations no LLM is called; turn relations need one.
+    Without --model/--relations no LLM is called; turn relations need one. With --engine ray the
+    embedding step (semantic shift) runs on Ray workers; the rest streams the file here.
     """
     from thoughttrace.analysis import AnalysisOptions, analyze_file, load_label_records
 
@@ -92,7 +95,21 @@ def command(file: str, out_dir: str, compare: tuple[str, ...], label_files: tupl
         embedding_cache=embedding_cache or True, max_pairs=max_pairs, projection=projection,  # type: ignore[arg-type]
         skip_invalid=skip_invalid, progress=sys.stderr.isatty(), title=title, compare=_compare_spec(compare),
     )
-    result = analyze_file(file, out, opts, labels=overlay, relation_source=relation_source, usage=usage)
+    embedder = None
+    if engine == "ray" and not no_embeddings:
+        from thoughttrace.analysis.ray_embed import RayEmbedder
+
+        embedder = RayEmbedder(embedding_model, cache=embedding_cache or True, workers=workers,
+                               ray_address=ray_address)
+    try:
+        result = analyze_file(file, out, opts, labels=overlay, relation_source=relation_source, usage=usage,
+                              embedder=embedder)
+    except Exception as exc:  # a worker's error arrives wrapped by Ray: show its one line
+        if type(exc).__module__.startswith("ray"):
+            from thoughttrace.batch import worker_error
+
+            raise UserFacingError(worker_error(exc)) from exc
+        raise
     if as_json:
         echo_json(result.stats)
     else:

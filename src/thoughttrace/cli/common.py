@@ -67,16 +67,24 @@ def model_options(default: str = "local") -> Callable[[F], F]:
     return decorator
 
 
-def engine_options(fn: F) -> F:
-    """--engine local|ray, --ray-address, --workers, --shard-size, --shard-format for batch commands."""
+def ray_options(fn: F) -> F:
+    """--engine local|ray, --ray-address, --workers: the Ray part of `engine_options` (analyze's embeddings)."""
     options = [
         click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-                     help="local: one asyncio process; ray: shards on Ray Data workers, OUT is a directory of "
-                          "shards (resumable; docs/scale.md)"),
+                     help="local: one asyncio process; ray: Ray Data workers (resumable; docs/scale.md)"),
         click.option("--ray-address", default=None,
                      help="Ray cluster to join (e.g. 10.0.0.1:6379 or auto); default: a new local Ray"),
         click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 100000),
                      help="Ray workers (actors), each with its own model client"),
+    ]
+    for opt in reversed(options):
+        fn = opt(fn)
+    return fn
+
+
+def engine_options(fn: F) -> F:
+    """--engine local|ray, --ray-address, --workers, --shard-size, --shard-format for batch commands."""
+    options = [
         click.option("--shard-size", default=1000, show_default=True, type=click.IntRange(1, None),
                      help="about this many conversations per shard (the unit of work and of resume)"),
         click.option("--shard-format", type=click.Choice(["jsonl", "parquet"]), default="jsonl", show_default=True,
@@ -84,16 +92,55 @@ def engine_options(fn: F) -> F:
     ]
     for opt in reversed(options):
         fn = opt(fn)
-    return fn
+    return ray_options(fn)
 
 
 def model_recipe(model_spec: str, base_url: str | None, cache_path: str | None, no_cache: bool,
-                 offline: bool) -> Any:
-    """What each Ray worker needs to build the same Model the options describe."""
+                 offline: bool, **kwargs: Any) -> Any:
+    """What each Ray worker needs to build the same Model the options describe (`build_model`'s twin)."""
     from thoughttrace.batch import ModelRecipe
 
     cache = None if no_cache else (str(Path(cache_path).resolve()) if cache_path else "default")
-    return ModelRecipe(spec=model_spec, base_url=base_url, cache=cache, offline=offline)
+    return ModelRecipe(spec=model_spec, base_url=base_url, cache=cache, offline=offline, kwargs=kwargs)
+
+
+def run_on_ray(job: Any, file: str | Path, workdir: str | Path, recipes: Any, *, ray_address: str | None,
+               workers: int, shard_size: int, shard_format: str, skip_invalid: bool = False,
+               shards_are_output: bool = False) -> Any:
+    """The one `--engine ray` path of every batch command: shards of FILE on Ray Data workers into WORKDIR.
+
+    Returns the engine's BatchResult; its errors (and a worker's, which Ray wraps) become one clear line.
+    `shards_are_output`: the shards are what the user reads (label); every other job writes the local
+    engine's files from its shards, which must then be JSONL (Parquet cannot tell a null from a missing key).
+    """
+    import sys
+
+    from thoughttrace.batch import BatchError, run_batch, worker_error
+
+    if shard_format != "jsonl" and not shards_are_output:
+        raise UserFacingError(f"--shard-format {shard_format} is for `label`, whose shards are its output; this job "
+                              "writes its usual output files from JSONL shards: drop --shard-format")
+
+    try:
+        return run_batch(job, file, workdir, recipes, engine="ray", ray_address=ray_address, workers=workers,
+                         shard_rows=shard_size, shard_format=shard_format, skip_invalid=skip_invalid,
+                         progress=sys.stderr.isatty())
+    except BatchError as exc:
+        raise UserFacingError(str(exc)) from exc
+    except Exception as exc:  # a worker's error arrives wrapped by Ray: show its one line
+        if type(exc).__module__.startswith("ray"):
+            raise UserFacingError(worker_error(exc)) from exc
+        raise
+
+
+def batch_usage(result: Any, roles: dict[str, str] | None = None) -> dict[str, Any]:
+    """A Ray run's usage per model string, printed like `print_usage` (with each model's role when given)."""
+    out: dict[str, Any] = {}
+    for spec, rep in result.usage_by_model.items():
+        role = (roles or {}).get(spec)
+        click.echo(rep.summary_line() + (f" [{role}: {spec}]" if role else f" [{spec}]"), err=True)
+        out[spec] = ({"role": role} if role else {}) | rep.model_dump()
+    return out
 
 
 def build_model(model_spec: str, base_url: str | None, cache_path: str | None, no_cache: bool, offline: bool,

@@ -10,7 +10,16 @@ from typing import Any, TypeVar
 
 import click
 
-from .common import UserFacingError, build_model, echo_json, wrap
+from .common import (
+    UserFacingError,
+    batch_usage,
+    build_model,
+    echo_json,
+    engine_options,
+    model_recipe,
+    run_on_ray,
+    wrap,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -77,17 +86,28 @@ class _Models:
         self.by_spec: dict[str, Any] = {}
         self.roles: dict[str, str] = {}
 
-    def get(self, spec: str, role: str) -> Any:
-        if spec not in self.by_spec:
-            extra: dict[str, Any] = {}
-            if self.opts.get("max_connections"):
-                extra["max_connections"] = self.opts["max_connections"]
-            self.by_spec[spec] = build_model(spec, self.opts.get("base_url"), self.opts.get("cache_path"),
-                                             bool(self.opts.get("no_cache")), bool(self.opts.get("offline")), **extra)
+    def _extra(self) -> dict[str, Any]:
+        return {"max_connections": self.opts["max_connections"]} if self.opts.get("max_connections") else {}
+
+    def _role(self, spec: str, role: str) -> None:
         self.roles.setdefault(spec, role)
         if role not in self.roles[spec].split("+"):
             self.roles[spec] += f"+{role}"
+
+    def get(self, spec: str, role: str) -> Any:
+        if spec not in self.by_spec:
+            self.by_spec[spec] = build_model(spec, self.opts.get("base_url"), self.opts.get("cache_path"),
+                                             bool(self.opts.get("no_cache")), bool(self.opts.get("offline")),
+                                             **self._extra())
+        self._role(spec, role)
         return self.by_spec[spec]
+
+    def recipe(self, spec: str, role: str) -> Any:
+        """What a Ray worker needs to build the model `get` would build (the worker builds it, not us)."""
+        r = model_recipe(spec, self.opts.get("base_url"), self.opts.get("cache_path"),
+                         bool(self.opts.get("no_cache")), bool(self.opts.get("offline")), **self._extra())
+        self._role(r.spec, role)
+        return r
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         first = next(iter(self.by_spec.values()))
@@ -211,12 +231,16 @@ def group() -> None:
 @_judge_options
 @_run_options
 @_connection_options
+@engine_options
 @_command_body
 def thought_inference(models: _Models, opts: dict[str, Any]) -> None:
     """Infer each reason and reaction in FILE from its context and judge it against the real one (1-5)."""
     from thoughttrace.evals import ClipConfig, ItemStore, ThoughtInferenceEval
     from thoughttrace.evals.thought_inference import write_outputs
 
+    if opts["engine"] == "ray":
+        _eval_on_ray(models, opts, "thought-inference")
+        return
     convs = _read(opts["file"])
     _check_resume(opts["out_dir"], "thought-inference", opts)
     for spec in opts["model_specs"]:
@@ -253,12 +277,16 @@ def thought_inference(models: _Models, opts: dict[str, Any]) -> None:
 @_judge_options
 @_run_options
 @_connection_options
+@engine_options
 @_command_body
 def next_message(models: _Models, opts: dict[str, Any]) -> None:
     """Predict each user message in FILE from what came before, per condition; judge it (0-100)."""
     from thoughttrace.evals import ClipConfig, ItemStore, NextMessageEval, normalise_conditions
     from thoughttrace.evals.next_message import write_outputs
 
+    if opts["engine"] == "ray":
+        _eval_on_ray(models, opts, "next-message")
+        return
     convs = _read(opts["file"])
     conditions = normalise_conditions(opts["conditions"])
     _check_resume(opts["out_dir"], "next-message", opts)
@@ -282,6 +310,78 @@ def next_message(models: _Models, opts: dict[str, Any]) -> None:
     config["embeddings"] = emb.name if emb else None
     summary = write_outputs(opts["out_dir"], store, models.usage(), config)
     _finish(models, total, summary, opts["out_dir"], opts["as_json"])
+
+
+def _local_only(opts: dict[str, Any], *names: str) -> None:
+    for name in names:
+        if opts.get(name) not in (None, False, ()):
+            flag = "--" + name.replace("_", "-")
+            raise UserFacingError(f"{flag} is for --engine local; with --engine ray, give a smaller input file")
+
+
+def _eval_on_ray(models: _Models, opts: dict[str, Any], which: str) -> None:
+    """`eval thought-inference|next-message --engine ray`: shards on Ray workers, then ONE summary over all.
+
+    OUT/batch holds the shards and done markers (the resume source); OUT/items.jsonl is then written from
+    them in the local engine's order, and the eval's own `write_outputs` computes summary.json/summary.md
+    over every record, exactly as the local engine does.
+    """
+    from thoughttrace.batch import write_merged
+    from thoughttrace.evals import ItemStore, RunStats, normalise_conditions
+    from thoughttrace.evals.batch_job import JUDGE, JUDGE2, EvalShardJob, JudgeSettings, model_role
+
+    _local_only(opts, "limit")
+    if not Path(opts["file"]).exists():
+        raise UserFacingError(f"{opts['file']}: no such file; check the path")
+    conditions = normalise_conditions(opts["conditions"]) if which == "next-message" else ["history"]
+    _check_resume(opts["out_dir"], which, opts)
+    recipes = {model_role(i): models.recipe(spec, "model") for i, spec in enumerate(opts["model_specs"])}
+    judged = [spec is not None and spec.lower() != "none" for spec in (opts["judge_spec"], opts.get("judge2_spec"))]
+    if judged[0]:
+        recipes[JUDGE] = models.recipe(opts["judge_spec"], "judge")
+    if judged[1]:
+        recipes[JUDGE2] = models.recipe(opts["judge2_spec"], "judge2")
+    emb = _embeddings(opts)  # fails here, before any shard, when the embedding model is missing
+    job = EvalShardJob(
+        eval=which, n_models=len(opts["model_specs"]), judged=judged[0], judged2=judged[1],  # type: ignore[arg-type]
+        judge_settings=JudgeSettings(samples=opts["judge_samples"], temperature=opts["judge_temperature"],
+                                     swap=not opts["no_swap"], max_retries=opts["judge_retries"],
+                                     max_tokens=opts["judge_max_tokens"]),
+        embeddings=emb is not None, clip=(opts["max_context_chars"], opts["max_message_chars"]),
+        max_tokens=opts["max_tokens"], concurrency=opts["concurrency"], method=opts.get("method") or "direct",
+        with_next_message=bool(opts.get("with_next_message")), conditions=tuple(conditions),
+        infer_method=opts.get("infer_method") or "direct")
+    out_dir = Path(opts["out_dir"])
+    result = run_on_ray(job, opts["file"], out_dir / "batch", recipes, ray_address=opts["ray_address"],
+                        workers=opts["workers"], shard_size=opts["shard_size"], shard_format=opts["shard_format"])
+    write_merged(out_dir / "batch", out_dir / "items.jsonl", group_by="model")
+    store = ItemStore(out_dir / "items.jsonl")
+    usage = batch_usage(result, models.roles)
+    if which == "thought-inference":
+        from thoughttrace.evals.thought_inference import write_outputs
+
+        config = {k: opts[k] for k in ("file", "model_specs", "method", "with_next_message", "judge_spec",
+                                       "judge2_spec", "judge_samples", "no_swap", "limit", "concurrency",
+                                       "max_context_chars", "max_message_chars")}
+    else:
+        from thoughttrace.evals.next_message import write_outputs  # type: ignore[no-redef]
+
+        config = {k: opts[k] for k in ("file", "model_specs", "judge_spec", "judge2_spec", "judge_samples",
+                                       "no_swap", "limit", "concurrency", "max_context_chars", "max_message_chars")}
+        config["conditions"] = conditions
+        config["infer_method"] = opts["infer_method"]
+    config["embeddings"] = emb.name if emb else None
+    summary = write_outputs(out_dir, store, usage, config)
+    summary["engine"] = _engine_info(result, opts)
+    stats = RunStats(total=len(store), skipped=int(result.skipped_summary.get("computed", 0)),
+                     computed=int(result.summary.get("computed", 0)), failed=int(result.summary.get("failed", 0)),
+                     errors=list(result.summary.get("first_errors", [])))
+    _finish(models, stats, summary, opts["out_dir"], opts["as_json"])
+
+
+def _engine_info(result: Any, opts: dict[str, Any]) -> dict[str, Any]:
+    return {"engine": "ray", "shards": result.n_shards, "shards_done_before": result.done_before,
+            "shard_format": opts["shard_format"], "workers": opts["workers"], "ray_address": opts["ray_address"]}
 
 
 @group.command("simulator")
@@ -378,11 +478,15 @@ def judge_agreement(models: _Models, opts: dict[str, Any]) -> None:
 @click.option("--limit", type=int, default=None, help="only the first N conversations")
 @click.option("--progress/--no-progress", default=None)
 @_connection_options
+@engine_options
 @_command_body
 def simulate_command(models: _Models, opts: dict[str, Any]) -> None:
     """Simulate users who note a reason before each message and a reaction to each answer."""
     from thoughttrace.evals import ItemStore, SimulationConfig, UserSimulator, jobs_for, simulate_many
 
+    if opts["engine"] == "ray":
+        _simulate_on_ray(models, opts)
+        return
     if not opts["tasks"] and not opts["tasks_from"]:
         raise UserFacingError("give at least one --task TEXT or --tasks-from REAL.jsonl")
     if opts["turns"] < 1 or opts["per_task"] < 1:
@@ -404,4 +508,37 @@ def simulate_command(models: _Models, opts: dict[str, Any]) -> None:
     models.usage()
     click.echo(f"{stats.computed} conversations simulated, {stats.skipped} already in {opts['out_file']}", err=True)
     if stats.failed:
+        sys.exit(1)
+
+
+def _simulate_on_ray(models: _Models, opts: dict[str, Any]) -> None:
+    """`simulate --tasks-from REAL --engine ray`: each shard of REAL simulated on a Ray worker.
+
+    The shards and done markers live in OUT.batch/ (the resume source); OUT is then written from them, in
+    the local engine's order (the tasks' order in REAL).
+    """
+    from thoughttrace.batch import write_merged
+    from thoughttrace.evals.batch_job import SimulateShardJob
+
+    if opts["tasks"] or not opts["tasks_from"]:
+        raise UserFacingError("with --engine ray the tasks come from --tasks-from REAL.jsonl (sharded); simulate a "
+                              "few --task texts with --engine local")
+    _local_only(opts, "limit")
+    if opts["turns"] < 1 or opts["per_task"] < 1:
+        raise UserFacingError("--turns and --per-task must be at least 1")
+    recipes = {"assistant": models.recipe(opts["model_spec"], "assistant"),
+               "user": models.recipe(opts["user_spec"], "user")}
+    job = SimulateShardJob(per_task=opts["per_task"], persona=opts["persona"], turns=opts["turns"],
+                           assistant_system=opts["assistant_system"], user_temperature=opts["user_temperature"],
+                           user_max_tokens=opts["user_max_tokens"], assistant_max_tokens=opts["assistant_max_tokens"],
+                           concurrency=opts["concurrency"])
+    out = Path(opts["out_file"])
+    result = run_on_ray(job, opts["tasks_from"], Path(str(out) + ".batch"), recipes, ray_address=opts["ray_address"],
+                        workers=opts["workers"], shard_size=opts["shard_size"], shard_format=opts["shard_format"])
+    n = write_merged(Path(str(out) + ".batch"), out)
+    batch_usage(result, models.roles)
+    click.echo(f"{result.summary.get('computed', 0)} conversations simulated, "
+               f"{result.skipped_summary.get('computed', 0)} already done ({n} in {out}; shards in {out}.batch, "
+               f"{result.n_shards} shards)", err=True)
+    if result.summary.get("failed"):
         sys.exit(1)

@@ -19,6 +19,7 @@ from .common import (
     model_options,
     model_recipe,
     print_usage,
+    run_on_ray,
     wrap,
 )
 
@@ -91,7 +92,6 @@ def _label_on_ray(file: str, out: str, kinds: tuple[str, ...], method: str, only
                   skip_invalid: bool, as_json: bool, recipe: object, ray_address: str | None, workers: int,
                   shard_size: int, shard_format: str) -> None:
     """`label --engine ray`: shards of FILE on Ray Data workers into the directory OUT, plus OUT.meta.json."""
-    from thoughttrace.batch import BatchError, run_batch, worker_error
     from thoughttrace.label import write_meta
     from thoughttrace.label.batch_job import LabelShardJob
     from thoughttrace.label.run import check_kinds
@@ -103,16 +103,8 @@ def _label_on_ray(file: str, out: str, kinds: tuple[str, ...], method: str, only
                               "final (delete its part-NNNNN.done.json to redo it)")
     job = LabelShardJob(kinds=tuple(check_kinds(kinds)), method=method, max_attempts=max_attempts,  # type: ignore[arg-type]
                         constrained=constrained, only_missing=only_missing, batch_size=batch_size)
-    try:
-        result = run_batch(job, file, out, recipe, engine="ray", ray_address=ray_address,  # type: ignore[arg-type]
-                           workers=workers, shard_rows=shard_size, shard_format=shard_format,
-                           skip_invalid=skip_invalid, progress=sys.stderr.isatty())
-    except BatchError as exc:
-        raise UserFacingError(str(exc)) from exc
-    except Exception as exc:  # a worker's error arrives wrapped by Ray: show its one line
-        if type(exc).__module__.startswith("ray"):
-            raise UserFacingError(worker_error(exc)) from exc
-        raise
+    result = run_on_ray(job, file, out, recipe, ray_address=ray_address, workers=workers, shard_size=shard_size,
+                        shard_format=shard_format, skip_invalid=skip_invalid, shards_are_output=True)
     summary = {**result.summary, "skipped_done": result.skipped_summary.get("items", 0)}
     summary["items"] = summary.get("items", 0) + summary["skipped_done"]
     usage = {"format_version": 1, "models": {recipe.spec: result.usage.model_dump()}}  # type: ignore[attr-defined]

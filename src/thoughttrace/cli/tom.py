@@ -7,7 +7,18 @@ from pathlib import Path
 
 import click
 
-from .common import UserFacingError, build_model, echo_json, model_options, print_usage, wrap
+from .common import (
+    UserFacingError,
+    batch_usage,
+    build_model,
+    echo_json,
+    engine_options,
+    model_options,
+    model_recipe,
+    print_usage,
+    run_on_ray,
+    wrap,
+)
 
 METHOD_CHOICE = click.Choice(["autotom", "direct", "cot", "simtom"])
 
@@ -90,16 +101,26 @@ def solve_command(story: str, question: str, choices: tuple[str, ...], method: s
 @click.option("--trace", "keep_trace", is_flag=True, help="keep each item's full trace in results.jsonl")
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
 @model_options()
+@engine_options
 @wrap
 def bench_command(file: str, method: str, split: str, limit: int | None, out_dir: str, concurrency: int,
                   k: int | None, budget: int | None, belief_of_state: bool | None, keep_trace: bool, as_json: bool, model_spec: str,
-                  base_url: str | None, cache_path: str | None, no_cache: bool, offline: bool) -> None:
+                  base_url: str | None, cache_path: str | None, no_cache: bool, offline: bool, engine: str,
+                  ray_address: str | None, workers: int, shard_size: int, shard_format: str) -> None:
     """Run a method on a ToM item file (uniform JSONL); writes results.jsonl, summary.json, summary.md."""
     from thoughttrace.tom.harness import run_bench
     from thoughttrace.tom.items import read_items, select
     from thoughttrace.tom.methods import get_method
 
     options = _autotom_options(method, k, budget, belief_of_state)
+    if engine == "ray":
+        if limit is not None:
+            raise UserFacingError("--limit is for --engine local (a stratified subset needs the whole file); with "
+                                  "--engine ray, give a smaller item file")
+        recipe = model_recipe(model_spec, base_url, cache_path, no_cache, offline)
+        _bench_on_ray(file, method, None if split == "all" else split, out_dir, concurrency, options,
+                      keep_trace, as_json, recipe, ray_address, workers, shard_size, shard_format)
+        return
     items = select(read_items(file), split=None if split == "all" else split, limit=limit)
     if not items:
         raise UserFacingError(f"no items with split '{split}' in {file}; try --split all")
@@ -112,3 +133,30 @@ def bench_command(file: str, method: str, split: str, limit: int | None, out_dir
         echo_json(summary)
     else:
         click.echo((Path(out_dir) / "summary.md").read_text(encoding="utf-8"))
+
+
+def _bench_on_ray(file: str, method: str, split: str | None, out_dir: str, concurrency: int, options: dict[str, int | bool],
+                  keep_trace: bool, as_json: bool, recipe: object, ray_address: str | None, workers: int,
+                  shard_size: int, shard_format: str) -> None:
+    """`tom bench --engine ray`: shards of the item file in OUT/batch, then results.jsonl and ONE summary."""
+    from thoughttrace.batch import write_merged
+    from thoughttrace.tom.batch_job import ToMBenchShardJob
+    from thoughttrace.tom.harness import read_results, write_summary_files
+
+    out = Path(out_dir)
+    job = ToMBenchShardJob(method=method, options=options, split=split, concurrency=concurrency, keep_trace=keep_trace)
+    result = run_on_ray(job, file, out / "batch", recipe, ray_address=ray_address, workers=workers,
+                        shard_size=shard_size, shard_format=shard_format)
+    n = write_merged(out / "batch", out / "results.jsonl")
+    if not n:
+        raise UserFacingError(f"no items with split '{split}' in {file}; try --split all")
+    models = batch_usage(result)
+    spec = recipe.spec  # type: ignore[attr-defined]
+    summary = write_summary_files(out, read_results(out / "results.jsonl"), method, spec,
+                                  result.usage_by_model[spec].model_dump())
+    (out / "usage.json").write_text(json.dumps({"format_version": 1, "models": models}, indent=2), encoding="utf-8")
+    if as_json:
+        echo_json({**summary, "engine": {"engine": "ray", "shards": result.n_shards,
+                                         "shards_done_before": result.done_before}})
+    else:
+        click.echo((out / "summary.md").read_text(encoding="utf-8"))

@@ -79,6 +79,19 @@ class ItemStore:
                 fh.flush()
 
 
+class MemoryItemStore(ItemStore):
+    """An ItemStore that keeps records in memory only: one shard of a batch run (the engine writes the shard)."""
+
+    def __init__(self, key_field: str = "key") -> None:
+        self.key_field = key_field
+        self._records = {}
+        self.dropped_lines = 0
+        self._lock = asyncio.Lock()
+
+    async def append(self, record: dict[str, Any]) -> None:
+        self._records[str(record[self.key_field])] = record
+
+
 class RunStats(BaseModel):
     """What one run did: items found done, computed now, and failed (not stored, retried next run)."""
 

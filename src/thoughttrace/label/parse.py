@@ -12,6 +12,7 @@ Only the first non-empty line is read for the plain forms.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Sequence
@@ -25,6 +26,12 @@ def _norm(s: str) -> str:
     return re.sub(r"\band\b", "&", re.sub(r"\s+", " ", s.strip(_STRIP)).casefold())
 
 
+@functools.lru_cache(maxsize=64)
+def _lookup(allowed: tuple[str, ...]) -> dict[str, str]:
+    """Normalised label -> label; computed once per label set (parsing runs once per item of a big job)."""
+    return {_norm(a): a for a in allowed}
+
+
 def parse_label(raw: str, allowed: Sequence[str], *, numbered: bool = False) -> str:
     """The allowed label the answer names, or ParseError."""
     if not allowed:
@@ -32,7 +39,7 @@ def parse_label(raw: str, allowed: Sequence[str], *, numbered: bool = False) -> 
     text = raw.strip()
     if not text:
         raise ParseError("empty answer; reply with one of the labels", raw)
-    lookup = {_norm(a): a for a in allowed}
+    lookup = _lookup(tuple(allowed))
     if text.startswith("{"):
         try:
             obj = json.loads(text)

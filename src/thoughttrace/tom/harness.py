@@ -149,15 +149,7 @@ async def run_bench(items: list[ToMItem], method: Method, model: Model, out_dir:
 
     async def one(item: ToMItem) -> None:
         async with sem:
-            try:
-                res = await run_item(method, model, item, keep_trace=keep_trace)
-            except Exception as exc:  # noqa: BLE001 - one broken item must not stop a long run
-                n = len(item.choices)
-                res = ItemResult(id=item.id, benchmark=item.benchmark, question_type=item.question_type,
-                                 official_group=official_group(item), method=method.name, model=model.spec,
-                                 answer="A", answer_index=0, gold=item.answer, correct=False, tie=True,
-                                 posterior=[1.0 / n] * n, calls=0, cache_hits=0, tokens=0, seconds=0.0,
-                                 error=f"{type(exc).__name__}: {exc}", multi_label=item.multi_label)
+            res = await run_item_safely(method, model, item, keep_trace=keep_trace)
         async with lock:
             fresh.append(res)
             with results_path.open("a", encoding="utf-8") as fh:
@@ -169,8 +161,27 @@ async def run_bench(items: list[ToMItem], method: Method, model: Model, out_dir:
     if bar is not None:
         bar.close()
     all_results = [r for r in [*previous.values(), *fresh] if r.id in wanted]
-    summary = summarise(all_results)
-    summary.update({"method": method.name, "model": model.spec, "usage": model.usage.report().model_dump()})
+    return write_summary_files(out, all_results, method.name, model.spec, model.usage.report().model_dump())
+
+
+async def run_item_safely(method: Method, model: Model, item: ToMItem, *, keep_trace: bool = False) -> ItemResult:
+    """`run_item`, or the item recorded with its error and counted wrong: one broken item never stops a run."""
+    try:
+        return await run_item(method, model, item, keep_trace=keep_trace)
+    except Exception as exc:  # noqa: BLE001 - one broken item must not stop a long run
+        n = len(item.choices)
+        return ItemResult(id=item.id, benchmark=item.benchmark, question_type=item.question_type,
+                          official_group=official_group(item), method=method.name, model=model.spec,
+                          answer="A", answer_index=0, gold=item.answer, correct=False, tie=True,
+                          posterior=[1.0 / n] * n, calls=0, cache_hits=0, tokens=0, seconds=0.0,
+                          error=f"{type(exc).__name__}: {exc}", multi_label=item.multi_label)
+
+
+def write_summary_files(out: Path, results: list[ItemResult], method: str, model: str,
+                        usage: dict[str, Any]) -> dict[str, Any]:
+    """summary.json and summary.md over every result (both engines of `tom bench` end here)."""
+    summary = summarise(results)
+    summary.update({"method": method, "model": model, "usage": usage})
     (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     (out / "summary.md").write_text(summary_markdown(summary), encoding="utf-8")
     return summary
@@ -305,4 +316,5 @@ def _pct_share(s: dict[str, Any] | None) -> str:
     return f"{100 * s['share']:.0f}% [{100 * lo:.0f}, {100 * hi:.0f}] of {s['n']}"
 
 
-__all__ = ["ItemResult", "letter", "read_results", "run_bench", "run_item", "summarise", "summary_markdown", "wilson"]
+__all__ = ["ItemResult", "letter", "read_results", "run_bench", "run_item", "run_item_safely", "summarise",
+           "summary_markdown", "wilson", "write_summary_files"]
