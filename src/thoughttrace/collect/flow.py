@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import bindparam, delete, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -36,6 +36,20 @@ TIMER_GRACE = timedelta(seconds=5)
 _ID_RE = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 _KEY_RE = re.compile(r"^[A-Za-z0-9_\-]{8,64}$")
 SURVEY_TEXT_CHARS = 200
+
+# The statements every participant request runs, built once: building a select (coercing each operand,
+# generating its cache key) cost more CPU than running it on SQLite. Values come in as bound parameters.
+_PARTICIPANT_BY_PUBLIC_ID = select(Participant).where(Participant.public_id == bindparam("public_id"))
+_PARTICIPANT_BY_PID = select(Participant).where(Participant.prolific_pid == bindparam("pid"))
+_CONVERSATION_BY_PUBLIC_ID = select(Conversation).where(Conversation.public_id == bindparam("public_id"))
+_CONVERSATION_OF_TASK = select(Conversation).where(Conversation.participant_id == bindparam("participant_id"),
+                                                  Conversation.task_index == bindparam("task_index"))
+_MESSAGES_OF = select(Message).where(Message.conversation_id == bindparam("conversation_id")).order_by(Message.seq)
+_MESSAGE_AT = select(Message).where(Message.conversation_id == bindparam("conversation_id"),
+                                    Message.seq == bindparam("seq"))
+_MESSAGE_BY_PUBLIC_ID = select(Message).where(Message.public_id == bindparam("public_id"))
+_THOUGHTS_OF = select(Thought).where(Thought.message_id.in_(bindparam("message_ids", expanding=True)))
+_REACTION_OF = select(Thought).where(Thought.message_id == bindparam("message_id"), Thought.kind == "reaction")
 
 
 class FlowError(Exception):
@@ -154,7 +168,7 @@ def find_or_create_participant(
 
 
 def _by_pid(s: Session, pid: str) -> Participant | None:
-    return s.scalars(select(Participant).where(Participant.prolific_pid == pid)).first()
+    return s.scalars(_PARTICIPANT_BY_PID, {"pid": pid}).first()
 
 
 def check_time_limit(s: Session, p: Participant, study: StudyConfig) -> bool:
@@ -171,11 +185,18 @@ def check_time_limit(s: Session, p: Participant, study: StudyConfig) -> bool:
 
 
 def participant_by_public_id(s: Session, public_id: str) -> Participant | None:
-    return s.scalars(select(Participant).where(Participant.public_id == public_id)).first()
+    return s.scalars(_PARTICIPANT_BY_PUBLIC_ID, {"public_id": public_id}).first()
 
 
 def log_event(s: Session, p: Participant, kind: str, detail: str = "", conv: Conversation | None = None) -> None:
-    s.add(Event(participant_id=p.id, conversation_id=conv.id if conv else None, kind=kind, detail=detail[:2000]))
+    log_event_for(s, p.id, kind, detail, conv)
+
+
+def log_event_for(s: Session, participant_id: int, kind: str, detail: str = "",
+                  conv: Conversation | None = None) -> None:
+    """`log_event` by the participant's row id (no need to load the participant to log)."""
+    s.add(Event(participant_id=participant_id, conversation_id=conv.id if conv else None, kind=kind,
+                detail=detail[:2000]))
 
 
 def give_consent(s: Session, p: Participant, study: StudyConfig | None = None) -> None:
@@ -284,27 +305,25 @@ def start_task(s: Session, p: Participant, study: StudyConfig, statement: Any) -
 
 
 def current_conversation(s: Session, p: Participant) -> Conversation | None:
-    return s.scalars(
-        select(Conversation).where(Conversation.participant_id == p.id, Conversation.task_index == p.task_index)
-    ).first()
+    return s.scalars(_CONVERSATION_OF_TASK, {"participant_id": p.id, "task_index": p.task_index}).first()
 
 
 def owned_conversation(s: Session, p: Participant, public_id: str) -> Conversation:
     """The participant's own conversation or 404 (the same answer for unknown and for someone else's)."""
-    conv = s.scalars(select(Conversation).where(Conversation.public_id == public_id)).first()
+    conv = s.scalars(_CONVERSATION_BY_PUBLIC_ID, {"public_id": public_id}).first()
     if conv is None or conv.participant_id != p.id:
         raise FlowError(404, "no such conversation in your session")
     return conv
 
 
 def messages_of(s: Session, conv: Conversation) -> list[Message]:
-    return list(s.scalars(select(Message).where(Message.conversation_id == conv.id).order_by(Message.seq)))
+    return list(s.scalars(_MESSAGES_OF, {"conversation_id": conv.id}))
 
 
 def thoughts_of(s: Session, msgs: Sequence[Message]) -> dict[int, Thought]:
     if not msgs:
         return {}
-    rows = s.scalars(select(Thought).where(Thought.message_id.in_([m.id for m in msgs])))
+    rows = s.scalars(_THOUGHTS_OF, {"message_ids": [m.id for m in msgs]})
     return {t.message_id: t for t in rows}
 
 
@@ -321,6 +340,8 @@ def require_open_chat(p: Participant, conv: Conversation) -> None:
 class Posted:
     message: Message
     created: bool
+    #: the message's reason (None when none was written)
+    note: Thought | None = None
 
 
 def add_user_message(
@@ -329,9 +350,10 @@ def add_user_message(
 ) -> Posted:
     """Store a user message and its reason in one transaction. A replayed key returns the stored message."""
     key = check_client_key(client_key)
-    existing = s.scalars(select(Message).where(Message.conversation_id == conv.id, Message.client_key == key)).first()
+    msgs = messages_of(s, conv)  # one read serves the replay check and the turn-order checks below
+    existing = next((m for m in msgs if m.client_key == key), None)
     if existing is not None:
-        return Posted(existing, False)
+        return Posted(existing, False, thoughts_of(s, [existing]).get(existing.id))
     require_open_chat(p, conv)
     if time_is_up(conv):
         raise FlowError(409, "time is up for this task; please write the task summary", redirect="/next")
@@ -339,23 +361,24 @@ def add_user_message(
     note = clean_text(reason, "the reason", study.max_note_chars, required=study.require_reason)
     label = check_label(reason_label, study.reason_labels(), study.labels, "reason")
     typing_ms, keystrokes = check_typing(typing)
-    msgs = messages_of(s, conv)
     if msgs and msgs[-1].role == "user":
         raise FlowError(409, "the assistant has not answered your last message yet (retry the answer first)")
     if msgs and study.require_reaction and msgs[-1].id not in thoughts_of(s, msgs[-1:]):
         raise FlowError(409, "please write your reaction to the last answer before sending a new message")
     msg = Message(conversation_id=conv.id, seq=len(msgs), role="user", content=text, client_key=key)
     s.add(msg)
-    s.flush()
-    if note:
-        s.add(Thought(message_id=msg.id, kind="reason", content=note, label=label, client_key=key,
-                      typing_ms=typing_ms, keystrokes=keystrokes))
+    thought = None
     try:
         s.flush()
+        if note:
+            thought = Thought(message_id=msg.id, kind="reason", content=note, label=label, client_key=key,
+                              typing_ms=typing_ms, keystrokes=keystrokes)
+            s.add(thought)
+            s.flush()
     except IntegrityError:  # a concurrent replay of the same key won the race
         s.rollback()
         raise FlowError(409, "this message was sent twice at the same moment; reload the page") from None
-    return Posted(msg, True)
+    return Posted(msg, True, thought)
 
 
 def pending_user_message(msgs: Sequence[Message]) -> Message | None:
@@ -374,27 +397,26 @@ def build_model_request(system_prompt: str, msgs: Sequence[Message]) -> list[Cha
 
 def answer_to(s: Session, conversation_id: int, reply_to: Message) -> Message | None:
     """The stored answer to `reply_to`, if any."""
-    return s.scalars(
-        select(Message).where(Message.conversation_id == conversation_id, Message.seq == reply_to.seq + 1)
-    ).first()
+    return s.scalars(_MESSAGE_AT, {"conversation_id": conversation_id, "seq": reply_to.seq + 1}).first()
 
 
-def add_assistant_message(s: Session, conv: Conversation, reply_to: Message, text: str, *, seed: int | None = None,
-                          latency_ms: int | None = None) -> Message:
-    """Store the answer to `reply_to` with the seed it was sampled with; when it is already there (a
-    concurrent retry), return that one."""
-    existing = answer_to(s, conv.id, reply_to)
+def add_assistant_message(s: Session, conv: Conversation | int, reply_to: Message, text: str, *,
+                          seed: int | None = None, latency_ms: int | None = None) -> Message:
+    """Store the answer to `reply_to` (in `conv`, a row or its id) with the seed it was sampled with; when
+    it is already there (a concurrent retry, maybe in another worker), return that one."""
+    conv_id = conv if isinstance(conv, int) else conv.id
+    existing = answer_to(s, conv_id, reply_to)
     if existing is not None:
         return existing
-    msg = Message(conversation_id=conv.id, seq=reply_to.seq + 1, role="assistant", content=text, seed=seed,
+    msg = Message(conversation_id=conv_id, seq=reply_to.seq + 1, role="assistant", content=text, seed=seed,
                   latency_ms=latency_ms)
     s.add(msg)
-    s.flush()
+    s.flush()  # IntegrityError (unique seq) when another worker's answer landed after the check: the caller rereads
     return msg
 
 
 def owned_message(s: Session, conv: Conversation, public_id: str) -> Message:
-    msg = s.scalars(select(Message).where(Message.public_id == public_id)).first()
+    msg = s.scalars(_MESSAGE_BY_PUBLIC_ID, {"public_id": public_id}).first()
     if msg is None or msg.conversation_id != conv.id:
         raise FlowError(404, "no such message in this conversation")
     return msg
@@ -408,7 +430,7 @@ def add_reaction(
     key = check_client_key(client_key)
     if msg.role != "assistant":
         raise FlowError(422, "reactions belong to the assistant's answers")
-    existing = s.scalars(select(Thought).where(Thought.message_id == msg.id, Thought.kind == "reaction")).first()
+    existing = s.scalars(_REACTION_OF, {"message_id": msg.id}).first()
     if existing is not None:
         if existing.client_key == key:
             return existing, False

@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from thoughttrace.llm import LLMError
@@ -256,8 +257,7 @@ async def post_message(cid: str, you: Writer, body: MessageIn = json_body(Messag
         posted = flow.add_user_message(
             s, p, conv, you.ctx.study, content=body.content, reason=body.reason, reason_label=body.reason_label,
             client_key=body.idempotency_key, typing=typing_dict(body.reason_typing))
-        note = flow.thoughts_of(s, [posted.message]).get(posted.message.id)
-        return message_view(posted.message, note), posted.created
+        return message_view(posted.message, posted.note), posted.created
 
     view, created = await you.run(work)
     out = PostedMessageOut(message=MessageOut.model_validate(view), created=created)
@@ -291,6 +291,7 @@ async def generate(cid: str, you: Writer, _body: EmptyIn = json_body(EmptyIn)) -
     if done is not None:  # already answered: a replay or a second tab
         return _replay(done)
     lock = ctx.generation_lock(conv_id)
+    waited = lock.locked()
     await lock.acquire()
     handed_over = False
     try:
@@ -298,7 +299,9 @@ async def generate(cid: str, you: Writer, _body: EmptyIn = json_body(EmptyIn)) -
             assert pending is not None
             return flow.answer_to(s, conv_id, pending)
 
-        answered = await run_db(ctx, recheck)
+        # only a request that waited behind another one here can find its answer written meanwhile; a
+        # concurrent answer from another worker is caught when saving (add_assistant_message, unique seq)
+        answered = await run_db(ctx, recheck) if waited else None
         if answered is not None:
             return _replay(answered)
         entry = ctx.study.model_entry(model_key)
@@ -323,15 +326,14 @@ async def generate(cid: str, you: Writer, _body: EmptyIn = json_body(EmptyIn)) -
             from .db import Conversation as ConvRow
 
             def work(s: Session) -> Message | None:
-                conv = s.get(ConvRow, conv_id)
-                assert conv is not None and pending is not None
-                p = s.get(Participant, conv.participant_id)
-                assert p is not None
+                assert pending is not None
                 if failure is not None:
-                    flow.log_event(s, p, "model_error", failure[1], conv)
+                    conv = s.get(ConvRow, conv_id)
+                    assert conv is not None
+                    flow.log_event_for(s, conv.participant_id, "model_error", failure[1], conv)
                     return None
                 latency = int((loop.time() - started_at) * 1000)
-                return flow.add_assistant_message(s, conv, pending, text, seed=seed, latency_ms=latency)
+                return flow.add_assistant_message(s, conv_id, pending, text, seed=seed, latency_ms=latency)
 
             return work
 
@@ -358,7 +360,10 @@ async def generate(cid: str, you: Writer, _body: EmptyIn = json_body(EmptyIn)) -
                 except (TimeoutError, LLMError) as exc:
                     failure = failure_of(exc)
                 text = "".join(parts).strip() or "(the assistant returned an empty answer)"
-                saved = await run_db(ctx, save(failure, text))
+                try:
+                    saved = await run_db(ctx, save(failure, text))
+                except IntegrityError:  # another worker stored its answer first: that one is the answer
+                    saved = await run_db(ctx, recheck)
                 if saved is None:
                     assert failure is not None
                     yield _event({"type": "error", "error": failure[1] + "; your message is saved, press Retry",
