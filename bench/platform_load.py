@@ -188,6 +188,16 @@ def tree_cpu(pid: int) -> float:
     return total
 
 
+def postgres_cpu() -> float:
+    """CPU seconds of the local PostgreSQL server's processes (0 when it runs elsewhere). The cluster is
+    shared, so other clients' queries during the load count too."""
+    total = 0.0
+    for proc in psutil.process_iter(["name", "cpu_times"]):
+        if proc.info["name"] in ("postgres", "postmaster") and proc.info["cpu_times"] is not None:
+            total += proc.info["cpu_times"].user + proc.info["cpu_times"].system
+    return total
+
+
 def machine_busy() -> tuple[float, float]:
     """(busy CPU seconds, all CPU seconds) of the whole machine so far, every core summed."""
     t = psutil.cpu_times()
@@ -302,9 +312,11 @@ def main() -> None:
             warm, _ = asyncio.run(run_load(base, 1, args.tasks, args.turns, (0, 0), 0, args.seed, "warmup"))
             alone, _ = asyncio.run(run_load(base, 1, args.tasks, args.turns, (0, 0), 0, args.seed, "alone"))
             server0, own0, (busy0, all0) = tree_cpu(proc.pid), time.process_time(), machine_busy()
+            db0 = postgres_cpu() if args.db == "postgres" else 0.0
             rec, wall = asyncio.run(run_load(base, args.participants, args.tasks, args.turns, tuple(args.think),
                                              args.ramp, args.seed + 1, "load"))
             server_cpu, own_cpu = tree_cpu(proc.pid) - server0, time.process_time() - own0
+            db_cpu = postgres_cpu() - db0 if args.db == "postgres" else 0.0
             busy1, all1 = machine_busy()
             busy_share = (busy1 - busy0) / max(all1 - all0, 1e-9)
             export = httpx.get(f"{base}/admin/export.jsonl", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
@@ -330,7 +342,9 @@ def main() -> None:
           f"{sum(len(v) for v in rec.latency.values()) / wall:.1f} req/s")
     n_req = sum(len(v) for v in rec.latency.values())
     print(f"CPU per request: server {server_cpu / n_req * 1000:.2f} ms ({server_cpu:.1f} s over {args.workers} "
-          f"worker(s)), load generator {own_cpu / n_req * 1000:.2f} ms ({own_cpu:.1f} s); machine busy "
+          f"worker(s)), load generator {own_cpu / n_req * 1000:.2f} ms ({own_cpu:.1f} s)"
+          + (f", PostgreSQL {db_cpu / n_req * 1000:.2f} ms ({db_cpu:.1f} s)" if args.db == "postgres" else "")
+          + f"; machine busy "
           f"{busy_share:.0%} of {psutil.cpu_count()} cores during the load")
     print(f"{'route':44s} {'n':>6s} {'p50 ms':>8s} {'p95 ms':>8s} {'p99 ms':>8s}")
     for route in sorted(rec.latency):
@@ -356,6 +370,7 @@ def main() -> None:
                           "thoughts_sent": sent, "thoughts_exported": exported, "wall_s": wall,
                           "requests_per_s": n_req / wall, "server_cpu_ms_per_request": server_cpu / n_req * 1000,
                           "load_generator_cpu_ms_per_request": own_cpu / n_req * 1000,
+                          "postgres_cpu_ms_per_request": db_cpu / n_req * 1000 if args.db == "postgres" else None,
                           "machine_busy_share": busy_share}))
     sys.exit(0 if verdict == "PASS" else 1)
 
