@@ -189,12 +189,17 @@ def tree_cpu(pid: int) -> float:
 
 
 def postgres_cpu() -> float:
-    """CPU seconds of the local PostgreSQL server's processes (0 when it runs elsewhere). The cluster is
-    shared, so other clients' queries during the load count too."""
+    """CPU seconds of the local PostgreSQL server (0 when it runs elsewhere): its live processes plus what
+    its exited backends used (the postmaster's children times), so closed connections count too. The
+    cluster is shared: other clients' queries during the load count as well."""
     total = 0.0
-    for proc in psutil.process_iter(["name", "cpu_times"]):
-        if proc.info["name"] in ("postgres", "postmaster") and proc.info["cpu_times"] is not None:
-            total += proc.info["cpu_times"].user + proc.info["cpu_times"].system
+    for proc in psutil.process_iter(["name", "cpu_times", "ppid"]):
+        if proc.info["name"] not in ("postgres", "postmaster") or proc.info["cpu_times"] is None:
+            continue
+        t = proc.info["cpu_times"]
+        total += t.user + t.system
+        if proc.info["ppid"] == 1 or psutil.Process(proc.info["ppid"]).name() not in ("postgres", "postmaster"):
+            total += t.children_user + t.children_system  # the postmaster: its reaped backends
     return total
 
 
