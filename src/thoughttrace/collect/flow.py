@@ -10,6 +10,7 @@ participant is at the right stage and that what they send is acceptable, and rai
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from sqlalchemy.orm import Session
 from thoughttrace.llm.types import ChatMessage
 
 from .db import AdminAction, Conversation, Event, Message, Participant, Thought, utcnow
-from .study import StudyConfig, SurveyItem
+from .study import StudyConfig, SurveyItem, TaskSpec
 
 STAGES = ("consent", "screening", "tutorial", "task", "chat", "post_task", "survey", "done", "declined",
           "screened_out", "timed_out", "withdrawn")
@@ -247,19 +248,61 @@ def submit_quiz(s: Session, p: Participant, study: StudyConfig, answers: Mapping
     if not wrong:
         p.quiz_passed_at = utcnow()
         p.stage = "task"
+        assign_design_row(s, p, study)
     return wrong
 
 
 # ------------------------------------------------------------------------------------------------ tasks
+def task_rotations(study: StudyConfig) -> int:
+    """How many task orders the design rotates through: the listed tasks' count when they rotate, else 1."""
+    return len(study.tasks) if study.task_order == "rotate" and len(study.tasks) > 1 else 1
+
+
+def design_size(study: StudyConfig) -> int:
+    """Design rows: one per (model rotation, task rotation) pair, M x T."""
+    return len(study.models) * task_rotations(study)
+
+
+def _offsets(study: StudyConfig, row: int) -> tuple[int, int]:
+    """(model offset, task offset) of a design row.
+
+    The model offset is row mod M and the task offset (row + row // lcm(M, T)) mod T: each is a plain
+    cycle, so rows filled in turn keep every (model, position) and every (task, position) cell within one
+    of the others, and the shift by row // lcm makes M x T consecutive rows meet every (model offset,
+    task offset) pair once, so no model is tied to one task (with M = T = 2, row mod 2 alone would
+    always pair model A with task A).
+    """
+    m, t = len(study.models), task_rotations(study)
+    return row % m, (row + row // math.lcm(m, t)) % t
+
+
 def model_sequence(study: StudyConfig, row: int) -> list[str]:
     """The models of one design row, by task position: a cyclic Latin square over the pool.
 
-    Row r gives position k the model (r + k) mod M. Rows are filled evenly, so every (model, position)
-    cell holds the same number of participants within one, every model appears at every position equally
-    often (counterbalanced order), and nobody meets a model twice until they have met all M.
+    Position k gets the model (a + k) mod M, a the row's model offset. Rows are filled evenly, so every
+    (model, position) cell holds the same number of participants within one, every model appears at
+    every position equally often (counterbalanced order), and nobody meets a model twice until they have
+    met all M.
     """
     keys = [m.key for m in study.models]
-    return [keys[(row + k) % len(keys)] for k in range(study.tasks_per_participant)]
+    a, _ = _offsets(study, row)
+    return [keys[(a + k) % len(keys)] for k in range(study.tasks_per_participant)]
+
+
+def task_sequence(study: StudyConfig, row: int | None) -> list[int]:
+    """Which listed task each position shows for a design row: a rotation of `tasks` (position k gets
+    task (b + k) mod T, b the row's task offset), or the listed order (`task_order: as_listed`, free
+    tasks, or no row yet)."""
+    t = task_rotations(study)
+    if t == 1 or row is None:
+        return list(range(study.tasks_per_participant))
+    _, b = _offsets(study, row)
+    return [(b + k) % t for k in range(t)]
+
+
+def task_spec_of(study: StudyConfig, p: Participant) -> TaskSpec:
+    """The task the participant's current position shows them (after the rotation of their design row)."""
+    return study.task_spec(task_sequence(study, p.design_row)[p.task_index])
 
 
 def assign_design_row(s: Session, p: Participant, study: StudyConfig) -> int:
@@ -267,7 +310,8 @@ def assign_design_row(s: Session, p: Participant, study: StudyConfig) -> int:
 
     PostgreSQL: a transaction-scoped advisory lock serialises the count-and-set (each statement after
     the lock sees every earlier assignment committed). SQLite: every write transaction is BEGIN
-    IMMEDIATE, so one assignment runs at a time anyway. Withdrawn participants free their row.
+    IMMEDIATE, so one assignment runs at a time anyway. Withdrawn participants free their row. Called
+    when the quiz is passed, so the first task page already shows the row's first task.
     """
     if p.design_row is not None:
         return p.design_row
@@ -277,7 +321,7 @@ def assign_design_row(s: Session, p: Participant, study: StudyConfig) -> int:
         select(Participant.design_row, func.count()).where(
             Participant.design_row.is_not(None), Participant.stage != "withdrawn", Participant.id != p.id)
         .group_by(Participant.design_row)).all())
-    row = min(range(len(study.models)), key=lambda r: (counts.get(r, 0), r))
+    row = min(range(design_size(study)), key=lambda r: (counts.get(r, 0), r))
     p.design_row = row
     s.flush()
     return row
@@ -286,9 +330,10 @@ def assign_design_row(s: Session, p: Participant, study: StudyConfig) -> int:
 def start_task(s: Session, p: Participant, study: StudyConfig, statement: Any) -> Conversation:
     """Open the chat of the participant's current task with the model their design row puts there."""
     require_stage(p, "task")
-    fixed = study.task_spec(p.task_index).statement
-    text = fixed if fixed else clean_text(statement, "the task description", study.max_message_chars)
     row = assign_design_row(s, p, study)
+    listed = task_sequence(study, row)[p.task_index]
+    fixed = study.task_spec(listed).statement
+    text = fixed if fixed else clean_text(statement, "the task description", study.max_message_chars)
     key = model_sequence(study, row)[p.task_index]
     entry = study.model_entry(key)
     now = utcnow()
@@ -300,7 +345,7 @@ def start_task(s: Session, p: Participant, study: StudyConfig, statement: Any) -
     s.add(conv)
     p.stage = "chat"
     s.flush()
-    log_event(s, p, "assign", f"task {p.task_index} -> model {key} (design row {row})", conv)
+    log_event(s, p, "assign", f"task {p.task_index} -> model {key}, listed task {listed} (design row {row})", conv)
     return conv
 
 

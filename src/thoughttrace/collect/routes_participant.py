@@ -186,13 +186,15 @@ async def quiz_post(request: Request, you: Writer) -> Response:
 async def task_page(request: Request, you: Reader) -> Response:
     ctx = you.ctx
 
-    def work(s: Session, p: Participant) -> tuple[str, int, str | None]:
-        return you.csrf(p), p.task_index, (None if p.stage == "task" else where_now(s, p))
+    def work(s: Session, p: Participant) -> tuple[str, int, Any, str | None]:
+        if p.stage != "task":
+            return you.csrf(p), p.task_index, None, where_now(s, p)
+        flow.assign_design_row(s, p, ctx.study)  # a participant who passed the quiz before rows were set there
+        return you.csrf(p), p.task_index, flow.task_spec_of(ctx.study, p), None
 
-    csrf, index, elsewhere = await you.run(work)
+    csrf, index, spec, elsewhere = await you.run(work)
     if elsewhere:
         return redirect(elsewhere)
-    spec = ctx.study.task_spec(index)
     return ctx.render(request, "task.html", csrf=csrf, task_number=index + 1,
                       instructions=spec.instructions or ctx.study.texts.task_prompt, fixed=spec.statement)
 
