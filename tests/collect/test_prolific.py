@@ -64,7 +64,8 @@ def test_every_documented_rejection_category_is_sent_and_no_other(monkeypatch):
 
     from thoughttrace.collect.prolific import REJECTION_CATEGORIES
 
-    assert REJECTION_CATEGORIES == DOCUMENTED_CATEGORIES and CATEGORIES == set(DOCUMENTED_CATEGORIES)
+    assert REJECTION_CATEGORIES == DOCUMENTED_CATEGORIES
+    assert set(DOCUMENTED_CATEGORIES) == CATEGORIES
     with ProlificStandIn(participants=len(DOCUMENTED_CATEGORIES)) as s:
         monkeypatch.setenv("PROLIFIC_TOKEN", TOKEN)
         monkeypatch.setenv("PROLIFIC_API_URL", s.base)
