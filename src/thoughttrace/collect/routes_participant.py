@@ -269,7 +269,9 @@ async def generate(cid: str, you: Writer, _body: EmptyIn = json_body(EmptyIn)) -
                                                seed=seed)
 
         async def next_piece() -> str | None:
-            return await asyncio.wait_for(anext(pieces, None), max(0.0, deadline - loop.time()))
+            # a timeout scope, not wait_for: wait_for wraps every piece in a task of its own
+            async with asyncio.timeout_at(deadline):
+                return await anext(pieces, None)
 
         def failure_of(exc: Exception) -> tuple[int, str]:
             if isinstance(exc, TimeoutError):
