@@ -210,28 +210,6 @@ def test_unknown_stage_steps_are_clear_4xx(app_maker):
     assert r.status_code == 400 and "<script>" not in r.text
 
 
-def test_participant_routes_work_in_the_one_session_dependency():
-    """Every participant route gets its session from `SessionDep` (one transaction, committed before the
-    response); only /generate, whose answer is saved after the stream began, opens another with run_db."""
-    import inspect
-
-    from thoughttrace.collect import routes_participant
-    from thoughttrace.collect.deps import _session
-
-    def calls(dependant):
-        for d in dependant.dependencies:
-            yield d.call
-            yield from calls(d)
-
-    for route in routes_participant.router.routes:
-        if route.path == "/":  # only reads the cookie
-            continue
-        assert _session in set(calls(route.dependant)), f"{route.path} does not take the session dependency"
-        source = inspect.getsource(route.endpoint)
-        if route.path != "/api/c/{cid}/generate":
-            assert "run_db" not in source and ".sessions(" not in source, f"{route.path} opens its own transaction"
-
-
 def test_every_route_declares_its_participant_and_csrf_dependency():
     """A new route cannot forget the checks: writes take `Writer` (cookie + CSRF), reads take `Reader`."""
     from thoughttrace.collect import routes_participant

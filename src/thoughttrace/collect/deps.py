@@ -1,26 +1,19 @@
 """FastAPI dependencies of the participant routes, so a route is short and cannot forget a check.
 
-- `SessionDep`: the request's database session, one transaction committed when the route returns and
-  BEFORE the response is sent (scope "function"), rolled back when the route raises;
 - `Reader`: the participant from the signed cookie (403 without one), for pages and reads;
 - `Writer`: the same plus the CSRF token (form field or X-CSRF-Token header), checked before the
   route's own work runs; every state-changing route takes a Writer (a test enforces it);
 - `json_body(Model)`: the JSON body as a typed schema (400 for bad JSON, too deep nesting or a
   non-object; 422 naming the field for a wrong type).
 
-The session's work runs on the event loop, between the route's start and its return, with no await in
-between: the whole request body is read before the session opens (`_read_body`), and every dependency
-here is async (a sync one would hop to a thread mid-transaction). On SQLite that is required, since a
-write transaction (BEGIN IMMEDIATE) held across an await would stall every other request on the busy
-timeout; on PostgreSQL it saves a thread hop per request (transactions here are a few short statements).
-Work that must await in the middle (the model call of `/generate`) ends the transaction first and uses
-`run_db` for what comes after. Researcher routes use `run_db` (their exports may take long: thread pool).
+Database work still runs inside one transaction through `run_db` (committed before the response goes
+out): `await you.run(work)` calls `work(session, participant)` with the checks already passed.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
@@ -37,12 +30,13 @@ M = TypeVar("M", bound=BaseModel)
 
 
 async def run_db(ctx: AppContext, work: Callable[[Session], T]) -> T:
-    """Run `work(session)` in its own transaction, committed before returning.
+    """Run `work(session)` and commit before returning (the response goes out after the commit).
 
     PostgreSQL: in the thread pool, transactions run side by side. SQLite: on the event loop itself.
     SQLite has one writer at a time anyway, and threads queuing on its lock sleep in SQLite's busy
     handler (backing off up to 100 ms) instead of waking when the lock frees; one short transaction
-    after another on the loop is both faster and fairer.
+    after another on the loop is both faster and fairer. Several processes on one SQLite file still
+    work (the busy timeout covers them); for many workers use PostgreSQL.
     """
 
     def job() -> T:
@@ -54,54 +48,37 @@ async def run_db(ctx: AppContext, work: Callable[[Session], T]) -> T:
     return await run_in_threadpool(job)
 
 
-async def _read_body(request: Request) -> None:
-    """Read the whole body now (Starlette caches it), so no await is left once the transaction runs."""
-    await request.body()
-
-
-async def _session(request: Request, _body: Annotated[None, Depends(_read_body)]) -> AsyncIterator[Session]:
-    s = ctx_of(request).db.sessions()
-    try:
-        yield s
-        s.commit()
-    except BaseException:
-        s.rollback()
-        raise
-    finally:
-        s.close()
-
-
-SessionDep = Annotated[Session, Depends(_session, scope="function")]
-
-
 class You:
-    """One participant request: the app context, the session, the participant, the form (if any)."""
+    """One participant request: the app context, the form (if any) and whether CSRF must be checked."""
 
-    def __init__(self, request: Request, s: Session, p: Participant, form: Any = None) -> None:
+    def __init__(self, request: Request, form: Any = None, *, check_csrf: bool) -> None:
         self.request = request
         self.ctx = ctx_of(request)
-        self.s = s
-        self.p = p
-        self.form = form if form is not None else {}
+        self.form = form
+        self.check_csrf = check_csrf
 
-    @property
-    def csrf(self) -> str:
-        """The CSRF token to put into the page this request renders."""
-        return self.ctx.signer.csrf_token(self.p.public_id)
+    def participant(self, s: Session) -> Participant:
+        p = self.ctx.participant(self.request, s)
+        if self.check_csrf:
+            self.ctx.check_csrf(self.request, p, self.form)
+        return p
+
+    def csrf(self, p: Participant) -> str:
+        return self.ctx.signer.csrf_token(p.public_id)
+
+    def run(self, work: Callable[[Session, Participant], T]) -> Awaitable[T]:
+        return run_db(self.ctx, lambda s: work(s, self.participant(s)))
 
 
-async def _reader(request: Request, s: SessionDep) -> You:
-    return You(request, s, ctx_of(request).participant(request, s))
+async def _reader(request: Request) -> You:
+    return You(request, check_csrf=False)
 
 
-async def _writer(request: Request, s: SessionDep) -> You:
-    ctx = ctx_of(request)
+async def _writer(request: Request) -> You:
     form = None
     if request.headers.get("content-type", "").startswith(("application/x-www-form-urlencoded", "multipart/")):
-        form = await request.form()  # parsed from the body already read: no wait on the network here
-    p = ctx.participant(request, s)
-    ctx.check_csrf(request, p, form)
-    return You(request, s, p, form)
+        form = await request.form()
+    return You(request, form, check_csrf=True)
 
 
 Reader = Annotated[You, Depends(_reader)]

@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 from thoughttrace.llm import LLMError
 
 from . import flow
-from .context import ctx_of
+from .context import AppContext, ctx_of
 from .db import Message, Participant
-from .deps import Reader, SessionDep, Writer, You, json_body, read_json, run_db
+from .deps import Reader, Writer, json_body, read_json, run_db
 from .render import render_markdown
 from .schemas import (
     ChatStateOut,
@@ -66,113 +66,143 @@ async def index(request: Request) -> Response:
 
 
 @router.get("/start")
-async def start(request: Request, s: SessionDep) -> Response:
+async def start(request: Request) -> Response:
     """The entry link: `/start?PROLIFIC_PID=...&STUDY_ID=...&SESSION_ID=...`, or bare for an anonymous id."""
     ctx = ctx_of(request)
     q = request.query_params
     pid, study_id, session_id = q.get("PROLIFIC_PID"), q.get("STUDY_ID"), q.get("SESSION_ID")
     current = ctx.signer.read_participant_cookie(request.cookies.get(PARTICIPANT_COOKIE))
-    p = flow.participant_by_public_id(s, current) if current and not pid else None
-    if p is not None and p.stage == "withdrawn":
-        p = None
-    if p is None:
-        p = flow.find_or_create_participant(s, pid, study_id, session_id, anonymous_entry=ctx.study.anonymous_entry)
-    if p.stage == "withdrawn":
-        raise flow.FlowError(403, "your data was withdrawn from this study; thank you for your time")
-    flow.check_time_limit(s, p, ctx.study)
-    resp = redirect(where_now(s, p))
-    resp.set_cookie(PARTICIPANT_COOKIE, ctx.signer.participant_cookie(p.public_id), httponly=True, samesite="lax",
+
+    def work(s: Session) -> tuple[str, str]:
+        p = flow.participant_by_public_id(s, current) if current and not pid else None
+        if p is not None and p.stage == "withdrawn":
+            p = None
+        if p is None:
+            p = flow.find_or_create_participant(s, pid, study_id, session_id,
+                                                anonymous_entry=ctx.study.anonymous_entry)
+        if p.stage == "withdrawn":
+            raise flow.FlowError(403, "your data was withdrawn from this study; thank you for your time")
+        flow.check_time_limit(s, p, ctx.study)
+        return p.public_id, where_now(s, p)
+
+    public_id, target = await run_db(ctx, work)
+    resp = redirect(target)
+    resp.set_cookie(PARTICIPANT_COOKIE, ctx.signer.participant_cookie(public_id), httponly=True, samesite="lax",
                     secure=ctx.settings.secure_cookies, max_age=60 * 60 * 24 * 14)
     return resp
 
 
 @router.get("/next")
 async def next_page(you: Reader) -> Response:
-    return redirect(where_now(you.s, you.p))
+    return redirect(await you.run(where_now))
 
 
 # ------------------------------------------------------------------------------ consent and tutorial
-def elsewhere(you: You, stage: str) -> str | None:
-    """Where the participant belongs when a page of `stage` is opened at another stage (None: here)."""
-    return None if you.p.stage == stage else where_now(you.s, you.p)
+def at_stage(you: Any, stage: str) -> Any:
+    """Work for a page of one stage: (csrf token, None) there, or (token, where the participant belongs)."""
+
+    def work(s: Session, p: Participant) -> tuple[str, str | None]:
+        return you.csrf(p), (None if p.stage == stage else where_now(s, p))
+
+    return work
 
 
 @router.get("/consent")
 async def consent_page(request: Request, you: Reader) -> Response:
-    other = elsewhere(you, "consent")
-    return redirect(other) if other else you.ctx.render(request, "consent.html", csrf=you.csrf)
+    csrf, elsewhere = await you.run(at_stage(you, "consent"))
+    return redirect(elsewhere) if elsewhere else you.ctx.render(request, "consent.html", csrf=csrf)
 
 
 @router.post("/consent")
 async def consent_post(you: Writer) -> Response:
-    s, p, form, study = you.s, you.p, you.form, you.ctx.study
-    if form.get("decision") == "decline" and study.allow_decline:
-        flow.decline_consent(s, p)
-    elif form.get("agree") != "yes":
-        raise flow.FlowError(422, "please tick the box to agree before you start", redirect="/consent")
-    else:
-        flow.give_consent(s, p, study)
-    return redirect(where_now(s, p))
+    ctx, form = you.ctx, you.form or {}
+
+    def work(s: Session, p: Participant) -> str:
+        if form.get("decision") == "decline" and ctx.study.allow_decline:
+            flow.decline_consent(s, p)
+            return where_now(s, p)
+        if form.get("agree") != "yes":
+            raise flow.FlowError(422, "please tick the box to agree before you start", redirect="/consent")
+        flow.give_consent(s, p, ctx.study)
+        return where_now(s, p)
+
+    return redirect(await you.run(work))
 
 
-def _items_form(request: Request, you: You, stage: str, items: Any, heading: str, submit: str,
-                problems: dict[str, str] | None = None) -> Response:
-    """An item form (screening or survey), empty or with what was sent and each problem marked."""
-    values = flow.submitted_values(items, you.form) if problems else {}
-    return you.ctx.render(request, "items.html", status_code=422 if problems else 200, csrf=you.csrf, items=items,
-                          values=values, problems=problems or {}, action=f"/{stage}", heading=heading, submit=submit)
+async def _items_page(request: Request, you: Reader, stage: str, items: Any, heading: str, submit: str) -> Response:
+    """An empty item form (screening or survey) for a participant at that stage; elsewhere, a redirect."""
+    csrf, elsewhere = await you.run(at_stage(you, stage))
+    if elsewhere:
+        return redirect(elsewhere)
+    return you.ctx.render(request, "items.html", csrf=csrf, items=items, values={}, problems={},
+                          action=f"/{stage}", heading=heading, submit=submit)
 
 
 @router.get("/screening")
 async def screening_page(request: Request, you: Reader) -> Response:
     study = you.ctx.study
-    other = elsewhere(you, "screening")
-    return redirect(other) if other else _items_form(request, you, "screening", study.screening,
-                                                     study.texts.screening_title, "Continue")
+    return await _items_page(request, you, "screening", study.screening, study.texts.screening_title, "Continue")
 
 
 @router.post("/screening")
 async def screening_post(request: Request, you: Writer) -> Response:
-    study = you.ctx.study
-    problems = flow.submit_screening(you.s, you.p, study, you.form)
+    ctx, form = you.ctx, you.form or {}
+
+    def work(s: Session, p: Participant) -> tuple[str, dict[str, str], str]:
+        problems = flow.submit_screening(s, p, ctx.study, form)
+        return you.csrf(p), problems, where_now(s, p)
+
+    csrf, problems, target = await you.run(work)
     if problems:
-        return _items_form(request, you, "screening", study.screening, study.texts.screening_title, "Continue",
-                           problems)
-    return redirect(where_now(you.s, you.p))
+        return ctx.render(request, "items.html", status_code=422, csrf=csrf, items=ctx.study.screening,
+                          values=flow.submitted_values(ctx.study.screening, form), problems=problems,
+                          action="/screening", heading=ctx.study.texts.screening_title, submit="Continue")
+    return redirect(target)
 
 
 @router.get("/tutorial")
 async def tutorial_page(request: Request, you: Reader) -> Response:
-    other = elsewhere(you, "tutorial")
-    return redirect(other) if other else you.ctx.render(request, "tutorial.html", csrf=you.csrf, wrong=[], given={})
+    csrf, elsewhere = await you.run(at_stage(you, "tutorial"))
+    return redirect(elsewhere) if elsewhere else you.ctx.render(request, "tutorial.html", csrf=csrf, wrong=[], given={})
 
 
 @router.post("/tutorial")
 async def quiz_post(request: Request, you: Writer) -> Response:
-    study = you.ctx.study
-    answers = {i: you.form.get(f"q{i}") for i in range(len(study.quiz))}
-    wrong = flow.submit_quiz(you.s, you.p, study, answers)
+    ctx, form = you.ctx, you.form or {}
+    answers = {i: form.get(f"q{i}") for i in range(len(ctx.study.quiz))}
+
+    def work(s: Session, p: Participant) -> tuple[str, list[int], str]:
+        wrong = flow.submit_quiz(s, p, ctx.study, answers)
+        return you.csrf(p), wrong, where_now(s, p)
+
+    csrf, wrong, target = await you.run(work)
     if wrong:
-        return you.ctx.render(request, "tutorial.html", status_code=422, csrf=you.csrf, wrong=wrong, given=answers)
-    return redirect(where_now(you.s, you.p))
+        return ctx.render(request, "tutorial.html", status_code=422, csrf=csrf, wrong=wrong, given=answers)
+    return redirect(target)
 
 
 # ------------------------------------------------------------------------------------------- tasks
 @router.get("/task")
 async def task_page(request: Request, you: Reader) -> Response:
-    ctx, p = you.ctx, you.p
-    other = elsewhere(you, "task")
-    if other:
-        return redirect(other)
-    flow.assign_design_row(you.s, p, ctx.study)  # a participant who passed the quiz before rows were set there
-    spec = flow.task_spec_of(ctx.study, p)
-    return ctx.render(request, "task.html", csrf=you.csrf, task_number=p.task_index + 1,
+    ctx = you.ctx
+
+    def work(s: Session, p: Participant) -> tuple[str, int, Any, str | None]:
+        if p.stage != "task":
+            return you.csrf(p), p.task_index, None, where_now(s, p)
+        flow.assign_design_row(s, p, ctx.study)  # a participant who passed the quiz before rows were set there
+        return you.csrf(p), p.task_index, flow.task_spec_of(ctx.study, p), None
+
+    csrf, index, spec, elsewhere = await you.run(work)
+    if elsewhere:
+        return redirect(elsewhere)
+    return ctx.render(request, "task.html", csrf=csrf, task_number=index + 1,
                       instructions=spec.instructions or ctx.study.texts.task_prompt, fixed=spec.statement)
 
 
 @router.post("/task")
 async def task_post(you: Writer) -> Response:
-    return redirect(f"/c/{flow.start_task(you.s, you.p, you.ctx.study, you.form.get('task')).public_id}")
+    form = you.form or {}
+    return redirect(f"/c/{await you.run(lambda s, p: flow.start_task(s, p, you.ctx.study, form.get('task')).public_id)}")
 
 
 # -------------------------------------------------------------------------------------------- chat
@@ -185,7 +215,7 @@ def message_view(m: Message, thought: Any) -> dict[str, Any]:
     return view
 
 
-def chat_state(s: Session, p: Participant, conv: Any) -> dict[str, Any]:
+def chat_state(s: Session, p: Participant, conv: Any, ctx: AppContext) -> dict[str, Any]:
     msgs = flow.messages_of(s, conv)
     notes = flow.thoughts_of(s, msgs)
     return {
@@ -198,30 +228,42 @@ def chat_state(s: Session, p: Participant, conv: Any) -> dict[str, Any]:
 
 @router.get("/c/{cid}")
 async def chat_page(request: Request, cid: str, you: Reader) -> Response:
-    s, p, ctx = you.s, you.p, you.ctx
-    conv = flow.owned_conversation(s, p, cid)
-    if flow.close_if_expired(s, p, conv) or p.stage != "chat" or conv.task_index != p.task_index:
-        return redirect(where_now(s, p))
-    return ctx.render(request, "chat.html", csrf=you.csrf, state=chat_state(s, p, conv),
+    ctx = you.ctx
+
+    def work(s: Session, p: Participant) -> tuple[str, dict[str, Any] | None, str | None]:
+        conv = flow.owned_conversation(s, p, cid)
+        csrf = you.csrf(p)
+        if flow.close_if_expired(s, p, conv) or p.stage != "chat" or conv.task_index != p.task_index:
+            return csrf, None, where_now(s, p)
+        return csrf, chat_state(s, p, conv, ctx), None
+
+    csrf, state, elsewhere = await you.run(work)
+    if elsewhere:
+        return redirect(elsewhere)
+    assert state is not None
+    return ctx.render(request, "chat.html", csrf=csrf, state=state,
                       reason_labels=ctx.study.reason_labels(), reaction_labels=ctx.study.reaction_labels())
 
 
 @router.get("/api/c/{cid}/state", response_model=ChatStateOut)
 async def chat_state_api(cid: str, you: Reader) -> Response:
-    return JSONResponse(chat_state(you.s, you.p, flow.owned_conversation(you.s, you.p, cid)))
+    return JSONResponse(await you.run(lambda s, p: chat_state(s, p, flow.owned_conversation(s, p, cid), you.ctx)))
 
 
 @router.post("/api/c/{cid}/messages", response_model=PostedMessageOut)
 async def post_message(cid: str, you: Writer, body: MessageIn = json_body(MessageIn)) -> Response:
     """Store a user message with its reason (committed before the answer). Replays return the same id."""
-    s, p = you.s, you.p
-    conv = flow.owned_conversation(s, p, cid)
-    posted = flow.add_user_message(
-        s, p, conv, you.ctx.study, content=body.content, reason=body.reason, reason_label=body.reason_label,
-        client_key=body.idempotency_key, typing=typing_dict(body.reason_typing))
-    out = PostedMessageOut(message=MessageOut.model_validate(message_view(posted.message, posted.note)),
-                           created=posted.created)
-    return JSONResponse(out.model_dump(), status_code=201 if posted.created else 200)
+
+    def work(s: Session, p: Participant) -> tuple[dict[str, Any], bool]:
+        conv = flow.owned_conversation(s, p, cid)
+        posted = flow.add_user_message(
+            s, p, conv, you.ctx.study, content=body.content, reason=body.reason, reason_label=body.reason_label,
+            client_key=body.idempotency_key, typing=typing_dict(body.reason_typing))
+        return message_view(posted.message, posted.note), posted.created
+
+    view, created = await you.run(work)
+    out = PostedMessageOut(message=MessageOut.model_validate(view), created=created)
+    return JSONResponse(out.model_dump(), status_code=201 if created else 200)
 
 
 @router.post("/api/c/{cid}/generate")
@@ -230,21 +272,26 @@ async def generate(cid: str, you: Writer, _body: EmptyIn = json_body(EmptyIn)) -
 
     A failure before the first piece answers 502/504 with `retry: true`; a failure mid-stream ends the stream
     with an `error` event. Either way the user message stays stored and nothing half-written is saved, so the
-    participant can press Retry. The answer is committed before the closing `done` event. The request's own
-    transaction ends before the model is called (the wait must not hold it); the answer is saved in another.
+    participant can press Retry. The answer is committed before the closing `done` event.
     """
-    ctx, s, p = you.ctx, you.s, you.p
-    conv = flow.owned_conversation(s, p, cid)
-    msgs = flow.messages_of(s, conv)
-    pending = flow.pending_user_message(msgs)
-    if pending is None:
-        if not msgs or msgs[-1].role != "assistant":
-            raise flow.FlowError(409, "there is no message to answer yet")
-        return _replay(msgs[-1])  # already answered: a replay or a second tab
-    flow.require_open_chat(p, conv)
-    conv_id, model_key = conv.id, conv.model_key
-    request_msgs = flow.build_model_request(ctx.study.model_entry(model_key).system_prompt, msgs)
-    s.commit()  # nothing is held while waiting for the lock or the model
+    ctx = you.ctx
+
+    def load(s: Session, p: Participant) -> tuple[int, list[Any], Message | None, Message | None, str]:
+        conv = flow.owned_conversation(s, p, cid)
+        msgs = flow.messages_of(s, conv)
+        pending = flow.pending_user_message(msgs)
+        if pending is None:
+            last = msgs[-1] if msgs and msgs[-1].role == "assistant" else None
+            if last is None:
+                raise flow.FlowError(409, "there is no message to answer yet")
+            return conv.id, [], None, last, conv.model_key
+        flow.require_open_chat(p, conv)
+        entry = ctx.study.model_entry(conv.model_key)
+        return conv.id, flow.build_model_request(entry.system_prompt, msgs), pending, None, conv.model_key
+
+    conv_id, request_msgs, pending, done, model_key = await you.run(load)
+    if done is not None:  # already answered: a replay or a second tab
+        return _replay(done)
     lock = ctx.generation_lock(conv_id)
     waited = lock.locked()
     await lock.acquire()
@@ -362,68 +409,82 @@ def _replay(msg: Message) -> StreamingResponse:
 
 @router.post("/api/c/{cid}/messages/{mid}/reaction", response_model=PostedReactionOut)
 async def post_reaction(cid: str, mid: str, you: Writer, body: ReactionIn = json_body(ReactionIn)) -> Response:
-    s, p = you.s, you.p
-    conv = flow.owned_conversation(s, p, cid)
-    msg = flow.owned_message(s, conv, mid)
-    t, created = flow.add_reaction(s, p, conv, msg, you.ctx.study, content=body.content, label=body.label,
-                                   client_key=body.idempotency_key, typing=typing_dict(body.typing))
-    out = PostedReactionOut(reaction=ReactionOut(message_id=msg.public_id, content=t.content, label=t.label),
-                            created=created)
+    def work(s: Session, p: Participant) -> tuple[ReactionOut, bool]:
+        conv = flow.owned_conversation(s, p, cid)
+        msg = flow.owned_message(s, conv, mid)
+        t, created = flow.add_reaction(s, p, conv, msg, you.ctx.study, content=body.content, label=body.label,
+                                       client_key=body.idempotency_key, typing=typing_dict(body.typing))
+        return ReactionOut(message_id=msg.public_id, content=t.content, label=t.label), created
+
+    view, created = await you.run(work)
+    out = PostedReactionOut(reaction=view, created=created)
     return JSONResponse(out.model_dump(), status_code=201 if created else 200)
 
 
 @router.post("/c/{cid}/finish")
 async def finish(cid: str, you: Writer) -> Response:
-    conv = flow.owned_conversation(you.s, you.p, cid)
-    flow.finish_task(you.s, you.p, conv, you.ctx.study)
-    return redirect(f"/c/{conv.public_id}/summary")
+    def work(s: Session, p: Participant) -> str:
+        conv = flow.owned_conversation(s, p, cid)
+        flow.finish_task(s, p, conv, you.ctx.study)
+        return f"/c/{conv.public_id}/summary"
+
+    return redirect(await you.run(work))
 
 
 # ------------------------------------------------------------------------------- after each task
 @router.get("/c/{cid}/summary")
 async def summary_page(request: Request, cid: str, you: Reader) -> Response:
-    s, p = you.s, you.p
-    conv = flow.owned_conversation(s, p, cid)
-    flow.close_if_expired(s, p, conv)
-    if p.stage != "post_task" or conv.task_index != p.task_index:
-        return redirect(where_now(s, p))
-    return you.ctx.render(request, "summary.html", csrf=you.csrf, cid=cid, task_number=conv.task_index + 1)
+    ctx = you.ctx
+
+    def work(s: Session, p: Participant) -> tuple[str, int, str | None]:
+        conv = flow.owned_conversation(s, p, cid)
+        flow.close_if_expired(s, p, conv)
+        ok = p.stage == "post_task" and conv.task_index == p.task_index
+        return you.csrf(p), conv.task_index + 1, None if ok else where_now(s, p)
+
+    csrf, number, elsewhere = await you.run(work)
+    if elsewhere:
+        return redirect(elsewhere)
+    return ctx.render(request, "summary.html", csrf=csrf, cid=cid, task_number=number)
 
 
 @router.post("/c/{cid}/summary")
 async def summary_post(cid: str, you: Writer) -> Response:
-    conv = flow.owned_conversation(you.s, you.p, cid)
-    flow.submit_task_summary(you.s, you.p, conv, you.ctx.study, you.form.get("summary"),
-                             you.form.get("expectation"))
-    return redirect(where_now(you.s, you.p))
+    form = you.form or {}
 
+    def work(s: Session, p: Participant) -> str:
+        conv = flow.owned_conversation(s, p, cid)
+        flow.submit_task_summary(s, p, conv, you.ctx.study, form.get("summary"), form.get("expectation"))
+        return where_now(s, p)
 
-SURVEY_HEADING = "A few questions about you"
+    return redirect(await you.run(work))
 
 
 @router.get("/survey")
 async def survey_page(request: Request, you: Reader) -> Response:
-    other = elsewhere(you, "survey")
-    return redirect(other) if other else _items_form(request, you, "survey", you.ctx.study.survey_questions(),
-                                                     SURVEY_HEADING, "Finish")
+    return await _items_page(request, you, "survey", you.ctx.study.survey_questions(), "A few questions about you",
+                             "Finish")
 
 
 @router.post("/survey")
 async def survey_post(request: Request, you: Writer) -> Response:
     """Every answer comes back on the page with the missing/invalid ones marked: never a dead end."""
-    study = you.ctx.study
-    problems = flow.submit_survey(you.s, you.p, study, you.form)
+    ctx, form = you.ctx, you.form or {}
+    csrf, problems = await you.run(lambda s, p: (you.csrf(p), flow.submit_survey(s, p, ctx.study, form)))
     if problems:
-        return _items_form(request, you, "survey", study.survey_questions(), SURVEY_HEADING, "Finish", problems)
+        items = ctx.study.survey_questions()
+        return ctx.render(request, "items.html", status_code=422, csrf=csrf, items=items,
+                          values=flow.submitted_values(items, form), problems=problems, action="/survey",
+                          heading="A few questions about you", submit="Finish")
     return redirect("/done")
 
 
 @router.get("/done")
 async def done_page(request: Request, you: Reader) -> Response:
     ctx = you.ctx
-    other = elsewhere(you, "done")
-    if other:
-        return redirect(other)
+    elsewhere = await you.run(lambda s, p: None if p.stage == "done" else where_now(s, p))
+    if elsewhere:
+        return redirect(elsewhere)
     return ctx.render(request, "done.html", completion_url=ctx.study.completion_url,
                       code=ctx.study.completion_code("completed"))
 
@@ -431,8 +492,14 @@ async def done_page(request: Request, you: Reader) -> Response:
 @router.get("/end")
 async def end_page(request: Request, you: Reader) -> Response:
     """The other ways out (declined, screened out, timed out), each with its own completion code."""
-    ctx, stage = you.ctx, you.p.stage
-    if stage not in ("declined", "screened_out", "timed_out"):
-        return redirect(where_now(you.s, you.p))
-    return ctx.render(request, "end.html", outcome=stage, text=getattr(ctx.study.texts, stage),
-                      code=ctx.study.completion_code(stage), completion_url=ctx.study.completion_url_for(stage))
+    ctx = you.ctx
+
+    def work(s: Session, p: Participant) -> tuple[str, str | None]:
+        return p.stage, None if p.stage in ("declined", "screened_out", "timed_out") else where_now(s, p)
+
+    stage, elsewhere = await you.run(work)
+    if elsewhere:
+        return redirect(elsewhere)
+    text = getattr(ctx.study.texts, stage)
+    return ctx.render(request, "end.html", outcome=stage, text=text, code=ctx.study.completion_code(stage),
+                      completion_url=ctx.study.completion_url_for(stage))
