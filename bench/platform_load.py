@@ -1,7 +1,9 @@
 """Load test of the study platform: N simulated participants doing full journeys over HTTP.
 
 Starts `thoughttrace serve` in a subprocess (uvicorn, one worker) on SQLite or PostgreSQL with a fast
-scripted model, then runs N participants concurrently with httpx (async): consent, quiz, T tasks of K
+scripted model, then runs N participants concurrently from ONE process with aiohttp (one shared
+connection pool, one cookie jar per participant; aiohttp costs a fraction of httpx's CPU per request,
+and the load generator shares the cores with the server it measures): consent, quiz, T tasks of K
 turns (message + reason, answer, reaction), task summary, survey. Each participant pauses a random
 "think time" between steps (default 5-15 s; in the release a participant sent about one message a
 minute while writing a reason for it, so this runs a journey about five times faster than people do;
@@ -9,7 +11,9 @@ minute while writing a reason for it, so this runs a journey about five times fa
 the arrival ramp altogether: every participant clicks through as fast as the server answers). Reports p50/p95/p99 latency of the non-model routes (every request but
 `/generate`, which waits on the model), per route, the errors, and the reasons + reactions sent
 against those found in the admin export (they must be equal). The baseline is the same journey run by
-one participant alone, in the same process, before the load: ratios are loaded / alone.
+one participant alone, in the same process, before the load: ratios are loaded / alone. It also prints
+the CPU each side spent per request (the server's process tree, this process, and the whole machine's
+busy share), which is what decides the latency when nobody thinks between clicks.
 
     python bench/platform_load.py                      # 200 participants, SQLite
     python bench/platform_load.py --db postgres        # PostgreSQL (THOUGHTTRACE_TEST_PG_URL or --pg-url)
@@ -38,7 +42,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
+import psutil
 
 CSRF_RE = re.compile(r'(?:name="csrf_token" value|data-csrf)="([^"]+)"')
 ID_RE = re.compile(r"/c/([A-Za-z0-9_\-]+)")
@@ -74,25 +80,35 @@ class Recorder:
         return [x for r, xs in self.latency.items() if not r.endswith("/generate") for x in xs]
 
 
-async def timed(rec: Recorder, c: httpx.AsyncClient, method: str, url: str, ok: tuple[int, ...] = (200, 201, 303),
-                **kw: Any) -> httpx.Response:
+class Resp:
+    """What a journey needs from an answer: status, final URL, text, headers (read once, fully)."""
+
+    __slots__ = ("headers", "status_code", "text", "url")
+
+    def __init__(self, status: int, url: str, text: str, headers: Any) -> None:
+        self.status_code, self.url, self.text, self.headers = status, url, text, headers
+
+
+async def timed(rec: Recorder, c: aiohttp.ClientSession, method: str, url: str,
+                ok: tuple[int, ...] = (200, 201, 303), **kw: Any) -> Resp:
     t0 = time.perf_counter()
-    r = await c.request(method, url, **kw)
-    await r.aread()
+    async with c.request(method, url, allow_redirects=False, **kw) as r:
+        text = await r.text()
+        out = Resp(r.status, url, text, r.headers)
     rec.latency[route_of(method, url)].append((time.perf_counter() - t0) * 1000)
-    if r.status_code not in ok:
-        rec.errors.append(f"{method} {url} -> {r.status_code}: {r.text[:120]}")
-    return r
+    if out.status_code not in ok:
+        rec.errors.append(f"{method} {url} -> {out.status_code}: {text[:120]}")
+    return out
 
 
-async def follow(rec: Recorder, c: httpx.AsyncClient, r: httpx.Response) -> httpx.Response:
+async def follow(rec: Recorder, c: aiohttp.ClientSession, r: Resp) -> Resp:
     """Follow redirects one hop at a time, timing each hop as its own request."""
     while r.status_code in (302, 303):
         r = await timed(rec, c, "GET", r.headers["location"])
     return r
 
 
-def csrf(r: httpx.Response) -> str:
+def csrf(r: Resp) -> str:
     m = CSRF_RE.search(r.text)
     if not m:
         raise RuntimeError(f"no CSRF token on {r.url}: {r.status_code} {r.text[:200]}")
@@ -100,13 +116,21 @@ def csrf(r: httpx.Response) -> str:
 
 
 async def journey(i: int, base: str, rec: Recorder, tasks: int, turns: int, think: tuple[float, float],
-                  rng: random.Random, transport: httpx.AsyncHTTPTransport, tag: str) -> None:
+                  rng: random.Random, connector: aiohttp.BaseConnector, tag: str) -> None:
     async def pause() -> None:
         if think[1] > 0:
             await asyncio.sleep(rng.uniform(*think))
 
-    # one cookie jar per participant, one shared connection pool (as many browsers behind one proxy)
-    c = httpx.AsyncClient(base_url=base, timeout=120, transport=transport)
+    # one cookie jar per participant, one shared connection pool (as many browsers behind one proxy);
+    # unsafe=True: aiohttp keeps cookies of an IP-address host (127.0.0.1) only with it
+    async with aiohttp.ClientSession(base_url=base, connector=connector, connector_owner=False,
+                                     cookie_jar=aiohttp.CookieJar(unsafe=True),
+                                     timeout=aiohttp.ClientTimeout(total=120)) as c:
+        await _journey(i, rec, c, tasks, turns, pause, tag)
+
+
+async def _journey(i: int, rec: Recorder, c: aiohttp.ClientSession, tasks: int, turns: int, pause: Any,
+                   tag: str) -> None:
     r = await follow(rec, c, await timed(rec, c, "GET", f"/start?PROLIFIC_PID={tag}{i}&STUDY_ID=b&SESSION_ID=s{i}"))
     await pause()
     r = await follow(rec, c, await timed(rec, c, "POST", "/consent", data={"csrf_token": csrf(r), "agree": "yes"}))
@@ -141,11 +165,49 @@ async def journey(i: int, base: str, rec: Recorder, tasks: int, turns: int, thin
         r = await follow(rec, c, await timed(rec, c, "POST", f"/c/{cid}/summary", data={
             "csrf_token": csrf(r), "summary": "what I did", "expectation": "what I expected"}))
     await pause()
-    r = await follow(rec, c, await timed(rec, c, "POST", "/survey", data={
-        "csrf_token": csrf(r), "age": "30", "gender": "Woman", "education": "Doctorate", "occupation": "bench",
-        "ai_use_frequency": "3", "purposes": ["Work"]}))
+    r = await follow(rec, c, await timed(rec, c, "POST", "/survey", data=[
+        ("csrf_token", csrf(r)), ("age", "30"), ("gender", "Woman"), ("education", "Doctorate"),
+        ("occupation", "bench"), ("ai_use_frequency", "3"), ("purposes", "Work")]))
     if not str(r.url).endswith("/done"):
         rec.errors.append(f"participant {i} did not reach /done: {r.url}")
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a process and all its children (the uvicorn workers)."""
+    total = 0.0
+    try:
+        root = psutil.Process(pid)
+        for proc in [root, *root.children(recursive=True)]:
+            try:
+                t = proc.cpu_times()
+                total += t.user + t.system
+            except psutil.NoSuchProcess:
+                pass
+    except psutil.NoSuchProcess:
+        pass
+    return total
+
+
+def postgres_cpu() -> float:
+    """CPU seconds of the local PostgreSQL server (0 when it runs elsewhere): its live processes plus what
+    its exited backends used (the postmaster's children times), so closed connections count too. The
+    cluster is shared: other clients' queries during the load count as well."""
+    total = 0.0
+    for proc in psutil.process_iter(["name", "cpu_times", "ppid"]):
+        if proc.info["name"] not in ("postgres", "postmaster") or proc.info["cpu_times"] is None:
+            continue
+        t = proc.info["cpu_times"]
+        total += t.user + t.system
+        if proc.info["ppid"] == 1 or psutil.Process(proc.info["ppid"]).name() not in ("postgres", "postmaster"):
+            total += t.children_user + t.children_system  # the postmaster: its reaped backends
+    return total
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy CPU seconds, all CPU seconds) of the whole machine so far, every core summed."""
+    t = psutil.cpu_times()
+    idle = t.idle + getattr(t, "iowait", 0.0)
+    return sum(t) - idle, sum(t)
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -203,19 +265,19 @@ async def run_load(base: str, n: int, tasks: int, turns: int, think: tuple[float
                    seed: int, tag: str) -> tuple[Recorder, float]:
     rec = Recorder()
     rng = random.Random(seed)
-    transport = httpx.AsyncHTTPTransport(limits=httpx.Limits(
-        max_connections=n + 10, max_keepalive_connections=n + 10, keepalive_expiry=30.0))  # below the server keep-alive (65 s)
+    # one connection per participant at most; idle ones closed after 30 s, below the server keep-alive (65 s)
+    connector = aiohttp.TCPConnector(limit=n + 10, keepalive_timeout=30.0)
 
     async def one(i: int) -> None:
         await asyncio.sleep(ramp * i / max(n, 1))
         try:
-            await journey(i, base, rec, tasks, turns, think, random.Random(rng.random()), transport, tag)
+            await journey(i, base, rec, tasks, turns, think, random.Random(rng.random()), connector, tag)
         except Exception as exc:  # a broken journey is an error to report, not a crash of the bench
             rec.errors.append(f"participant {i}: {type(exc).__name__}: {exc}")
 
     t0 = time.perf_counter()
     await asyncio.gather(*(one(i) for i in range(n)))
-    await transport.aclose()
+    await connector.close()
     return rec, time.perf_counter() - t0
 
 
@@ -254,8 +316,14 @@ def main() -> None:
         try:
             warm, _ = asyncio.run(run_load(base, 1, args.tasks, args.turns, (0, 0), 0, args.seed, "warmup"))
             alone, _ = asyncio.run(run_load(base, 1, args.tasks, args.turns, (0, 0), 0, args.seed, "alone"))
+            server0, own0, (busy0, all0) = tree_cpu(proc.pid), time.process_time(), machine_busy()
+            db0 = postgres_cpu() if args.db == "postgres" else 0.0
             rec, wall = asyncio.run(run_load(base, args.participants, args.tasks, args.turns, tuple(args.think),
                                              args.ramp, args.seed + 1, "load"))
+            server_cpu, own_cpu = tree_cpu(proc.pid) - server0, time.process_time() - own0
+            db_cpu = postgres_cpu() - db0 if args.db == "postgres" else 0.0
+            busy1, all1 = machine_busy()
+            busy_share = (busy1 - busy0) / max(all1 - all0, 1e-9)
             export = httpx.get(f"{base}/admin/export.jsonl", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
                                timeout=300)
             convs = [json.loads(line) for line in export.text.splitlines()]
@@ -277,6 +345,12 @@ def main() -> None:
           f"workers={args.workers}, pace={args.pace}, "
           f"think {args.think[0]:g}-{args.think[1]:g} s, ramp {args.ramp:g} s, wall {wall:.1f} s, "
           f"{sum(len(v) for v in rec.latency.values()) / wall:.1f} req/s")
+    n_req = sum(len(v) for v in rec.latency.values())
+    print(f"CPU per request: server {server_cpu / n_req * 1000:.2f} ms ({server_cpu:.1f} s over {args.workers} "
+          f"worker(s)), load generator {own_cpu / n_req * 1000:.2f} ms ({own_cpu:.1f} s)"
+          + (f", PostgreSQL {db_cpu / n_req * 1000:.2f} ms ({db_cpu:.1f} s)" if args.db == "postgres" else "")
+          + f"; machine busy "
+          f"{busy_share:.0%} of {psutil.cpu_count()} cores during the load")
     print(f"{'route':44s} {'n':>6s} {'p50 ms':>8s} {'p95 ms':>8s} {'p99 ms':>8s}")
     for route in sorted(rec.latency):
         xs = rec.latency[route]
@@ -298,7 +372,11 @@ def main() -> None:
         print(json.dumps({"format_version": 1, "participants": args.participants, "db": args.db,
                           "workers": args.workers, "pace": args.pace, "p50_ms": p50, "p95_ms": p95,
                           "p99_ms": p99, "baseline_p50_ms": a50, "baseline_p95_ms": a95, "errors": all_errors,
-                          "thoughts_sent": sent, "thoughts_exported": exported, "wall_s": wall}))
+                          "thoughts_sent": sent, "thoughts_exported": exported, "wall_s": wall,
+                          "requests_per_s": n_req / wall, "server_cpu_ms_per_request": server_cpu / n_req * 1000,
+                          "load_generator_cpu_ms_per_request": own_cpu / n_req * 1000,
+                          "postgres_cpu_ms_per_request": db_cpu / n_req * 1000 if args.db == "postgres" else None,
+                          "machine_busy_share": busy_share}))
     sys.exit(0 if verdict == "PASS" else 1)
 
 

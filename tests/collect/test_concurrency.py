@@ -25,6 +25,9 @@ timer_minutes: 30
 models:
   - {key: alpha, spec: scripted, options: {default: "Answer A."}}
   - {key: beta, spec: scripted, options: {default: "Answer B."}}
+tasks:
+  - {statement: "Fixed task one"}
+  - {statement: "Fixed task two"}
 """
 
 
@@ -87,6 +90,7 @@ def test_200_participants_over_two_workers_on_postgres(pg_url, tmp_path):
         with eng.connect() as conn:
             people = conn.execute(text("SELECT prolific_pid, COUNT(*) FROM participants GROUP BY prolific_pid")).all()
             convs = conn.execute(text("SELECT participant_id, task_index, model_key FROM conversations")).all()
+            tasks = conn.execute(text("SELECT task_statement, task_index, model_key FROM conversations")).all()
             changes = conn.execute(text("SELECT COUNT(*) FROM events WHERE kind = 'session_change'")).scalar()
         eng.dispose()
     finally:
@@ -102,3 +106,9 @@ def test_200_participants_over_two_workers_on_postgres(pg_url, tmp_path):
     cells = Counter((model, k) for _p, k, model in convs)
     assert set(cells) == {("alpha", 0), ("alpha", 1), ("beta", 0), ("beta", 1)}
     assert max(cells.values()) - min(cells.values()) <= 1, cells
+    # the fixed task list rotates through the same race-free design rows: (task, position) balanced too,
+    # and crossed with the models (each model meets each task first equally often, within one)
+    task_cells = Counter((statement, k) for statement, k, _m in tasks)
+    assert len(task_cells) == 4 and max(task_cells.values()) - min(task_cells.values()) <= 1, task_cells
+    crossed = Counter((statement, model) for statement, k, model in tasks if k == 0)
+    assert len(crossed) == 4 and max(crossed.values()) - min(crossed.values()) <= 1, crossed

@@ -108,7 +108,7 @@ def test_migrations_build_the_models_schema_and_are_idempotent(db_url):
     db = Database(db_url)
     upgrade(db.engine)
     upgrade(db.engine)  # a restart runs it again: no-op
-    assert current_revision(db.engine) == "0002"
+    assert current_revision(db.engine) == "0003"
     assert {"participants", "conversations", "messages", "thoughts", "events", "admin_actions"} <= set(inspect(db.engine).get_table_names())
     with db.engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []

@@ -52,6 +52,35 @@ def test_real_calls_change_the_stand_in(standin):
     assert all(a.status is not None and not a.dry_run for a in c.actions)
 
 
+#: `rejection_category` of POST /submissions/{id}/transition/ as Prolific documents it (API reference
+#: "Approve or reject a submission": required with action REJECT, message >= 100 characters; the values
+#: as Prolific's own CLI, prolific-oss/cli cmd/submission/transition.go, lists them)
+DOCUMENTED_CATEGORIES = ("TOO_QUICKLY", "TOO_SLOWLY", "FAILED_INSTRUCTIONS", "INCOMP_LONGITUDINAL", "FAILED_CHECK",
+                         "LOW_EFFORT", "MALINGERING", "NO_CODE", "BAD_CODE", "NO_DATA", "UNSUPP_DEVICE", "OTHER")
+
+
+def test_every_documented_rejection_category_is_sent_and_no_other(monkeypatch):
+    from prolific_standin import CATEGORIES
+
+    from thoughttrace.collect.prolific import REJECTION_CATEGORIES
+
+    assert REJECTION_CATEGORIES == DOCUMENTED_CATEGORIES
+    assert set(DOCUMENTED_CATEGORIES) == CATEGORIES
+    with ProlificStandIn(participants=len(DOCUMENTED_CATEGORIES)) as s:
+        monkeypatch.setenv("PROLIFIC_TOKEN", TOKEN)
+        monkeypatch.setenv("PROLIFIC_API_URL", s.base)
+        c = ProlificClient.from_env(dry_run=False)
+        for i, category in enumerate(DOCUMENTED_CATEGORIES):
+            assert c.reject(f"sub{i:03d}", MESSAGE, category)["status"] == "REJECTED"
+        sent = [json.loads(body)["rejection_category"] for _m, _p, body in s.requests]
+        assert sent == list(DOCUMENTED_CATEGORIES)
+        # a plausible but undocumented name (a third-party guide calls FAILED_CHECK "FAILED_ATTENTION") is
+        # refused before anything is sent, naming the documented ones
+        with pytest.raises(ProlificError, match="unknown rejection category 'FAILED_ATTENTION'.*FAILED_CHECK"):
+            c.reject("sub000", MESSAGE, "FAILED_ATTENTION")
+        assert len(s.requests) == len(DOCUMENTED_CATEGORIES)
+
+
 def test_error_answers_are_clear(standin, monkeypatch):
     c = ProlificClient.from_env(dry_run=False)
     with pytest.raises(ProlificError, match="HTTP 404.*No Submission.*check the study/submission id"):

@@ -141,14 +141,48 @@ def test_admin_login_is_throttled(app_maker):
     assert c.get("/admin/api/progress", headers=ADMIN).status_code == 200
 
 
-def test_throttle_window_ages_out():
-    from thoughttrace.collect.security import LoginThrottle
+def test_throttle_window_ages_out(app_maker):
+    from datetime import timedelta
 
-    t = LoginThrottle(limit=2, window=10)
-    t.failed("ip", now=0)
-    t.failed("ip", now=1)
-    assert t.retry_after("ip", now=2) == 9 and t.retry_after("other", now=2) == 0
-    assert t.retry_after("ip", now=10.5) == 0
+    from thoughttrace.collect.db import utcnow
+    from thoughttrace.collect.throttle import LoginThrottle
+
+    _client, app, _ = app_maker()
+    t, t0 = LoginThrottle(limit=2, window=10), utcnow()
+    with app.state.ctx.db.session() as s:
+        t.failed(s, "ip", now=t0)
+        t.failed(s, "ip", now=t0 + timedelta(seconds=1))
+    with app.state.ctx.db.session() as s:
+        assert t.retry_after(s, "ip", now=t0 + timedelta(seconds=2)) == 9
+        assert t.retry_after(s, "other", now=t0 + timedelta(seconds=2)) == 0
+        assert t.retry_after(s, "ip", now=t0 + timedelta(seconds=10.5)) == 0
+        t.failed(s, "ip", now=t0 + timedelta(seconds=20))  # forgets the expired ones
+        assert t.count(s) == 1
+
+
+def test_login_throttle_is_shared_by_two_app_instances_on_one_database(app_maker):
+    """Two workers (two apps, one database): failures on either count together, and either refuses."""
+    client_a, _app_a, _ = app_maker()
+    client_b, _app_b, _ = app_maker()
+    a, b = client_a(), client_b()
+    for c in (a, b, a, b, a):  # 5 failures split 3 + 2: neither worker alone reached the limit
+        assert c.post("/admin/login", data={"token": "guess"}).status_code == 401
+    for c in (a, b):
+        r = c.post("/admin/login", data={"token": "admin-token-for-tests-0123"})
+        assert r.status_code == 429 and int(r.headers["retry-after"]) > 0, r.text
+
+
+def test_a_right_login_clears_the_failures_for_every_worker(app_maker):
+    client_a, _app_a, _ = app_maker()
+    client_b, app_b, _ = app_maker()
+    a, b = client_a(), client_b()
+    for _ in range(4):
+        assert a.post("/admin/login", data={"token": "guess"}).status_code == 401
+    assert b.post("/admin/login", data={"token": "admin-token-for-tests-0123"}, follow_redirects=False).status_code == 303
+    with app_b.state.ctx.db.session() as s:
+        assert app_b.state.ctx.login_throttle.count(s) == 0
+    for _ in range(4):  # a fresh allowance of failures
+        assert a.post("/admin/login", data={"token": "guess"}).status_code == 401
 
 
 def test_typing_timings_are_checked_and_stored(app_maker):

@@ -16,9 +16,10 @@ from thoughttrace.llm import Model
 
 from .db import Database, Participant
 from .flow import FlowError, check_time_limit, participant_by_public_id
-from .security import CSRF_FIELD, CSRF_HEADER, PARTICIPANT_COOKIE, LoginThrottle, Signer
+from .security import CSRF_FIELD, CSRF_HEADER, PARTICIPANT_COOKIE, Signer
 from .settings import Settings
 from .study import StudyConfig
+from .throttle import LoginThrottle
 
 
 def make_templates() -> Jinja2Templates:

@@ -4,6 +4,7 @@ Tables hold raw participant text; escaping happens only when a page is rendered.
 belongs to a participant hangs off `participants` so that withdrawal deletes all of it; the participant
 row itself stays (stage `withdrawn`, no answers) so the payment record is marked, not silently lost.
 Researcher actions (withdrawals, Prolific calls) go to `admin_actions`, which no withdrawal touches.
+Failed admin logins go to `login_failures`, so the throttle holds across worker processes.
 """
 
 from __future__ import annotations
@@ -180,6 +181,15 @@ class AdminAction(Base):
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
 
 
+class LoginFailure(Base):
+    """A failed admin login (client address, time): the login throttle of every worker reads these."""
+
+    __tablename__ = "login_failures"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    address: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[datetime] = mapped_column(TZDateTime(), index=True)
+
+
 def make_engine(url: str) -> Engine:
     """An engine tuned per database: SQLite gets WAL, a busy timeout, foreign keys and IMMEDIATE transactions.
 
@@ -215,9 +225,13 @@ def make_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql"):
         # per worker process: N workers hold up to N x (size + overflow) connections of the server's
-        # max_connections (100 by default); requests beyond wait for a free one (pool_timeout)
+        # max_connections (100 by default); requests beyond wait for a free one (pool_timeout). No overflow
+        # by default: an overflow connection is closed when returned, so under load every burst paid a new
+        # backend (fork, authentication) per request; a worker on a couple of cores gains nothing from
+        # more transactions at once than its pool holds anyway
         size = int(os.environ.get("THOUGHTTRACE_DB_POOL_SIZE", "8"))
-        return create_engine(url, pool_size=size, max_overflow=size, pool_timeout=60, pool_pre_ping=True)
+        overflow = int(os.environ.get("THOUGHTTRACE_DB_MAX_OVERFLOW", "0"))
+        return create_engine(url, pool_size=size, max_overflow=overflow, pool_timeout=60, pool_pre_ping=True)
     return create_engine(url, poolclass=NullPool)
 
 

@@ -10,20 +10,21 @@ participant is at the right stage and that what they send is acceptable, and rai
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import bindparam, delete, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from thoughttrace.llm.types import ChatMessage
 
 from .db import AdminAction, Conversation, Event, Message, Participant, Thought, utcnow
-from .study import StudyConfig, SurveyItem
+from .study import StudyConfig, SurveyItem, TaskSpec
 
 STAGES = ("consent", "screening", "tutorial", "task", "chat", "post_task", "survey", "done", "declined",
           "screened_out", "timed_out", "withdrawn")
@@ -36,6 +37,20 @@ TIMER_GRACE = timedelta(seconds=5)
 _ID_RE = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 _KEY_RE = re.compile(r"^[A-Za-z0-9_\-]{8,64}$")
 SURVEY_TEXT_CHARS = 200
+
+# The statements every participant request runs, built once: building a select (coercing each operand,
+# generating its cache key) cost more CPU than running it on SQLite. Values come in as bound parameters.
+_PARTICIPANT_BY_PUBLIC_ID = select(Participant).where(Participant.public_id == bindparam("public_id"))
+_PARTICIPANT_BY_PID = select(Participant).where(Participant.prolific_pid == bindparam("pid"))
+_CONVERSATION_BY_PUBLIC_ID = select(Conversation).where(Conversation.public_id == bindparam("public_id"))
+_CONVERSATION_OF_TASK = select(Conversation).where(Conversation.participant_id == bindparam("participant_id"),
+                                                  Conversation.task_index == bindparam("task_index"))
+_MESSAGES_OF = select(Message).where(Message.conversation_id == bindparam("conversation_id")).order_by(Message.seq)
+_MESSAGE_AT = select(Message).where(Message.conversation_id == bindparam("conversation_id"),
+                                    Message.seq == bindparam("seq"))
+_MESSAGE_BY_PUBLIC_ID = select(Message).where(Message.public_id == bindparam("public_id"))
+_THOUGHTS_OF = select(Thought).where(Thought.message_id.in_(bindparam("message_ids", expanding=True)))
+_REACTION_OF = select(Thought).where(Thought.message_id == bindparam("message_id"), Thought.kind == "reaction")
 
 
 class FlowError(Exception):
@@ -154,7 +169,7 @@ def find_or_create_participant(
 
 
 def _by_pid(s: Session, pid: str) -> Participant | None:
-    return s.scalars(select(Participant).where(Participant.prolific_pid == pid)).first()
+    return s.scalars(_PARTICIPANT_BY_PID, {"pid": pid}).first()
 
 
 def check_time_limit(s: Session, p: Participant, study: StudyConfig) -> bool:
@@ -171,11 +186,18 @@ def check_time_limit(s: Session, p: Participant, study: StudyConfig) -> bool:
 
 
 def participant_by_public_id(s: Session, public_id: str) -> Participant | None:
-    return s.scalars(select(Participant).where(Participant.public_id == public_id)).first()
+    return s.scalars(_PARTICIPANT_BY_PUBLIC_ID, {"public_id": public_id}).first()
 
 
 def log_event(s: Session, p: Participant, kind: str, detail: str = "", conv: Conversation | None = None) -> None:
-    s.add(Event(participant_id=p.id, conversation_id=conv.id if conv else None, kind=kind, detail=detail[:2000]))
+    log_event_for(s, p.id, kind, detail, conv)
+
+
+def log_event_for(s: Session, participant_id: int, kind: str, detail: str = "",
+                  conv: Conversation | None = None) -> None:
+    """`log_event` by the participant's row id (no need to load the participant to log)."""
+    s.add(Event(participant_id=participant_id, conversation_id=conv.id if conv else None, kind=kind,
+                detail=detail[:2000]))
 
 
 def give_consent(s: Session, p: Participant, study: StudyConfig | None = None) -> None:
@@ -226,19 +248,61 @@ def submit_quiz(s: Session, p: Participant, study: StudyConfig, answers: Mapping
     if not wrong:
         p.quiz_passed_at = utcnow()
         p.stage = "task"
+        assign_design_row(s, p, study)
     return wrong
 
 
 # ------------------------------------------------------------------------------------------------ tasks
+def task_rotations(study: StudyConfig) -> int:
+    """How many task orders the design rotates through: the listed tasks' count when they rotate, else 1."""
+    return len(study.tasks) if study.task_order == "rotate" and len(study.tasks) > 1 else 1
+
+
+def design_size(study: StudyConfig) -> int:
+    """Design rows: one per (model rotation, task rotation) pair, M x T."""
+    return len(study.models) * task_rotations(study)
+
+
+def _offsets(study: StudyConfig, row: int) -> tuple[int, int]:
+    """(model offset, task offset) of a design row.
+
+    The model offset is row mod M and the task offset (row + row // lcm(M, T)) mod T: each is a plain
+    cycle, so rows filled in turn keep every (model, position) and every (task, position) cell within one
+    of the others, and the shift by row // lcm makes M x T consecutive rows meet every (model offset,
+    task offset) pair once, so no model is tied to one task (with M = T = 2, row mod 2 alone would
+    always pair model A with task A).
+    """
+    m, t = len(study.models), task_rotations(study)
+    return row % m, (row + row // math.lcm(m, t)) % t
+
+
 def model_sequence(study: StudyConfig, row: int) -> list[str]:
     """The models of one design row, by task position: a cyclic Latin square over the pool.
 
-    Row r gives position k the model (r + k) mod M. Rows are filled evenly, so every (model, position)
-    cell holds the same number of participants within one, every model appears at every position equally
-    often (counterbalanced order), and nobody meets a model twice until they have met all M.
+    Position k gets the model (a + k) mod M, a the row's model offset. Rows are filled evenly, so every
+    (model, position) cell holds the same number of participants within one, every model appears at
+    every position equally often (counterbalanced order), and nobody meets a model twice until they have
+    met all M.
     """
     keys = [m.key for m in study.models]
-    return [keys[(row + k) % len(keys)] for k in range(study.tasks_per_participant)]
+    a, _ = _offsets(study, row)
+    return [keys[(a + k) % len(keys)] for k in range(study.tasks_per_participant)]
+
+
+def task_sequence(study: StudyConfig, row: int | None) -> list[int]:
+    """Which listed task each position shows for a design row: a rotation of `tasks` (position k gets
+    task (b + k) mod T, b the row's task offset), or the listed order (`task_order: as_listed`, free
+    tasks, or no row yet)."""
+    t = task_rotations(study)
+    if t == 1 or row is None:
+        return list(range(study.tasks_per_participant))
+    _, b = _offsets(study, row)
+    return [(b + k) % t for k in range(t)]
+
+
+def task_spec_of(study: StudyConfig, p: Participant) -> TaskSpec:
+    """The task the participant's current position shows them (after the rotation of their design row)."""
+    return study.task_spec(task_sequence(study, p.design_row)[p.task_index])
 
 
 def assign_design_row(s: Session, p: Participant, study: StudyConfig) -> int:
@@ -246,7 +310,8 @@ def assign_design_row(s: Session, p: Participant, study: StudyConfig) -> int:
 
     PostgreSQL: a transaction-scoped advisory lock serialises the count-and-set (each statement after
     the lock sees every earlier assignment committed). SQLite: every write transaction is BEGIN
-    IMMEDIATE, so one assignment runs at a time anyway. Withdrawn participants free their row.
+    IMMEDIATE, so one assignment runs at a time anyway. Withdrawn participants free their row. Called
+    when the quiz is passed, so the first task page already shows the row's first task.
     """
     if p.design_row is not None:
         return p.design_row
@@ -256,7 +321,7 @@ def assign_design_row(s: Session, p: Participant, study: StudyConfig) -> int:
         select(Participant.design_row, func.count()).where(
             Participant.design_row.is_not(None), Participant.stage != "withdrawn", Participant.id != p.id)
         .group_by(Participant.design_row)).all())
-    row = min(range(len(study.models)), key=lambda r: (counts.get(r, 0), r))
+    row = min(range(design_size(study)), key=lambda r: (counts.get(r, 0), r))
     p.design_row = row
     s.flush()
     return row
@@ -265,9 +330,10 @@ def assign_design_row(s: Session, p: Participant, study: StudyConfig) -> int:
 def start_task(s: Session, p: Participant, study: StudyConfig, statement: Any) -> Conversation:
     """Open the chat of the participant's current task with the model their design row puts there."""
     require_stage(p, "task")
-    fixed = study.task_spec(p.task_index).statement
-    text = fixed if fixed else clean_text(statement, "the task description", study.max_message_chars)
     row = assign_design_row(s, p, study)
+    listed = task_sequence(study, row)[p.task_index]
+    fixed = study.task_spec(listed).statement
+    text = fixed if fixed else clean_text(statement, "the task description", study.max_message_chars)
     key = model_sequence(study, row)[p.task_index]
     entry = study.model_entry(key)
     now = utcnow()
@@ -279,32 +345,30 @@ def start_task(s: Session, p: Participant, study: StudyConfig, statement: Any) -
     s.add(conv)
     p.stage = "chat"
     s.flush()
-    log_event(s, p, "assign", f"task {p.task_index} -> model {key} (design row {row})", conv)
+    log_event(s, p, "assign", f"task {p.task_index} -> model {key}, listed task {listed} (design row {row})", conv)
     return conv
 
 
 def current_conversation(s: Session, p: Participant) -> Conversation | None:
-    return s.scalars(
-        select(Conversation).where(Conversation.participant_id == p.id, Conversation.task_index == p.task_index)
-    ).first()
+    return s.scalars(_CONVERSATION_OF_TASK, {"participant_id": p.id, "task_index": p.task_index}).first()
 
 
 def owned_conversation(s: Session, p: Participant, public_id: str) -> Conversation:
     """The participant's own conversation or 404 (the same answer for unknown and for someone else's)."""
-    conv = s.scalars(select(Conversation).where(Conversation.public_id == public_id)).first()
+    conv = s.scalars(_CONVERSATION_BY_PUBLIC_ID, {"public_id": public_id}).first()
     if conv is None or conv.participant_id != p.id:
         raise FlowError(404, "no such conversation in your session")
     return conv
 
 
 def messages_of(s: Session, conv: Conversation) -> list[Message]:
-    return list(s.scalars(select(Message).where(Message.conversation_id == conv.id).order_by(Message.seq)))
+    return list(s.scalars(_MESSAGES_OF, {"conversation_id": conv.id}))
 
 
 def thoughts_of(s: Session, msgs: Sequence[Message]) -> dict[int, Thought]:
     if not msgs:
         return {}
-    rows = s.scalars(select(Thought).where(Thought.message_id.in_([m.id for m in msgs])))
+    rows = s.scalars(_THOUGHTS_OF, {"message_ids": [m.id for m in msgs]})
     return {t.message_id: t for t in rows}
 
 
@@ -321,6 +385,8 @@ def require_open_chat(p: Participant, conv: Conversation) -> None:
 class Posted:
     message: Message
     created: bool
+    #: the message's reason (None when none was written)
+    note: Thought | None = None
 
 
 def add_user_message(
@@ -329,9 +395,10 @@ def add_user_message(
 ) -> Posted:
     """Store a user message and its reason in one transaction. A replayed key returns the stored message."""
     key = check_client_key(client_key)
-    existing = s.scalars(select(Message).where(Message.conversation_id == conv.id, Message.client_key == key)).first()
+    msgs = messages_of(s, conv)  # one read serves the replay check and the turn-order checks below
+    existing = next((m for m in msgs if m.client_key == key), None)
     if existing is not None:
-        return Posted(existing, False)
+        return Posted(existing, False, thoughts_of(s, [existing]).get(existing.id))
     require_open_chat(p, conv)
     if time_is_up(conv):
         raise FlowError(409, "time is up for this task; please write the task summary", redirect="/next")
@@ -339,23 +406,24 @@ def add_user_message(
     note = clean_text(reason, "the reason", study.max_note_chars, required=study.require_reason)
     label = check_label(reason_label, study.reason_labels(), study.labels, "reason")
     typing_ms, keystrokes = check_typing(typing)
-    msgs = messages_of(s, conv)
     if msgs and msgs[-1].role == "user":
         raise FlowError(409, "the assistant has not answered your last message yet (retry the answer first)")
     if msgs and study.require_reaction and msgs[-1].id not in thoughts_of(s, msgs[-1:]):
         raise FlowError(409, "please write your reaction to the last answer before sending a new message")
     msg = Message(conversation_id=conv.id, seq=len(msgs), role="user", content=text, client_key=key)
     s.add(msg)
-    s.flush()
-    if note:
-        s.add(Thought(message_id=msg.id, kind="reason", content=note, label=label, client_key=key,
-                      typing_ms=typing_ms, keystrokes=keystrokes))
+    thought = None
     try:
         s.flush()
+        if note:
+            thought = Thought(message_id=msg.id, kind="reason", content=note, label=label, client_key=key,
+                              typing_ms=typing_ms, keystrokes=keystrokes)
+            s.add(thought)
+            s.flush()
     except IntegrityError:  # a concurrent replay of the same key won the race
         s.rollback()
         raise FlowError(409, "this message was sent twice at the same moment; reload the page") from None
-    return Posted(msg, True)
+    return Posted(msg, True, thought)
 
 
 def pending_user_message(msgs: Sequence[Message]) -> Message | None:
@@ -374,27 +442,26 @@ def build_model_request(system_prompt: str, msgs: Sequence[Message]) -> list[Cha
 
 def answer_to(s: Session, conversation_id: int, reply_to: Message) -> Message | None:
     """The stored answer to `reply_to`, if any."""
-    return s.scalars(
-        select(Message).where(Message.conversation_id == conversation_id, Message.seq == reply_to.seq + 1)
-    ).first()
+    return s.scalars(_MESSAGE_AT, {"conversation_id": conversation_id, "seq": reply_to.seq + 1}).first()
 
 
-def add_assistant_message(s: Session, conv: Conversation, reply_to: Message, text: str, *, seed: int | None = None,
-                          latency_ms: int | None = None) -> Message:
-    """Store the answer to `reply_to` with the seed it was sampled with; when it is already there (a
-    concurrent retry), return that one."""
-    existing = answer_to(s, conv.id, reply_to)
+def add_assistant_message(s: Session, conv: Conversation | int, reply_to: Message, text: str, *,
+                          seed: int | None = None, latency_ms: int | None = None) -> Message:
+    """Store the answer to `reply_to` (in `conv`, a row or its id) with the seed it was sampled with; when
+    it is already there (a concurrent retry, maybe in another worker), return that one."""
+    conv_id = conv if isinstance(conv, int) else conv.id
+    existing = answer_to(s, conv_id, reply_to)
     if existing is not None:
         return existing
-    msg = Message(conversation_id=conv.id, seq=reply_to.seq + 1, role="assistant", content=text, seed=seed,
+    msg = Message(conversation_id=conv_id, seq=reply_to.seq + 1, role="assistant", content=text, seed=seed,
                   latency_ms=latency_ms)
     s.add(msg)
-    s.flush()
+    s.flush()  # IntegrityError (unique seq) when another worker's answer landed after the check: the caller rereads
     return msg
 
 
 def owned_message(s: Session, conv: Conversation, public_id: str) -> Message:
-    msg = s.scalars(select(Message).where(Message.public_id == public_id)).first()
+    msg = s.scalars(_MESSAGE_BY_PUBLIC_ID, {"public_id": public_id}).first()
     if msg is None or msg.conversation_id != conv.id:
         raise FlowError(404, "no such message in this conversation")
     return msg
@@ -408,7 +475,7 @@ def add_reaction(
     key = check_client_key(client_key)
     if msg.role != "assistant":
         raise FlowError(422, "reactions belong to the assistant's answers")
-    existing = s.scalars(select(Thought).where(Thought.message_id == msg.id, Thought.kind == "reaction")).first()
+    existing = s.scalars(_REACTION_OF, {"message_id": msg.id}).first()
     if existing is not None:
         if existing.client_key == key:
             return existing, False

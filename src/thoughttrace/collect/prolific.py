@@ -28,7 +28,9 @@ import httpx
 DEFAULT_API_URL = "https://api.prolific.com/api/v1"
 TOKEN_ENV = "PROLIFIC_TOKEN"
 API_URL_ENV = "PROLIFIC_API_URL"
-#: the documented rejection categories of `POST /submissions/{id}/transition/`
+#: the documented rejection categories of `POST /submissions/{id}/transition/` (checked against Prolific's
+#: API reference "Approve or reject a submission", where `rejection_category` and a message of at least 100
+#: characters are required with action REJECT, and against Prolific's own CLI, which lists these twelve)
 REJECTION_CATEGORIES = (
     "TOO_QUICKLY", "TOO_SLOWLY", "FAILED_INSTRUCTIONS", "INCOMP_LONGITUDINAL", "FAILED_CHECK", "LOW_EFFORT",
     "MALINGERING", "NO_CODE", "BAD_CODE", "NO_DATA", "UNSUPP_DEVICE", "OTHER",

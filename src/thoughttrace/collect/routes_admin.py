@@ -71,20 +71,35 @@ def _client_address(request: Request) -> str:
 
 @router.post("/login")
 async def login_post(request: Request) -> Response:
-    """Log in with the token; 5 failures from one address within 15 minutes lock it out for a while (429)."""
+    """Log in with the token; 5 failures from one address within 15 minutes lock it out for a while (429),
+    counted in the database over every worker."""
     ctx = ctx_of(request)
     form = await request.form()
     who = _client_address(request)
-    wait = ctx.login_throttle.retry_after(who)
+    token = str(form.get("token", ""))
+    throttle = ctx.login_throttle
+
+    def attempt(s: Session) -> tuple[int, bool]:
+        """(seconds to wait, token right): checked and recorded in one locked transaction (see throttle.py)."""
+        throttle.lock(s, who)
+        wait = throttle.retry_after(s, who)
+        if wait:
+            return wait, False
+        ok = ctx.signer.admin_token_ok(token)
+        if ok:
+            throttle.succeeded(s, who)
+        else:
+            throttle.failed(s, who)
+        return 0, ok
+
+    wait, ok = await run_db(ctx, attempt)
     if wait:
         resp = ctx.render(request, "admin/login.html", status_code=429,
                           error=f"too many failed logins from your address; try again in {wait} s")
         resp.headers["Retry-After"] = str(wait)
         return resp
-    if not ctx.signer.admin_token_ok(str(form.get("token", ""))):
-        ctx.login_throttle.failed(who)
+    if not ok:
         return ctx.render(request, "admin/login.html", status_code=401, error="wrong token")
-    ctx.login_throttle.succeeded(who)
     resp = redirect("/admin")
     resp.set_cookie(ADMIN_COOKIE, ctx.signer.admin_cookie(), httponly=True, samesite="strict",
                     secure=ctx.settings.secure_cookies, max_age=60 * 60 * 12)

@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from thoughttrace.llm import LLMError
@@ -185,13 +186,15 @@ async def quiz_post(request: Request, you: Writer) -> Response:
 async def task_page(request: Request, you: Reader) -> Response:
     ctx = you.ctx
 
-    def work(s: Session, p: Participant) -> tuple[str, int, str | None]:
-        return you.csrf(p), p.task_index, (None if p.stage == "task" else where_now(s, p))
+    def work(s: Session, p: Participant) -> tuple[str, int, Any, str | None]:
+        if p.stage != "task":
+            return you.csrf(p), p.task_index, None, where_now(s, p)
+        flow.assign_design_row(s, p, ctx.study)  # a participant who passed the quiz before rows were set there
+        return you.csrf(p), p.task_index, flow.task_spec_of(ctx.study, p), None
 
-    csrf, index, elsewhere = await you.run(work)
+    csrf, index, spec, elsewhere = await you.run(work)
     if elsewhere:
         return redirect(elsewhere)
-    spec = ctx.study.task_spec(index)
     return ctx.render(request, "task.html", csrf=csrf, task_number=index + 1,
                       instructions=spec.instructions or ctx.study.texts.task_prompt, fixed=spec.statement)
 
@@ -256,8 +259,7 @@ async def post_message(cid: str, you: Writer, body: MessageIn = json_body(Messag
         posted = flow.add_user_message(
             s, p, conv, you.ctx.study, content=body.content, reason=body.reason, reason_label=body.reason_label,
             client_key=body.idempotency_key, typing=typing_dict(body.reason_typing))
-        note = flow.thoughts_of(s, [posted.message]).get(posted.message.id)
-        return message_view(posted.message, note), posted.created
+        return message_view(posted.message, posted.note), posted.created
 
     view, created = await you.run(work)
     out = PostedMessageOut(message=MessageOut.model_validate(view), created=created)
@@ -291,6 +293,7 @@ async def generate(cid: str, you: Writer, _body: EmptyIn = json_body(EmptyIn)) -
     if done is not None:  # already answered: a replay or a second tab
         return _replay(done)
     lock = ctx.generation_lock(conv_id)
+    waited = lock.locked()
     await lock.acquire()
     handed_over = False
     try:
@@ -298,7 +301,9 @@ async def generate(cid: str, you: Writer, _body: EmptyIn = json_body(EmptyIn)) -
             assert pending is not None
             return flow.answer_to(s, conv_id, pending)
 
-        answered = await run_db(ctx, recheck)
+        # only a request that waited behind another one here can find its answer written meanwhile; a
+        # concurrent answer from another worker is caught when saving (add_assistant_message, unique seq)
+        answered = await run_db(ctx, recheck) if waited else None
         if answered is not None:
             return _replay(answered)
         entry = ctx.study.model_entry(model_key)
@@ -311,7 +316,9 @@ async def generate(cid: str, you: Writer, _body: EmptyIn = json_body(EmptyIn)) -
                                                seed=seed)
 
         async def next_piece() -> str | None:
-            return await asyncio.wait_for(anext(pieces, None), max(0.0, deadline - loop.time()))
+            # a timeout scope, not wait_for: wait_for wraps every piece in a task of its own
+            async with asyncio.timeout_at(deadline):
+                return await anext(pieces, None)
 
         def failure_of(exc: Exception) -> tuple[int, str]:
             if isinstance(exc, TimeoutError):
@@ -323,15 +330,14 @@ async def generate(cid: str, you: Writer, _body: EmptyIn = json_body(EmptyIn)) -
             from .db import Conversation as ConvRow
 
             def work(s: Session) -> Message | None:
-                conv = s.get(ConvRow, conv_id)
-                assert conv is not None and pending is not None
-                p = s.get(Participant, conv.participant_id)
-                assert p is not None
+                assert pending is not None
                 if failure is not None:
-                    flow.log_event(s, p, "model_error", failure[1], conv)
+                    conv = s.get(ConvRow, conv_id)
+                    assert conv is not None
+                    flow.log_event_for(s, conv.participant_id, "model_error", failure[1], conv)
                     return None
                 latency = int((loop.time() - started_at) * 1000)
-                return flow.add_assistant_message(s, conv, pending, text, seed=seed, latency_ms=latency)
+                return flow.add_assistant_message(s, conv_id, pending, text, seed=seed, latency_ms=latency)
 
             return work
 
@@ -358,7 +364,10 @@ async def generate(cid: str, you: Writer, _body: EmptyIn = json_body(EmptyIn)) -
                 except (TimeoutError, LLMError) as exc:
                     failure = failure_of(exc)
                 text = "".join(parts).strip() or "(the assistant returned an empty answer)"
-                saved = await run_db(ctx, save(failure, text))
+                try:
+                    saved = await run_db(ctx, save(failure, text))
+                except IntegrityError:  # another worker stored its answer first: that one is the answer
+                    saved = await run_db(ctx, recheck)
                 if saved is None:
                     assert failure is not None
                     yield _event({"type": "error", "error": failure[1] + "; your message is saved, press Retry",

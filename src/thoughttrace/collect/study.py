@@ -228,7 +228,10 @@ class StudyConfig(_Strict):
     allow_decline: bool = Field(default=True, description="the consent page offers 'I do not agree'")
     study_time_limit_minutes: float | None = Field(default=None, gt=0, le=24 * 60,
                                                    description="past this since entry: the time-out path")
-    tasks: list[TaskSpec] = Field(default_factory=list, description="per-position task instructions (optional)")
+    tasks: list[TaskSpec] = Field(default_factory=list, description="the study's tasks, one per task position")
+    task_order: Literal["rotate", "as_listed"] = Field(
+        default="rotate", description="rotate: each participant starts at another task of `tasks` (the order "
+        "is counterbalanced with the models); as_listed: everyone gets them in the listed order")
     screening: list[SurveyItem] = Field(default_factory=list, description="questions after consent; may screen out")
     survey_items: list[SurveyItem] | None = Field(default=None, description="default: the release's demographics")
     quality: QualityRules = Field(default_factory=QualityRules)
