@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -111,3 +114,36 @@ def test_label_eval_reads_a_sharded_output(dataset, tmp_path, fake_servers):
     assert a.exit_code == 0 and b.exit_code == 0, a.output
     assert json.loads(a.output)["kinds"] == json.loads(b.output)["kinds"]
     assert json.loads(a.output)["kinds"]["reason"]
+
+
+@dataclass(frozen=True)
+class _FlakyJob:
+    """Records per conversation; the ids listed in `failing` (a file) fail, as a model error would."""
+
+    failing: str
+    name: str = "flaky"
+
+    def fingerprint(self, model_spec: str) -> dict[str, Any]:
+        return {"job": self.name, "model": model_spec}
+
+    def run_shard(self, conversations, model):
+        bad = set(Path(self.failing).read_text().split())
+        records = [{"id": c.id, "ok": c.id not in bad} for c in conversations]
+        return records, {"items": len(records), "failed": sum(not r["ok"] for r in records)}
+
+
+def test_a_shard_with_failed_records_is_redone_by_the_rerun_and_only_it(dataset, tmp_path):
+    ids = [c.id for c in iter_any(dataset)]
+    failing = tmp_path / "failing.txt"
+    failing.write_text(f"{ids[12]} {ids[15]}")  # both in shard 1 of 10-row shards
+    job, recipe, out = _FlakyJob(str(failing)), ModelRecipe("scripted", cache=None), tmp_path / "o"
+    first = run_batch(job, dataset, out, recipe, engine="local", shard_rows=10)
+    assert first.summary["failed"] == 2 and first.done_before == 0
+    still = run_batch(job, dataset, out, recipe, engine="local", shard_rows=10)  # still failing: tried again
+    assert still.done_before == first.n_shards - 1 and still.summary == {"items": 10, "failed": 2}
+    failing.write_text("")  # the server is back
+    healed = run_batch(job, dataset, out, recipe, engine="local", shard_rows=10)
+    assert healed.done_before == first.n_shards - 1 and healed.summary == {"items": 10, "failed": 0}
+    assert [r["id"] for r in iter_records(out)] == ids and all(r["ok"] for r in iter_records(out))
+    done = run_batch(job, dataset, out, recipe, engine="local", shard_rows=10)
+    assert done.done_before == first.n_shards and done.summary == {}

@@ -60,7 +60,10 @@ class ShardJob(Protocol):
         """Settings that must match for a rerun to reuse finished shards (model, method, kinds ...)."""
 
     def run_shard(self, conversations: Iterable[Any], model: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        """Records of this shard, in input order, and a summary of numeric counts (summed over shards)."""
+        """Records of this shard, in input order, and a summary of numeric counts (summed over shards).
+
+        The summary's `failed` (`FAILED`) counts records whose model calls failed: a rerun redoes that shard.
+        """
 
 
 @dataclass(frozen=True)
@@ -175,13 +178,20 @@ def _prepare(out: Path, input_path: str | Path, shard_rows: int, fingerprint: di
     return plan.as_dict()
 
 
+#: the shard-summary count of records that failed (a model error, not a wrong answer): a shard with any is
+#: run again by the next run, as the local engines retry their failed items; its good records come from the cache
+FAILED = "failed"
+
+
 def finished_shards(out: Path, n_shards: int) -> dict[int, dict[str, Any]]:
-    """Shard number -> its done marker, for every finished shard (the resume source)."""
+    """Shard number -> its done marker, for every shard finished without failed records (the resume source)."""
     done: dict[int, dict[str, Any]] = {}
     for k in range(n_shards):
         m = marker_path(out, k)
         if m.exists():
-            done[k] = json.loads(m.read_text("utf-8"))
+            marker = json.loads(m.read_text("utf-8"))
+            if not marker["summary"].get(FAILED):
+                done[k] = marker
     return done
 
 
@@ -359,6 +369,8 @@ def run_batch(
     n = int(plan["n_shards"])
     before = finished_shards(out, n)
     todo = [k for k in range(n) if k not in before]
+    for k in todo:  # a shard with failed records is redone: its marker goes first, so a crash leaves it to do
+        marker_path(out, k).unlink(missing_ok=True)
     summary: dict[str, Any] = {}
     skipped: dict[str, Any] = {}
     usages: list[dict[str, Any]] = []

@@ -67,4 +67,4 @@ class ToMBenchShardJob:
         results = model.run(run_all())
         return ([r.model_dump(mode="json") for r in results],
                 {"items": len(results), "correct": sum(r.correct for r in results),
-                 "failures": sum(r.error is not None for r in results)})
+                 "failed": sum(r.error is not None for r in results)})
