@@ -6,8 +6,9 @@
 Samples, prompts (with the same leakage guards), the generation settings (temperature 0, the same
 max_tokens), the answer cleaning, the judge rubric, its both-orders swap, retries and score parsing are
 this package's own, so on the same model and items the mean score equals `thoughttrace eval` (the judge
-is the evaluated model unless `-T judge=MODEL`; `--model-role` is not needed). Needs `pip install
-thoughttrace[inspect]`.
+is the evaluated model unless `-T judge=MODEL`; `--model-role` is not needed). Against llama.cpp, equal
+outputs need a server whose output depends on the request alone: `python -m thoughttrace.llm.server
+--parallel 1 --reproducible` (docs/evals.md says why). Needs `pip install thoughttrace[inspect]`.
 """
 
 from __future__ import annotations
