@@ -128,6 +128,7 @@ def test_next_message_task_matches_our_eval(examples_path: Path, server_url: str
     for s in log.samples:
         rec = ours[str(s.id)]
         sc = next(iter(s.scores.values()))  # type: ignore[union-attr]
+        print(f"{s.id}: inspect {sc.value} / ours {rec['score']}; same prediction: {sc.answer == rec['prediction']}")
         assert sc.answer == rec["prediction"], s.id
         theirs = float(sc.value)  # type: ignore[arg-type]
         if rec["score"] is None:

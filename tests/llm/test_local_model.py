@@ -170,3 +170,24 @@ def test_streaming_yields_pieces_that_make_the_generated_text(real_model_spec, t
     again = model.run(collect())  # the streamed answer was cached like a generate call
     assert "".join(again) == reference.text and model.usage.report().cache_hits == 1
     assert model.generate("Count from one to ten in words.", max_tokens=24).cached
+
+
+def test_a_reproducible_server_never_reuses_an_earlier_prompt():
+    """The prefix reuse that makes greedy output depend on the previous request is off (cached_tokens 0)."""
+    import httpx
+
+    from thoughttrace.llm.server import LocalServer
+
+    prompts = ["The capital of France is a city", "The capital of France is a city with"]
+    for reproducible, reused in ((False, True), (True, False)):
+        with LocalServer("smollm2", threads=1, n_ctx=512, reproducible=reproducible) as url:
+            cached = [httpx.post(url + "/completions", json={"prompt": p, "max_tokens": 1, "temperature": 0.0},
+                                 timeout=60).json()["usage"]["prompt_tokens_details"]["cached_tokens"] for p in prompts]
+        assert (cached[1] > 0) is reused, cached
+
+
+def test_a_reproducible_server_serves_one_request_at_a_time():
+    from thoughttrace.llm.server import LocalServer
+
+    with pytest.raises(ValueError, match="parallel=1"):
+        LocalServer("smollm2", parallel=2, reproducible=True)
