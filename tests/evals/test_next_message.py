@@ -228,7 +228,7 @@ async def test_inferred_condition_shares_of_oracle_gain(scripted: Any, synth: An
     assert shares[("reaction", "score")]["share_of_oracle_gain"]["mean"] == pytest.approx(10 / 30)
     assert shares[("reaction+reason", "score")]["share_of_oracle_gain"]["mean"] == pytest.approx(10 / 50)
     gains = {(g["condition"], g["metric"]): g for g in summary["gains"]}
-    assert gains[("inferred", "score")]["difference"]["mean"] == pytest.approx(10)
+    assert gains[("inferred (direct)", "score")]["difference"]["mean"] == pytest.approx(10)
     assert "Share of the oracle's gain" in (tmp_path / "summary.md").read_text()
 
 
@@ -240,3 +240,118 @@ def test_share_is_null_with_reason_when_the_oracle_gains_nothing() -> None:
                          "score": score + k})
     rows = nm.oracle_shares(recs, "score")
     assert rows[0]["share_of_oracle_gain"]["mean"] is None and "oracle gain is ~0" in rows[0]["reason"]
+
+
+# ------------------------------------------------------------------ inferred thoughts, model-based (AutoToM posterior)
+
+
+def _likely_for(label: str) -> Any:
+    """A scripted likelihood: the AutoToM prompt scores "Likely" only for the candidate of reaction type `label`."""
+
+    def logprobs(messages: Any) -> dict[str, float]:
+        text = "\n".join(m.content for m in messages)
+        return {"Likely": 0.9, "Unlikely": 0.1} if f"about {label}." in text else {"Likely": 0.2, "Unlikely": 0.8}
+
+    return logprobs
+
+
+@pytest.mark.parametrize("label", ["Scope Fit", "Presentation Style"])
+async def test_model_based_feeds_the_posteriors_choice_to_the_prediction(synth: Any, tmp_path: Path, h: Any,
+                                                                         label: str) -> None:
+    """Through the real `posterior_over_hypotheses`: the MAP candidate (which the likelihood decides, not the
+    taxonomy's order) is the inferred reaction, the reason step sees it, and the prediction prompt shows it
+    and no other candidate."""
+    from thoughttrace.llm import get_model
+
+    model = get_model("scripted", cache=False, fn=h.default_fn, logprobs=_likely_for(label))
+    ev = NextMessageEval(model, None, embeddings=None, infer_method="model-based")
+    store = ItemStore(tmp_path / "items.jsonl")
+    await ev.arun(synth, store, ["inferred"])
+    recs = store.records()
+    assert len(recs) == sum(len(c.user_messages) - 1 for c in synth)
+    chosen = f"I guess this is about {label}."  # generate_text drops the "Note:" label
+    for r in recs:
+        inf = r["inferred"]
+        assert inf["method"] == "model-based" and inf["error"] is None
+        assert inf["reaction_type"] == label and inf["reaction"] == chosen
+        post = {c["type"]: c["posterior"] for c in inf["candidates"]}
+        assert len(post) == 5 and abs(sum(post.values()) - 1) < 1e-6
+        assert post[label] == max(post.values()) and sorted(post.values())[-2] < post[label]
+        assert r["key"].split("|")[1] == "inferred:model-based"
+    reqs = [q for q in model.backend.requests if q["kind"] == "generate"]
+    predictions = [q for q in reqs if h.role_of_request(q) == "next_message"]
+    reasons = [q for q in reqs if h.role_of_request(q) == "infer_upcoming_reason"]
+    assert len(predictions) == len(reasons) == len(recs)
+    others = [f"about {t}." for t in ("Explicit Affirmation", "Content Relevance", "Presentation Style", "Scope Fit",
+                                     "Partial Satisfaction") if t != label]
+    for q in predictions + reasons:
+        text = h.prompt_text(q)
+        assert chosen in text and not any(o in text for o in others)
+    # one likelihood request per candidate and target: the posterior really was computed
+    assert len([q for q in model.backend.requests if q["kind"] == "next_token_logprobs"]) == 5 * len(recs)
+
+
+async def test_model_based_inference_depends_on_nothing_from_message_t_on(synth: Any, h: Any) -> None:
+    """The leakage claim for the model-based method: with every message from t on and every thought
+    rewritten, every request of step 1 (proposals, AutoToM likelihoods, reason) is byte-identical."""
+    from thoughttrace.evals.inferred import ThoughtInferrer
+    from thoughttrace.llm import get_model
+
+    conv = synth[0]
+    for index in (2, 4):
+        runs = []
+        for c in (conv, _mutate_from(conv, index)):
+            model = get_model("scripted", cache=False, fn=h.default_fn, logprobs=_likely_for("Scope Fit"))
+            out = await ThoughtInferrer(model, "model-based").infer(c, index)
+            runs.append((out, [json.dumps(q, sort_keys=True) for q in model.backend.requests]))
+        (a, reqs_a), (b, reqs_b) = runs
+        assert a == b and reqs_a == reqs_b
+        kinds = [json.loads(q)["kind"] for q in reqs_a]
+        assert kinds.count("next_token_logprobs") == 5 and kinds.count("generate") == 6  # 5 proposals + reason
+        text = "\n".join(reqs_a)
+        assert not h.find_leaks(text, [m.content for m in conv.messages[index:]] + h.all_thoughts([conv]))
+        assert conv.messages[index - 1].content in text
+
+
+async def test_model_based_inference_stops_a_leak_into_the_posterior(synth: Any, monkeypatch: pytest.MonkeyPatch,
+                                                                     h: Any) -> None:
+    """A bug that put the target message into the AutoToM evidence is refused before the posterior runs."""
+    from thoughttrace.evals import inferred
+
+    conv = synth[0]
+    real = inferred.render
+
+    def leaky(messages: Any, clip: Any = None) -> str:
+        return real(messages, clip) + "\n" + conv.messages[2].content
+
+    async def never(*a: Any, **k: Any) -> Any:  # pragma: no cover - the guard fires first
+        raise AssertionError("the posterior must not see a leaking prompt")
+
+    monkeypatch.setattr(inferred, "render", leaky)
+    model = get_model_scripted(h)
+    with pytest.raises(LeakageError):
+        await inferred.ThoughtInferrer(model, "model-based", posterior_fn=never).infer(conv, 2)
+
+
+def get_model_scripted(h: Any) -> Any:
+    from thoughttrace.llm import get_model
+
+    return get_model("scripted", cache=False, fn=h.default_fn)
+
+
+def test_direct_and_model_based_inferences_in_one_folder_are_reported_apart(tmp_path: Path) -> None:
+    """Both methods' records of the same messages share a folder (their keys differ): each gets its own rows."""
+    recs = []
+    for k in range(6):
+        base = {"model": "m", "conversation_id": "c", "message_id": f"m{k}"}
+        recs += [{**base, "condition": "history", "score": 30.0 + k}, {**base, "condition": "reaction", "score": 60.0 + k},
+                 {**base, "condition": "inferred", "inferred": {"method": "direct"}, "score": 40.0 + k},
+                 {**base, "condition": "inferred", "inferred": {"method": "model-based"}, "score": 50.0 + k}]
+    summary, md = nm.summarise(recs, {}, {})
+    overall = {r["condition"]: r for r in summary["overall"]}
+    assert overall["inferred (direct)"]["n"] == overall["inferred (model-based)"]["n"] == 6
+    gains = {g["condition"]: g["difference"]["mean"] for g in summary["gains"] if g["metric"] == "score"}
+    assert gains["inferred (direct)"] == pytest.approx(10) and gains["inferred (model-based)"] == pytest.approx(20)
+    shares = {r["inferred"]: r["share_of_oracle_gain"]["mean"] for r in summary["oracle_share"]}
+    assert shares == {"inferred (direct)": pytest.approx(1 / 3), "inferred (model-based)": pytest.approx(2 / 3)}
+    assert "| inferred (model-based) |" in md

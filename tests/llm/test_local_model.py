@@ -46,6 +46,52 @@ def test_score_prefers_the_likely_continuation(real_model_spec):
     assert all(lp < 0 for lp in res.logprobs)
 
 
+def _stepwise_logprob(spec: str, kwargs: dict[str, str], model: object, prompt: str, cont: str) -> float:
+    """log P(cont | prompt) from llama.cpp's own unconstrained next-token distributions, one canonical token
+    at a time (the prompt sent as token ids): the definition the grammar-forced score must meet."""
+    import asyncio
+
+    import httpx
+
+    from thoughttrace.llm.backends.llamacpp import POOL
+    from thoughttrace.llm.backends.openai_protocol import tokenize_at
+
+    if spec.startswith("local"):
+        server = POOL.get(model.backend.settings)  # type: ignore[attr-defined]
+        root = str(server.listening_address)
+
+        def complete(body: dict[str, object]) -> dict[str, object]:
+            return server.handle_completions(body)  # type: ignore[no-any-return]
+    else:
+        root = kwargs["base_url"]
+
+        def complete(body: dict[str, object]) -> dict[str, object]:
+            return httpx.post(root + "/completions", json=body, timeout=60).json()  # type: ignore[no-any-return]
+
+    pids, ids = asyncio.run(tokenize_at(root, prompt)), asyncio.run(tokenize_at(root, cont))
+    assert pids and ids
+    total = 0.0
+    for i, tok in enumerate(ids):
+        out = complete({"prompt": pids + ids[:i], "max_tokens": 1, "temperature": 0.0, "n_probs": 5000})
+        top = out["choices"][0]["logprobs"]["content"][0]["top_logprobs"]  # type: ignore[index]
+        total += {t["id"]: t["logprob"] for t in top}[tok]
+    return total
+
+
+def test_score_is_the_log_prob_of_the_canonical_tokens(real_model_spec):
+    """The grammar-forced score equals the unconstrained log-probs of the canonical tokens to 0.05 nats
+    (measured ~1e-5): not another spelling of the text (" Banana" was -53.4 for -18.3) and not the
+    distribution after the grammar's mask (which would put every forced token near 0)."""
+    spec, kwargs = real_model_spec
+    model = get_model(spec, cache=False, **kwargs)
+    conts = [" Paris", " Banana", " the city of Paris"]
+    got = model.score("The capital of France is", conts).logprobs
+    for cont, value in zip(conts, got):
+        ref = _stepwise_logprob(spec, kwargs, model, "The capital of France is", cont)
+        assert abs(value - ref) < 0.05, (cont, value, ref)
+    assert got[1] < -10  # " Banana" is unlikely here: a masked distribution would not say so
+
+
 def test_local_and_server_agree_on_logprobs(llama_server_url):
     """Same weights, same numbers, up to kernel noise.
 
@@ -124,3 +170,24 @@ def test_streaming_yields_pieces_that_make_the_generated_text(real_model_spec, t
     again = model.run(collect())  # the streamed answer was cached like a generate call
     assert "".join(again) == reference.text and model.usage.report().cache_hits == 1
     assert model.generate("Count from one to ten in words.", max_tokens=24).cached
+
+
+def test_a_reproducible_server_never_reuses_an_earlier_prompt():
+    """The prefix reuse that makes greedy output depend on the previous request is off (cached_tokens 0)."""
+    import httpx
+
+    from thoughttrace.llm.server import LocalServer
+
+    prompts = ["The capital of France is a city", "The capital of France is a city with"]
+    for reproducible, reused in ((False, True), (True, False)):
+        with LocalServer("smollm2", threads=1, n_ctx=512, reproducible=reproducible) as url:
+            cached = [httpx.post(url + "/completions", json={"prompt": p, "max_tokens": 1, "temperature": 0.0},
+                                 timeout=60).json()["usage"]["prompt_tokens_details"]["cached_tokens"] for p in prompts]
+        assert (cached[1] > 0) is reused, cached
+
+
+def test_a_reproducible_server_serves_one_request_at_a_time():
+    from thoughttrace.llm.server import LocalServer
+
+    with pytest.raises(ValueError, match="parallel=1"):
+        LocalServer("smollm2", parallel=2, reproducible=True)

@@ -115,3 +115,46 @@ def test_sync_call_from_the_models_own_loop_is_refused():
 
     with pytest.raises(Exception, match="await the a"):
         model.run(inner())
+
+
+class _GrammarServer:
+    """What a llama.cpp server answers to a token-grammar completion: the forced ids, then an end token."""
+
+    def __init__(self, ids: list[int] | None, answer_ids: list[int] | None = None) -> None:
+        from thoughttrace.llm.backends.openai_protocol import OpenAIProtocolBackend
+
+        server = self
+
+        class Fake(OpenAIProtocolBackend):
+            kind = "fake-llama"
+            score_method = "grammar"
+
+            async def _tokenize(self, text: str) -> list[int] | None:
+                return ids
+
+            async def _post(self, path: str, body: dict) -> dict:
+                server.bodies.append(body)
+                content = [{"id": i, "token": f"t{i}", "logprob": -1.5} for i in (answer_ids or ids or [])]
+                content.append({"id": 0, "token": "", "logprob": -9.0})  # the end token the grammar forces
+                return {"choices": [{"text": "", "logprobs": {"content": content}}], "usage": {}}
+
+            def _post_stream(self, path: str, body: dict):  # pragma: no cover - not used
+                raise NotImplementedError
+
+        self.bodies: list[dict] = []
+        self.model = Model(Fake(model_id="fake-llama", endpoint="fake:llama"))
+
+
+def test_grammar_score_forces_the_canonical_token_ids_and_leaves_out_the_end_token():
+    server = _GrammarServer([12619, 3231])
+    assert server.model.score("The capital of France is", [" Banana"]).logprobs == [-3.0]
+    (body,) = server.bodies
+    assert body["grammar"] == "root ::= <[12619]> <[3231]>" and body["max_tokens"] == 3
+    assert body["prompt"] == "The capital of France is"
+
+
+def test_grammar_score_refuses_another_token_path_or_no_tokenizer():
+    with pytest.raises(CapabilityError, match="score"):
+        _GrammarServer([12619, 3231], answer_ids=[216, 33]).model.score("p", [" Banana"])
+    with pytest.raises(CapabilityError, match="score"):
+        _GrammarServer(None).model.score("p", [" Banana"])

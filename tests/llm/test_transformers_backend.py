@@ -51,10 +51,18 @@ def test_scores_agree_with_llama_cpp_on_the_same_weights(hf: object) -> None:
     assert max(abs(a - b) for a, b in zip(ours, ref)) < 0.2, (ours, ref)
 
 
-@pytest.mark.xfail(strict=True, reason="known defect (llm/backends/local, not this part): llama.cpp's grammar-forced "
-                   "score of an unlikely word follows a non-canonical token path (' Banana': -53.4 vs -18.2 nats in "
-                   "transformers); reported to the lead")
-def test_scores_agree_on_an_unlikely_multi_token_word(hf: object) -> None:
-    ours = hf.score("The capital of France is", [" Banana"]).logprobs[0]  # type: ignore[attr-defined]
-    ref = get_model("local:smollm2", cache=False).score("The capital of France is", [" Banana"]).logprobs[0]
-    assert abs(ours - ref) < 1.0, (ours, ref)
+def test_scores_agree_on_unlikely_multi_token_words(hf: object) -> None:
+    """" Banana" is two canonical tokens (" Ban" "ana"). llama.cpp once scored it along the spelling a string
+    grammar let greedy decoding pick (" " "B" "an" "an" "a": -53.4 nats against transformers' -18.2).
+
+    Tolerance: transformers runs the de-quantised weights in float, llama.cpp Q4_1 kernels with 8-bit
+    activations, and that error grows with a token's surprisal; measured |diff| <= 0.29 nats, <= 1.3% of the
+    value, on these continuations. 0.05 nats or 2% of the value bounds it; the old path missed by 35 nats.
+    The exact (0.05-nat) check of the llama.cpp score path is in test_local_model.py.
+    """
+    conts = [" Banana", " a banana republic", " known for its Eiffel Tower"]
+    ours = hf.score("The capital of France is", conts).logprobs  # type: ignore[attr-defined]
+    ref = get_model("local:smollm2", cache=False).score("The capital of France is", conts).logprobs
+    print("transformers vs llama.cpp:", [f"{c!r}: {a:.3f} / {b:.3f}" for c, a, b in zip(conts, ours, ref)])
+    for a, b in zip(ours, ref):
+        assert abs(a - b) < max(0.05, 0.02 * abs(a)), (ours, ref)

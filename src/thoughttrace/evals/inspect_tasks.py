@@ -6,8 +6,9 @@
 Samples, prompts (with the same leakage guards), the generation settings (temperature 0, the same
 max_tokens), the answer cleaning, the judge rubric, its both-orders swap, retries and score parsing are
 this package's own, so on the same model and items the mean score equals `thoughttrace eval` (the judge
-is the evaluated model unless `-T judge=MODEL`; `--model-role` is not needed). Needs `pip install
-thoughttrace[inspect]`.
+is the evaluated model unless `-T judge=MODEL`; `--model-role` is not needed). Against llama.cpp, equal
+outputs need a server whose output depends on the request alone: `python -m thoughttrace.llm.server
+--parallel 1 --reproducible` (docs/evals.md says why). Needs `pip install thoughttrace[inspect]`.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ async def _judge_once(model: Any, rubric: Any, a: str, b: str, retries: int, max
     convo: list[Any] = _messages(msgs)
     lo, hi = rubric.scale.min, rubric.scale.max
     for _ in range(retries + 1):
-        out = await model.generate(convo, config=GenerateConfig(temperature=0.0, max_tokens=max_tokens, seed=0))
+        out = await model.generate(convo, config=GenerateConfig(temperature=0.0, top_p=1.0, max_tokens=max_tokens, seed=0))
         raw = out.completion
         try:
             return parse_score(raw, lo, hi)
@@ -98,7 +99,7 @@ def next_message(file: str, condition: str = "history", judge: str | None = None
                       metadata={"conversation_id": i.conversation_id, "message_id": i.message_id, "condition": cond})
                for i in items]
     return Task(dataset=MemoryDataset(samples), solver=generate(),
-                config=GenerateConfig(temperature=0.0, max_tokens=NEXT_MESSAGE_TOKENS, seed=0),
+                config=GenerateConfig(temperature=0.0, top_p=1.0, max_tokens=NEXT_MESSAGE_TOKENS, seed=0),
                 scorer=_similarity_scorer("message_similarity", judge, False, judge_retries, judge_max_tokens))
 
 
@@ -126,5 +127,5 @@ def thought_inference(file: str, judge: str | None = None, limit: int | None = N
                               id=f"{i.conversation_id}|{i.message_id}|{i.kind}",
                               metadata={"kind": i.kind, "labels": i.labels}))
     return Task(dataset=MemoryDataset(samples), solver=generate(),
-                config=GenerateConfig(temperature=0.0, max_tokens=THOUGHT_TOKENS, seed=0),
+                config=GenerateConfig(temperature=0.0, top_p=1.0, max_tokens=THOUGHT_TOKENS, seed=0),
                 scorer=_similarity_scorer("thought_similarity", judge, True, judge_retries, judge_max_tokens))

@@ -207,6 +207,23 @@ class NextMessageEval:
 METRIC_SCALES = {"score": SCALES["score_0_100"], "embedding_cosine": SCALES["embedding_cosine"]}
 
 
+def condition_label(record: dict[str, Any]) -> str:
+    """The row label of a record; an `inferred` one names its method, since direct and model-based inferences
+    of the same messages may share a folder (their item keys differ) and must not be averaged together."""
+    if record["condition"] != INFERRED:
+        return str(record["condition"])
+    method = (record.get("inferred") or {}).get("method") or "direct"
+    return f"{INFERRED} ({method})"
+
+
+def _labelled(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**r, "condition": condition_label(r)} for r in records]
+
+
+def _inferred_labels(by_cond: dict[str, Any]) -> list[str]:
+    return sorted(c for c in by_cond if c.startswith(INFERRED))
+
+
 def _by_condition(records: list[dict[str, Any]], model: str, metric: str) -> dict[str, dict[tuple[str, str], float]]:
     by_cond: dict[str, dict[tuple[str, str], float]] = {}
     for r in records:
@@ -222,11 +239,12 @@ def gains(records: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
     the metric. `relative_gain`: only when the metric is on a ratio scale (else null, with the reason).
     """
     scale = METRIC_SCALES[metric]
+    records = _labelled(records)
     rows = []
     for model in sorted({r["model"] for r in records}):
         by_cond = _by_condition(records, model, metric)
         base = by_cond.get("history", {})
-        for cond in CONDITIONS[1:]:
+        for cond in [*ORACLES, *_inferred_labels(by_cond)]:
             treated = by_cond.get(cond, {})
             common = sorted(set(base) & set(treated))
             if not common:
@@ -251,18 +269,19 @@ def gains(records: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
 def oracle_shares(records: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
     """Per model and oracle condition: the share of the oracle's gain over `history` that `inferred` recovers."""
     scale = METRIC_SCALES[metric]
+    records = _labelled(records)
     rows = []
     for model in sorted({r["model"] for r in records}):
         by_cond = _by_condition(records, model, metric)
-        base, inf = by_cond.get("history", {}), by_cond.get(INFERRED, {})
-        for oracle in ORACLES:
-            orc = by_cond.get(oracle, {})
+        base = by_cond.get("history", {})
+        for label, oracle in [(lab, o) for lab in _inferred_labels(by_cond) for o in ORACLES]:
+            inf, orc = by_cond[label], by_cond.get(oracle, {})
             common = sorted(set(base) & set(inf) & set(orc))
             if not common or not base or not inf:
                 continue
             est = share_of_gain([base[k] for k in common], [inf[k] for k in common], [orc[k] for k in common],
                                 scale=scale)
-            rows.append({"model": model, "oracle": oracle, "metric": metric, "n": len(common),
+            rows.append({"model": model, "inferred": label, "oracle": oracle, "metric": metric, "n": len(common),
                          "oracle_gain": paired_difference([base[k] for k in common], [orc[k] for k in common],
                                                           scale=scale).model_dump(),
                          "inferred_gain": paired_difference([base[k] for k in common], [inf[k] for k in common],
@@ -275,7 +294,7 @@ METRICS = {"judge": "score", "embedding": "embedding_cosine"}
 
 
 def summarise(records: list[dict[str, Any]], usage: dict[str, Any], config: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    overall = group_rows(records, ["model", "condition"], METRICS,
+    overall = group_rows(_labelled(records), ["model", "condition"], METRICS,
                          scales={"judge": METRIC_SCALES["score"], "embedding": METRIC_SCALES["embedding_cosine"]})
     for row in overall:
         row["upper_bound"] = row["condition"] == UPPER_BOUND
@@ -307,7 +326,7 @@ def summarise(records: list[dict[str, Any]], usage: dict[str, Any], config: dict
         md += ["## Share of the oracle's gain recovered by inferred thoughts", "",
                "(inferred - history) / (oracle - history) on the messages all three conditions scored; "
                "null with its reason when the oracle gain is ~0.", "",
-               markdown_table(share_rows, ["model", "oracle", "metric", "n", "oracle_gain", "inferred_gain",
+               markdown_table(share_rows, ["model", "inferred", "oracle", "metric", "n", "oracle_gain", "inferred_gain",
                                            "share_of_oracle_gain", "reason"], digits=3)]
     if "judge_agreement" in summary:
         md += ["## Judge agreement", "",

@@ -28,6 +28,10 @@ from .usage import UsageTracker
 T = TypeVar("T")
 
 
+#: bump when a backend's score of the same text changes on purpose (part of the score cache key)
+SCORING_VERSION = 2
+
+
 class _EndpointLimits:
     """One semaphore per (endpoint, event loop): the limit holds across every Model of an endpoint."""
 
@@ -230,7 +234,8 @@ class Model:
     async def ascore(self, prompt: str, continuations: list[str]) -> ScoreResult:
         """log P(continuation | prompt) for each continuation (raw text, no chat template)."""
         self.require("score")
-        payload = {"prompt": prompt, "continuations": list(continuations)}
+        # "scoring" 2: llama.cpp scores the canonical tokens (1 followed a grammar's spelling; never reuse those)
+        payload = {"prompt": prompt, "continuations": list(continuations), "scoring": SCORING_VERSION}
         return await self._call(
             "score", payload, lambda: self.backend.score(prompt, list(continuations)), ScoreResult.model_validate
         )

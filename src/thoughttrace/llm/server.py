@@ -11,11 +11,23 @@ class LocalServer:
     """Start llama.cpp's HTTP server in this process; `with LocalServer("smollm2") as base_url: ...`.
 
     The base URL ends in /v1 (what `openai-compatible/NAME` expects). Weights load once per server.
+
+    `reproducible=True`: greedy outputs depend on the request only, not on what the server ran before, so
+    two clients (our CLI and inspect_ai, say) get the same text for the same request. By default llama.cpp
+    keeps a slot's last prompt in its KV cache and evaluates only the new suffix of the next one; the
+    suffix's batch split then depends on the previous request, the quantised kernels round differently
+    for other batch shapes, and greedy decoding flips at a near-tie (seen: identical for 85 characters,
+    then different). Reproducible mode evaluates every prompt from scratch and serves one request at a time
+    (parallel 1: several slots would share decode batches of varying shape). It costs the prefix reuse.
     """
 
-    def __init__(self, model: str = "smollm2", *, parallel: int = 1, threads: int | None = None, n_ctx: int = 4096):
+    def __init__(self, model: str = "smollm2", *, parallel: int = 1, threads: int | None = None, n_ctx: int = 4096,
+                 reproducible: bool = False):
+        if reproducible and parallel != 1:
+            raise ValueError("a reproducible server serves one request at a time: use parallel=1")
         self.settings = ServerSettings(
-            path=str(resolve_model_path(model)), threads=threads or default_threads(), n_ctx=n_ctx, parallel=parallel
+            path=str(resolve_model_path(model)), threads=threads or default_threads(), n_ctx=n_ctx, parallel=parallel,
+            reuse_prompt=not reproducible,
         )
         self._server: object | None = None
 
@@ -52,8 +64,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--parallel", type=int, default=1)
     ap.add_argument("--n-ctx", type=int, default=4096)
+    ap.add_argument("--reproducible", action="store_true",
+                    help="outputs independent of earlier requests (no prompt-cache reuse; needs --parallel 1)")
     args = ap.parse_args(argv)
-    server = LocalServer(args.model, parallel=args.parallel, threads=args.threads, n_ctx=args.n_ctx)
+    if args.reproducible and args.parallel != 1:
+        ap.error("--reproducible serves one request at a time: use --parallel 1")
+    server = LocalServer(args.model, parallel=args.parallel, threads=args.threads, n_ctx=args.n_ctx,
+                         reproducible=args.reproducible)
     print(server.start(), flush=True)
     threading.Event().wait()
 

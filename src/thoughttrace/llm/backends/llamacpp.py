@@ -45,6 +45,8 @@ class ServerSettings:
     threads: int
     n_ctx: int
     parallel: int
+    #: False: every prompt is evaluated from scratch (see `reproducible` in LocalServer for why)
+    reuse_prompt: bool = True
 
 
 class _Pool:
@@ -75,6 +77,7 @@ def start_server(settings: ServerSettings) -> Any:
     params.n_parallel = settings.parallel
     params.cpuparams.n_threads = settings.threads
     params.cpuparams_batch.n_threads = settings.threads
+    params.cache_prompt = settings.reuse_prompt
     params.verbosity = -1
     try:
         return xllamacpp.Server(params)

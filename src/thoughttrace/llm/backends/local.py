@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from ..errors import BadRequestError, ContextLengthError, LLMError, RequestTimeoutError, ServerError
 from ..weights import checksum_of
 from .llamacpp import POOL, ServerSettings, default_threads, resolve_model_path
-from .openai_protocol import OpenAIProtocolBackend
+from .openai_protocol import OpenAIProtocolBackend, tokenize_at
 
 
 def raise_for_error(response: dict[str, Any]) -> None:
@@ -80,6 +80,11 @@ class LocalBackend(OpenAIProtocolBackend):
             raise LLMError(f"llama.cpp returned {type(response).__name__}, expected a dict")
         raise_for_error(response)
         return response
+
+    async def _tokenize(self, text: str) -> list[int] | None:
+        """llama.cpp's tokenizer, through the in-process server's own loopback `/tokenize` route."""
+        server = POOL.get(self.settings)
+        return await tokenize_at(str(server.listening_address), text, timeout=self.timeout or 30.0)
 
     async def _post_stream(self, path: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         """llama.cpp calls back with each chunk from its own thread; chunks cross to this loop by a queue."""

@@ -28,7 +28,7 @@ from ..errors import (
     TransientError,
 )
 from ..pool import Endpoint, EndpointPool, parse_endpoints
-from .openai_protocol import OpenAIProtocolBackend, usage_of
+from .openai_protocol import OpenAIProtocolBackend, tokenize_at, usage_of
 
 _CONTEXT_HINTS = ("context length", "context size", "maximum context", "too many tokens", "exceeds the available")
 
@@ -144,6 +144,15 @@ class OpenAICompatBackend(OpenAIProtocolBackend):
         if isinstance(data, dict) and data.get("error"):
             raise ServerError(f"{ep.url}{path}: {data['error']}")
         return data
+
+    async def _tokenize(self, text: str) -> list[int] | None:
+        """The server's tokenizer (llama.cpp's root `/tokenize`), from the first endpoint that answers."""
+        for ep in self.pool.endpoints:
+            headers = {"Authorization": f"Bearer {ep.api_key}"} if ep.api_key else {}
+            ids = await tokenize_at(ep.url, text, timeout=self._timeout.read or 30.0, headers=headers)
+            if ids is not None:
+                return ids
+        return None
 
     async def _post_stream(self, path: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         """Server-sent events from one endpoint; a failure before the first chunk moves to another endpoint."""

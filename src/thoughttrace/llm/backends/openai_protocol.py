@@ -15,39 +15,51 @@ from ..errors import CapabilityError
 from ..types import ChatMessage, Generation, GenerationConfig, LogprobResult, ScoreResult, TokenLogprob, Usage
 
 
-def gbnf_literal(text: str) -> str:
-    """A GBNF string literal that matches `text` exactly."""
-    out = []
-    for ch in text:
-        if ch in {'"', "\\"}:
-            out.append("\\" + ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ord(ch) < 0x20:
-            out.append(f"\\x{ord(ch):02x}")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
+def gbnf_tokens(ids: list[int]) -> str:
+    """A GBNF rule body that admits exactly these token ids, in order (llama.cpp's `<[id]>` token syntax).
 
-
-def sum_forced_logprobs(tokens: list[dict[str, Any]], continuation: str) -> tuple[float, bool]:
-    """Sum the log-probs of grammar-forced tokens that cover `continuation`; also whether they cover it exactly.
-
-    The grammar forces an end-of-generation token after the continuation: it is not part of it.
+    Why not a string literal: a literal lets the constrained greedy decoder spell the text with any tokens
+    ("B" "an" "an" "a"), and the sum of those tokens' log-probs is the probability of that spelling, not of
+    the text; the canonical tokenisation is the one a model (and transformers' or vLLM's score) uses.
     """
-    target = continuation.encode("utf-8")
-    covered = b""
-    total = 0.0
-    for tok in tokens:
-        if len(covered) >= len(target):
-            break
-        covered += bytes(tok.get("bytes") or tok["token"].encode("utf-8"))
-        total += tok["logprob"]
-    return total, covered == target
+    return " ".join(f"<[{int(i)}]>" for i in ids)
+
+
+def sum_token_logprobs(tokens: list[dict[str, Any]], ids: list[int]) -> tuple[float, bool]:
+    """Sum the log-probs of the first len(ids) forced tokens; also whether they are exactly `ids`.
+
+    llama.cpp reports each generated token's log-prob from the model's distribution before sampling (the
+    grammar masks the choice, not the reported value); the end token forced after them is not counted.
+    """
+    head = tokens[: len(ids)]
+    total = sum(float(t["logprob"]) for t in head)
+    return total, [t.get("id") for t in head] == list(ids)
+
+
+async def tokenize_at(root_url: str, text: str, *, timeout: float = 30.0,
+                      headers: dict[str, str] | None = None) -> list[int] | None:
+    """Token ids of `text` from a llama.cpp server's `/tokenize` (at the server root, not under /v1).
+
+    None when the server has no such route (not llama.cpp): the caller then reports the missing capability.
+    """
+    import httpx
+
+    url = root_url.rstrip("/")
+    url = url[: -len("/v1")] if url.endswith("/v1") else url
+    try:
+        async with httpx.AsyncClient(timeout=timeout, headers=headers or {}) as client:
+            response = await client.post(url + "/tokenize", json={"content": text, "add_special": False})
+    except httpx.HTTPError:
+        return None
+    if response.status_code != 200:
+        return None
+    try:
+        tokens = response.json().get("tokens")
+    except ValueError:
+        return None
+    if not isinstance(tokens, list) or not all(isinstance(t, int) for t in tokens):
+        return None
+    return [int(t) for t in tokens]
 
 
 def usage_of(data: dict[str, Any]) -> Usage:
@@ -59,8 +71,8 @@ class OpenAIProtocolBackend(Backend):
     """generate / next_token_logprobs / score over the OpenAI protocol.
 
     score_method: "echo" (prompt log-probs via `echo`, as vLLM returns them), "grammar" (decoding constrained
-    to the continuation; llama.cpp reports each forced token's pre-sampling log-prob), or "auto" (echo,
-    then grammar).
+    to the continuation's canonical token ids, from the server's tokenizer; llama.cpp reports each forced
+    token's pre-sampling log-prob), or "auto" (echo, then grammar).
     """
 
     capabilities: ClassVar[frozenset[str]] = frozenset({"generate", "next_token_logprobs", "score"})
@@ -130,6 +142,13 @@ class OpenAIProtocolBackend(Backend):
         top = [TokenLogprob(token=t["token"], logprob=t["logprob"]) for t in content[0]["top_logprobs"][:k]]
         return LogprobResult(top=top, usage=usage_of(data))
 
+    async def _tokenize(self, text: str) -> list[int] | None:
+        """The model's own tokenisation of `text` (no special tokens), or None where the server has none.
+
+        Backends that can score through a grammar (llama.cpp) override this; see `gbnf_tokens` for why.
+        """
+        return None
+
     async def score(self, prompt: str, continuations: list[str]) -> ScoreResult:
         out: list[float] = []
         prompt_tokens = completion_tokens = 0
@@ -155,13 +174,16 @@ class OpenAIProtocolBackend(Backend):
                 return float(total), usage_of(data)
             if self.score_method == "echo":
                 raise CapabilityError("score", self.model_id, BACKENDS_WITH["score"])
+        ids = await self._tokenize(cont)
+        if not ids:
+            raise CapabilityError("score", self.model_id, BACKENDS_WITH["score"])
         data = await self._post(
             "/completions",
-            {"model": self.request_model, "prompt": prompt, "max_tokens": len(cont.encode()) + 8,
-             "temperature": 0.0, "logprobs": 1, "grammar": f"root ::= {gbnf_literal(cont)}"},
+            {"model": self.request_model, "prompt": prompt, "max_tokens": len(ids) + 1, "temperature": 0.0,
+             "logprobs": 1, "grammar": f"root ::= {gbnf_tokens(ids)}"},
         )
         content = ((data["choices"][0].get("logprobs") or {}).get("content")) or []
-        total, exact = sum_forced_logprobs(content, cont)
+        total, exact = sum_token_logprobs(content, ids)
         if not exact:
             raise CapabilityError("score", self.model_id, BACKENDS_WITH["score"])
         return total, usage_of(data)
