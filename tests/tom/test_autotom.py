@@ -24,7 +24,9 @@ async def test_false_belief_posterior_matches_the_hand_computation() -> None:
     assert ans.letter == "A" and ans.error is None
     d = ans.trace["discovery"]
     assert d["stopped_because"] == "threshold"
-    assert [h["phase"] for h in d["history"]] == ["initial", "extend-time"]
+    # the method's order: variables at the last step first (Sally does nothing there: no request, no gain), then
+    # the previous step
+    assert [h["phase"] for h in d["history"]] == ["initial", "try-add Action", "try-add Goal", "extend-time"]
     assert d["history"][0]["posterior"] == pytest.approx([0.5, 0.5])
     # the move Sally did not see never reaches any of Sally's likelihood prompts
     prompts = [r["messages"][-1]["content"] for r in model.backend.requests if r["kind"] == "next_token_logprobs"]
