@@ -33,7 +33,7 @@ from thoughttrace.llm import Model
 
 from .analysis import QuestionAnalysis, analyse_question
 from .belief_state import outer_state_posterior, state_hypotheses
-from .discovery import DEFAULT_ALPHA, DEFAULT_THRESHOLD, BudgetExhausted, ModelSpec, SearchOrder, discover
+from .discovery import DEFAULT_ALPHA, DEFAULT_THRESHOLD, BudgetExhausted, ModelSpec, SearchRule, discover
 from .extract import extract_steps
 from .factors import fixed_factor
 from .inference import CarryRule, InferenceConfig, InferenceResult, PruneRule, gather_settled, infer
@@ -111,11 +111,11 @@ class AutoToMConfig:
     #: when a carried belief is held as certain (inference.InferenceConfig.carry_rule): "lazy" (default) or
     #: "eager" (before; a 0.96 carried into steps where nothing was observed became an exact 1.0)
     carry_rule: CarryRule = "lazy"
-    #: the discovery's search order (discovery.discover): "variables-first" (default, the method's: variables
-    #: at the last step, then earlier steps; a tried variable that adds no factor is not grounded,
-    #: `_Grounding.effective`) or "time-first" (before, for replays: back to the first step, then variables,
-    #: each grounded)
-    discovery_order: SearchOrder = "variables-first"
+    #: the discovery's search (discovery.py): "method" (default: variables at the last step, then earlier
+    #: steps, stop when -H reaches the threshold; a tried variable that adds no factor is not grounded,
+    #: `_Grounding.effective`) or "v2" (before, for replays: back to the first step, then variables, each
+    #: grounded; stop on U)
+    discovery_rule: SearchRule = "method"
     constrained: bool = True
     likelihood_method: str = "auto"
 
@@ -225,7 +225,7 @@ class AutoToM:
             return await lik(req)
 
         def effective(spec: ModelSpec) -> ModelSpec:
-            return grounding.effective(spec) if cfg.discovery_order == "variables-first" else spec
+            return grounding.effective(spec) if cfg.discovery_rule == "method" else spec
 
         async def evaluate(spec: ModelSpec) -> list[float]:
             key = effective(spec)
@@ -240,7 +240,7 @@ class AutoToM:
         try:
             found = await discover(initial, evaluate, candidates=grounding.candidates(), threshold=cfg.threshold,
                                    alpha=cfg.alpha, budget_ok=lambda: len(lik.seen) < cfg.likelihood_budget,
-                                   repair=grounding.repair, order=cfg.discovery_order)
+                                   repair=grounding.repair, rule=cfg.discovery_rule)
         except BudgetExhausted:
             # the initial model alone needs more than the budget: no model was evaluated, nothing is known
             trace["discovery"] = {"model": initial.describe(), "stopped_because": "budget", "utility": None,

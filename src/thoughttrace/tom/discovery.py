@@ -1,16 +1,21 @@
 """Automated model discovery: find the smallest model (variables x timesteps) that answers confidently.
 
 Utility U(M) = -H(P(query | M)) - alpha * |M| (entropy in nats, |M| = number of variables). Published defaults:
-threshold -0.673 nats, alpha 0.02. The search order is the method's ("variables-first", the default): starting
-from the initial model at the last timestep, greedily add the variable with the best utility while it raises U
-(alpha is charged once, inside U) and stop as soon as U reaches the threshold; if the variables cannot get it
-there, include the previous timestep and adjust the variables again, back to the first step. Adding a variable
-at the last step costs that one step's factors, so a question the last step answers never pays for the whole
-story. "time-first" (engine v2 before; for replaying old runs) extends back to the first step before any
-variable is tried, so every trial paid for every step. `evaluate` is any async function from a spec to a
-posterior, so the search is testable without a model; `budget_ok` lets the caller stop the search when its call
-budget is spent, and an `evaluate` that raises `BudgetExhausted` part-way is treated as not tried (the previous
-model is kept).
+threshold -0.673 nats, alpha 0.02. Two search rules:
+
+- "method" (default), the method's: the search stops as soon as the answer is confident, -H >= threshold
+  (-0.673 = -H(0.6, 0.4): a two-way answer at 60 % or more); from the initial model at the last timestep it
+  greedily adds the variable with the best utility while U rises (so a variable must buy more than alpha of
+  certainty), and when the variables cannot make the answer confident it includes the previous timestep and
+  adjusts the variables again, back to the first step. Adding a variable at the last step costs that one
+  step's factors, so a question the last step answers never pays for the whole story.
+- "v2" (engine v2 before; for replaying old runs): back to the first step before any variable is tried, so
+  every trial paid for every step, and the stop compared U, alpha * |M| included, with the threshold (a
+  four-variable model then needed 71 %, not 60 %, to stop).
+
+`evaluate` is any async function from a spec to a posterior, so the search is testable without a model;
+`budget_ok` lets the caller stop the search when its call budget is spent, and an `evaluate` that raises
+`BudgetExhausted` part-way is treated as not tried (the previous model is kept).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ class BudgetExhausted(Exception):
 
 DEFAULT_THRESHOLD = -0.673
 DEFAULT_ALPHA = 0.02
-SearchOrder = Literal["variables-first", "time-first"]
+SearchRule = Literal["method", "v2"]
 
 
 @dataclass(frozen=True)
@@ -64,7 +69,7 @@ async def discover(
     alpha: float = DEFAULT_ALPHA,
     budget_ok: Callable[[], bool] = lambda: True,
     repair: Callable[[frozenset[str]], frozenset[str]] = lambda v: v,
-    order: SearchOrder = "variables-first",
+    rule: SearchRule = "method",
 ) -> DiscoveryResult:
     """Search from `initial` by the utility; `repair` maps a proposed variable set onto the nearest valid
     model (e.g. Goal brings its Action), so every model tried can answer the query.
@@ -75,8 +80,8 @@ async def discover(
     timing, and a cache replay gives the same answer. The initial model's evaluation is not guarded: a
     `BudgetExhausted` from it propagates to the caller.
     """
-    if order not in ("variables-first", "time-first"):
-        raise ValueError(f"unknown discovery order {order!r}; use 'variables-first' or 'time-first'")
+    if rule not in ("method", "v2"):
+        raise ValueError(f"unknown discovery rule {rule!r}; use 'method' or 'v2'")
     history: list[dict[str, Any]] = []
 
     async def score(spec: ModelSpec, phase: str) -> tuple[list[float], float]:
@@ -88,6 +93,9 @@ async def discover(
 
     spec = initial
     post, u = await score(spec, "initial")
+
+    def confident() -> bool:
+        return (-entropy(post) if rule == "method" else u) >= threshold
 
     def done(why: str) -> DiscoveryResult:
         return DiscoveryResult(spec, post, u, history, why)
@@ -106,11 +114,11 @@ async def discover(
         return None
 
     async def adjust_variables() -> str | None:
-        """Greedy additions at the current timesteps while U rises and stays under the threshold; the reason
+        """Greedy additions at the current timesteps while U rises and the answer is not confident; the reason
         to stop the whole search ("threshold", "budget"), or None when no candidate raises U any more."""
         nonlocal spec, post, u
         pool = [v for v in candidates if v not in spec.variables]
-        while pool and u < threshold:
+        while pool and not confident():
             if not budget_ok():
                 return "budget"
             trials = []
@@ -132,23 +140,23 @@ async def discover(
             spec, post, u = best_spec, best_post, best_u
             history.append({"phase": "added", "variable": best_var, "utility": u})
             pool = [v for v in pool if v not in spec.variables]
-            if ran_out and u < threshold:
+            if ran_out and not confident():
                 return "budget"
-        return "threshold" if u >= threshold else None
+        return "threshold" if confident() else None
 
     def out_of_options() -> DiscoveryResult:
         left = [v for v in candidates if v not in spec.variables]
         return done("gain-below-alpha" if left else "exhausted")
 
-    if order == "time-first":
-        while u < threshold and spec.start > 0:
+    if rule == "v2":
+        while not confident() and spec.start > 0:
             if (why := await extend_time()) is not None:
                 return done(why)
-        if u >= threshold:
+        if confident():
             return done("threshold")
         return done(why) if (why := await adjust_variables()) is not None else out_of_options()
     while True:
-        if u >= threshold:
+        if confident():
             return done("threshold")
         if (why := await adjust_variables()) is not None:
             return done(why)
