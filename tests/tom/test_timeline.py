@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -123,3 +124,39 @@ async def test_perception_that_lists_no_actions_still_cuts_at_the_agents_own_sen
     per = await perceive(TrackedModel(model), sentences, "Sally")
     assert per.actions == [0, 3] and per.trace["subject_actions_added"] == [0, 3]
     assert len(build_timeline(sentences, per)) == 3
+
+
+def test_what_the_agent_perceives_or_states_is_not_its_action() -> None:
+    from thoughttrace.tom.timeline import non_action
+
+    assert non_action("Kofi notices the apprentice chef swapping the ingredients.", "Kofi") == "perceives"
+    assert non_action("Then Kofi saw the swap.", "Kofi") == "perceives"
+    assert non_action("Kofi does not notice the apprentice chef swapping the ingredients.", "Kofi") == "misses"
+    assert non_action("Kofi didn't see it.", "Kofi") == "misses"
+    assert non_action("Kofi is a chef at a popular Ghanaian restaurant.", "Kofi") == "stative"
+    assert non_action("Benjamin hates the coat.", "Benjamin") == "stative"
+    assert non_action("Kofi adds peanut butter to the soup pot.", "Kofi") is None
+    assert non_action("Abigail exited the back_yard.", "Abigail") is None
+    assert non_action("The chef notices Kofi.", "Kofi") is None  # Kofi is not the subject
+
+
+@pytest.mark.parametrize("noticed", [True, False])
+async def test_a_noticed_event_is_observed_and_a_missed_one_is_not(noticed: bool) -> None:
+    import json
+
+    from thoughttrace.llm import get_model
+    from thoughttrace.tom.timeline import perceive
+    from thoughttrace.tom.usage import TrackedModel
+
+    verb = "notices" if noticed else "does not notice"
+    sentences = ["Kofi is a chef.", "Kofi adds peanut butter to the soup.", "An apprentice swaps it for tomato paste.",
+                 f"Kofi {verb} the apprentice swapping the ingredients."]
+    # the model lists every sentence naming Kofi as his action, as the 1.5B model did on the dev split
+    model = get_model("scripted", cache=False, outputs=[json.dumps({"observed": [1, 2, 4], "actions": [1, 2, 4]})])
+    per = await perceive(TrackedModel(model), sentences, "Kofi")
+    assert per.actions == [1]
+    assert per.trace["not_actions"] == {"0": "stative", "3": "perceives" if noticed else "misses"}
+    steps = build_timeline(sentences, per)
+    assert [s.action for s in steps] == ["Kofi adds peanut butter to the soup.", None]
+    assert steps[0].observation == "Kofi is a chef."
+    assert steps[1].observation == (sentences[3] if noticed else NOTHING_NEW)

@@ -53,12 +53,44 @@ def mentions(sentence: str, agent: str) -> bool:
     return re.search(rf"\b{re.escape(agent)}\b", sentence, re.I) is not None
 
 
+_HEAD = re.compile(r"^\s*(?:[Tt]hen |[Ll]ater |[Nn]ext |[Ff]inally )?((?:[A-Z][a-z]+(?:, | and |, and ))*[A-Z][a-z]+)\b")
+_PERCEPTION_VERBS = (r"notice[sd]?|see[sn]?|saw|hears?|heard|watch(?:es|ed)?|observe[sd]?|spot(?:s|ted)?|"
+                     r"reali[sz]e[sd]?|discover(?:s|ed)?|finds? out|found out|learn(?:s|ed|t)?|witness(?:es|ed)?|"
+                     r"catch(?:es)? sight|caught sight")
+_PERCEIVES = re.compile(rf"^(?:also |then |quickly |suddenly )?(?:{_PERCEPTION_VERBS})\b", re.I)
+_MISSES = re.compile(r"^(?:does not|doesn't|did not|didn't|fails to|failed to|never|cannot|can't|could not|couldn't) "
+                     r"(?:notice|see|hear|watch|observe|spot|reali[sz]e|discover|find out|learn|witness|catch sight)\b",
+                     re.I)
+_STATIVE = re.compile(r"^(?:is|was|are|were|has|had|have|wants?|wanted|likes?|liked|loves?|loved|hates?|hated|"
+                      r"knows?|knew|thinks?|thought|believes?|believed|prefers?|preferred|needs?|needed|hopes?|hoped|"
+                      r"expects?|expected|feels?|felt|remembers?|remembered|wish(?:es|ed)?|plans?|planned|"
+                      r"intends?|intended|would like|is going to)\b", re.I)
+
+
 def is_subject(sentence: str, agent: str) -> bool:
     """The agent is the sentence's subject: it opens the sentence, alone or in a list of names
     ("Ann entered", "Then Ann left", "Bob and Ann entered")."""
-    head = re.match(r"^\s*(?:[Tt]hen |[Ll]ater |[Nn]ext |[Ff]inally )?((?:[A-Z][a-z]+(?:, | and |, and ))*[A-Z][a-z]+)\b",
-                    sentence)
+    head = _HEAD.match(sentence)
     return head is not None and re.search(rf"\b{re.escape(agent)}\b", head.group(1)) is not None
+
+
+def non_action(sentence: str, agent: str) -> str | None:
+    """Why a sentence whose subject is the agent is not an action of it: "perceives" ("Kofi notices the
+    swap": what it observed), "misses" ("Kofi does not notice the swap": nothing it observed), "stative"
+    ("Kofi is a chef", "Kofi wants soup": a state or a mental state the story states, no act); None when it
+    is an act (or the agent is not the subject). English perception, negated-perception and stative verbs
+    right after the subject, so the same for every story."""
+    head = _HEAD.match(sentence)
+    if head is None or re.search(rf"\b{re.escape(agent)}\b", head.group(1)) is None:
+        return None
+    rest = sentence[head.end():].strip()
+    if _MISSES.match(rest):
+        return "misses"
+    if _PERCEIVES.match(rest):
+        return "perceives"
+    if _STATIVE.match(rest):
+        return "stative"
+    return None
 
 
 class Perception(BaseModel):
@@ -104,13 +136,19 @@ async def perceive(model: TrackedModel | None, sentences: list[str], agent: str,
         return PerceptionResult(None, fallback_actions, trace)
     llm_actions = {x - 1 for x in value.actions if mentions(sentences[x - 1], agent)
                    or re.search(r"\b(he|she|they|his|her|their)\b", sentences[x - 1], re.I)}
-    # cross-check: a sentence whose subject is the agent is its own action whatever the model listed
-    # (a model that lists none would leave one step, and nothing for the discovery to extend back to)
+    # cross-checks: a sentence whose subject is the agent is its own action whatever the model listed (a model
+    # that lists none would leave one step, and nothing for the discovery to extend back to), unless its verb
+    # says it is not an act: what the agent perceives is observed, what it fails to perceive is not, and a
+    # stated state or mental state is observed (the agent knows it) without cutting the timeline
+    kinds = {i: k for i, s in enumerate(sentences) if (k := non_action(s, agent)) is not None}
     subject = {i for i, s in enumerate(sentences) if is_subject(s, agent)}
-    actions = sorted(llm_actions | subject)
-    observed = sorted({x - 1 for x in value.observed} | set(actions))
+    actions = sorted((llm_actions | subject) - set(kinds))
+    misses = {i for i, k in kinds.items() if k == "misses"}
+    observed = sorted(({x - 1 for x in value.observed} | set(actions) | (set(kinds) - misses)) - misses)
     trace["observed"], trace["actions"] = observed, actions
-    trace["subject_actions_added"] = sorted(subject - llm_actions)
+    trace["subject_actions_added"] = sorted(subject - llm_actions - set(kinds))
+    if kinds:
+        trace["not_actions"] = {str(i): k for i, k in sorted(kinds.items())}
     return PerceptionResult(observed, actions, trace)
 
 
