@@ -160,3 +160,48 @@ async def test_a_noticed_event_is_observed_and_a_missed_one_is_not(noticed: bool
     assert [s.action for s in steps] == ["Kofi adds peanut butter to the soup.", None]
     assert steps[0].observation == "Kofi is a chef."
     assert steps[1].observation == (sentences[3] if noticed else NOTHING_NEW)
+
+
+TOMI_STORY = """1 Owen entered the back_yard.
+2 Mason entered the garden.
+3 Abigail entered the back_yard.
+4 Mason exited the garden.
+5 The beans is in the envelope.
+6 The envelope is in the back_yard.
+7 Abigail exited the back_yard.
+8 Owen moved the beans to the suitcase.
+9 The suitcase is in the back_yard.
+10 Owen exited the back_yard.
+11 Abigail entered the garden."""
+
+
+def test_co_location_says_what_happened_where_the_agent_was() -> None:
+    from thoughttrace.tom.timeline import co_location
+
+    placed = co_location(split_sentences(TOMI_STORY), "Abigail")
+    assert placed is not None
+    assert sorted(i + 1 for i, v in placed.items() if v) == [3, 5, 6, 7, 11]
+    assert sorted(i + 1 for i, v in placed.items() if not v) == [1, 2, 4, 8, 9, 10]
+    assert co_location(["Kofi is a chef.", "Kofi adds peanut butter."], "Kofi") is None  # never says where Kofi is
+    # an object in a container no sentence places is in the room last entered (the scene)
+    hi = ["Ann and Bob entered the hall.", "The plum is in the red_box.", "Ann exited the hall.",
+          "Bob moved the plum to the blue-bucket.", "Bob likes the t-shirt."]
+    assert co_location(hi, "Ann") == {0: True, 1: True, 2: True, 3: False}
+
+
+async def test_the_model_cannot_see_what_happened_in_a_room_the_agent_had_left() -> None:
+    import json
+
+    from thoughttrace.llm import get_model
+    from thoughttrace.tom.timeline import perceive
+    from thoughttrace.tom.usage import TrackedModel
+
+    sentences = split_sentences(TOMI_STORY)
+    # as the 1.5B model answered on the dev item: the move Abigail could not see, none of what she could
+    model = get_model("scripted", cache=False, outputs=[json.dumps({"observed": [1, 3, 7, 9, 11], "actions": [3, 7, 11]})])
+    per = await perceive(TrackedModel(model), sentences, "Abigail")
+    assert per.observed is not None and sorted(i + 1 for i in per.observed) == [3, 5, 6, 7, 11]
+    assert per.trace["co_location"] == {"added": [4, 5], "removed": [0, 8]}
+    steps = build_timeline(sentences, per)
+    assert steps[1].observation == "The beans is in the envelope. The envelope is in the back_yard."
+    assert steps[2].observation == NOTHING_NEW

@@ -93,6 +93,70 @@ def non_action(sentence: str, agent: str) -> str | None:
     return None
 
 
+_WHO = r"(?P<who>[A-Z][a-z]+(?:(?:, | and |, and )[A-Z][a-z]+)*)"
+_PLACE = r"[\w' -]+?"
+_ENTERS = re.compile(rf"^{_WHO} (?:entered|enters|walked into|walks into|went into|goes into|came into|comes into) "
+                     rf"the (?P<place>{_PLACE})\.?$")
+_EXITS = re.compile(rf"^{_WHO} (?:exited|exits|left|leaves|walked out of|walks out of|went out of|goes out of) "
+                    rf"the (?P<place>{_PLACE})\.?$")
+_IS_IN = re.compile(rf"^The (?P<thing>{_PLACE}) (?:is|are|was|were) in the (?P<place>{_PLACE})\.?$")
+_MOVES = re.compile(rf"^{_WHO} moved the (?P<thing>{_PLACE}) to the (?P<place>{_PLACE})\.?$")
+
+
+def _names(group: str) -> list[str]:
+    return [n for n in re.split(r", and |, | and ", group) if n]
+
+
+def co_location(sentences: list[str], agent: str) -> dict[int, bool] | None:
+    """Which sentences happened where `agent` was, for stories that say where people are ("Ann entered the
+    kitchen", "Ann exited the kitchen"); None when the story never says where the agent is.
+
+    The rooms are the places people enter or exit; a container's room comes from "The box is in the kitchen",
+    else it is the room last entered (the scene). A sentence is placed in a room when it is an entry or exit
+    ("Bob exited the kitchen": seen from the kitchen), an object in a room or in a container, or a move by a
+    person whose room is known; the agent perceives it when it is in that room then (its own entries, exits
+    and moves always). Sentences that cannot be placed are left out, for the model's perception to decide.
+    The physical rule of such stories: nobody sees what happens in a room they are not in."""
+    entries = [m for s in sentences if (m := _ENTERS.match(s.strip()) or _EXITS.match(s.strip()))]
+    if not any(agent in _names(m.group("who")) for m in entries):
+        return None
+    rooms = {m.group("place").lower() for m in entries}
+    room_of: dict[str, str] = {}
+    for s in sentences:
+        if (m := _IS_IN.match(s.strip())) and m.group("place").lower() in rooms:
+            room_of[m.group("thing").lower()] = m.group("place").lower()
+    where: dict[str, str | None] = {}
+    out: dict[int, bool] = {}
+    scene: str | None = None
+    for i, s in enumerate(sentences):
+        s = s.strip()
+        here = where.get(agent)
+        if m := _ENTERS.match(s):
+            room, names = m.group("place").lower(), _names(m.group("who"))
+            scene = room
+            for n in names:
+                where[n] = room
+            out[i] = agent in names or here == room
+        elif m := _EXITS.match(s):
+            room, names = m.group("place").lower(), _names(m.group("who"))
+            out[i] = agent in names or here == room
+            for n in names:
+                where[n] = None
+        elif m := _IS_IN.match(s):
+            place = m.group("place").lower()
+            room = place if place in rooms else room_of.get(place, scene)
+            if room is not None:
+                out[i] = here == room
+        elif m := _MOVES.match(s):
+            names = _names(m.group("who"))
+            room = where.get(names[0]) or room_of.get(m.group("place").lower(), scene)
+            if agent in names:
+                out[i] = True
+            elif room is not None:
+                out[i] = here == room
+    return out
+
+
 class Perception(BaseModel):
     observed: list[int] = Field(default_factory=list)
     actions: list[int] = Field(default_factory=list)
@@ -144,7 +208,17 @@ async def perceive(model: TrackedModel | None, sentences: list[str], agent: str,
     subject = {i for i, s in enumerate(sentences) if is_subject(s, agent)}
     actions = sorted((llm_actions | subject) - set(kinds))
     misses = {i for i, k in kinds.items() if k == "misses"}
-    observed = sorted(({x - 1 for x in value.observed} | set(actions) | (set(kinds) - misses)) - misses)
+    observed_set = ({x - 1 for x in value.observed} | set(actions) | (set(kinds) - misses)) - misses
+    placed = co_location(sentences, agent)
+    if placed is not None:
+        # where the story says who is where, what the agent could see follows from it, not from the model
+        seen = {i for i, v in placed.items() if v}
+        unseen = {i for i, v in placed.items() if not v} - set(actions)
+        added, removed = sorted(seen - observed_set), sorted(observed_set & unseen)
+        if added or removed:
+            trace["co_location"] = {"added": added, "removed": removed}
+        observed_set = (observed_set | seen) - unseen
+    observed = sorted(observed_set)
     trace["observed"], trace["actions"] = observed, actions
     trace["subject_actions_added"] = sorted(subject - llm_actions - set(kinds))
     if kinds:
