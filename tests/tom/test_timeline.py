@@ -205,3 +205,20 @@ async def test_the_model_cannot_see_what_happened_in_a_room_the_agent_had_left()
     steps = build_timeline(sentences, per)
     assert steps[1].observation == "The beans is in the envelope. The envelope is in the back_yard."
     assert steps[2].observation == NOTHING_NEW
+
+
+@pytest.mark.parametrize("seen", [True, False])
+async def test_the_last_own_act_of_an_action_query_joins_an_observation_but_is_not_one(seen: bool) -> None:
+    from thoughttrace.tom.analysis import QuestionAnalysis
+    from thoughttrace.tom.autotom import AutoToMConfig, _Grounding
+    from thoughttrace.tom.discovery import ModelSpec
+
+    sentences = ["Ann entered the hall.", "The key is in the box.", "Ann entered the garden."]
+    steps = build_timeline(sentences, PerceptionResult(observed=[0, 1, 2] if seen else [0, 2], actions=[0, 2]))
+    a = QuestionAnalysis(agents=["Ann"], variable="action", known=[], statements=["Ann opens the box.", "Ann waits."],
+                         least_likely=False, initial_model=["State", "Observation", "Belief", "Action"], source="llm")
+    g = _Grounding(a, steps, "story", "q", ["x", "y"], None, AutoToMConfig(llm_steps=False))
+    pm = await g.ground(ModelSpec(frozenset({"State", "Observation", "Belief", "Action"}), start=1))
+    obs = pm.steps[-1].nodes["Observation"]
+    # nothing seen: "nothing new", so the belief persists without a request (it was "nothing new Ann entered ...")
+    assert obs.values == (["The key is in the box. Ann entered the garden."] if seen else [NOTHING_NEW])

@@ -483,8 +483,10 @@ class _Grounding:
         def observation_of(j: int, st: Step) -> str | None:
             observation = st.observation
             own = st.action or st.utterance
-            if j == len(used) - 1 and slot in (ACTION, UTTER) and own and observation is not None:
-                observation = f"{observation} {own}".strip()  # it already happened; the query is what comes next
+            if j == len(used) - 1 and slot in (ACTION, UTTER) and own and observation not in (None, NOTHING_NEW):
+                # it already happened; the query is what comes next. Beside nothing new it is not an observation of
+                # the world (it was "nothing new <own act>", so the persistence rule never applied there)
+                observation = f"{observation} {own}".strip()
             return observation
 
         priors: dict[int, list[float]] = {}
