@@ -151,15 +151,18 @@ async def test_a_noticed_event_is_observed_and_a_missed_one_is_not(noticed: bool
     verb = "notices" if noticed else "does not notice"
     sentences = ["Kofi is a chef.", "Kofi adds peanut butter to the soup.", "An apprentice swaps it for tomato paste.",
                  f"Kofi {verb} the apprentice swapping the ingredients."]
-    # the model lists every sentence naming Kofi as his action, as the 1.5B model did on the dev split
-    model = get_model("scripted", cache=False, outputs=[json.dumps({"observed": [1, 2, 4], "actions": [1, 2, 4]})])
+    # the model lists every sentence naming Kofi as his action, as the 1.5B model did on the dev split, and here
+    # the swap as observed when he missed it and not when he saw it
+    listed = [1, 2, 4] if noticed else [1, 2, 3, 4]
+    model = get_model("scripted", cache=False, outputs=[json.dumps({"observed": listed, "actions": [1, 2, 4]})])
     per = await perceive(TrackedModel(model), sentences, "Kofi")
     assert per.actions == [1]
     assert per.trace["not_actions"] == {"0": "stative", "3": "perceives" if noticed else "misses"}
+    assert (per.trace["noticed_events"], per.trace["missed_events"]) == (([2], []) if noticed else ([], [2]))
     steps = build_timeline(sentences, per)
     assert [s.action for s in steps] == ["Kofi adds peanut butter to the soup.", None]
     assert steps[0].observation == "Kofi is a chef."
-    assert steps[1].observation == (sentences[3] if noticed else NOTHING_NEW)
+    assert steps[1].observation == (" ".join(sentences[2:]) if noticed else NOTHING_NEW)
 
 
 TOMI_STORY = """1 Owen entered the back_yard.

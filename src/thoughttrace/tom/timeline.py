@@ -74,6 +74,16 @@ def is_subject(sentence: str, agent: str) -> bool:
     return head is not None and re.search(rf"\b{re.escape(agent)}\b", head.group(1)) is not None
 
 
+_STOP = frozenset("about after again also been before being could from have into just more only other over some such "
+                  "than that their them then there these they this those very were what when where which while with "
+                  "would your notices noticed notice does doesn".split())
+
+
+def _content_words(sentence: str, agent: str) -> set[str]:
+    """Lower-case words of four letters or more, without stop words and the agent's name."""
+    return {w for w in re.findall(r"[a-z]{4,}", sentence.lower()) if w not in _STOP and w != agent.lower()}
+
+
 def non_action(sentence: str, agent: str) -> str | None:
     """Why a sentence whose subject is the agent is not an action of it: "perceives" ("Kofi notices the
     swap": what it observed), "misses" ("Kofi does not notice the swap": nothing it observed), "stative"
@@ -209,6 +219,18 @@ async def perceive(model: TrackedModel | None, sentences: list[str], agent: str,
     actions = sorted((llm_actions | subject) - set(kinds))
     misses = {i for i, k in kinds.items() if k == "misses"}
     observed_set = ({x - 1 for x in value.observed} | set(actions) | (set(kinds) - misses)) - misses
+    # the event a perception sentence is about is the sentence before it when they share a content word
+    # ("An apprentice ... replaces it with tomato paste." "Kofi notices the apprentice swapping ..."): noticed, it
+    # is observed; missed, it is not, whatever the model listed (that would leak what the agent never saw)
+    events = {i: j for i, k in kinds.items() if k in ("perceives", "misses")
+              and (j := i - 1) >= 0 and j not in kinds and not is_subject(sentences[j], agent)
+              and _content_words(sentences[j], agent) & _content_words(sentences[i], agent)}
+    noticed = {j for i, j in events.items() if kinds[i] == "perceives"}
+    missed = {j for i, j in events.items() if kinds[i] == "misses"}
+    if events:
+        trace["noticed_events"] = sorted(noticed)
+        trace["missed_events"] = sorted(missed)
+    observed_set = (observed_set | noticed) - missed
     placed = co_location(sentences, agent)
     if placed is not None:
         # where the story says who is where, what the agent could see follows from it, not from the model
