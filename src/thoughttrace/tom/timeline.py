@@ -74,9 +74,10 @@ def is_subject(sentence: str, agent: str) -> bool:
     return head is not None and re.search(rf"\b{re.escape(agent)}\b", head.group(1)) is not None
 
 
-_STOP = frozenset("about after again also been before being could from have into just more only other over some such "
-                  "than that their them then there these they this those very were what when where which while with "
-                  "would your notices noticed notice does doesn".split())
+_STOP = frozenset({"about", "after", "again", "also", "been", "before", "being", "could", "from", "have", "into",
+                   "just", "more", "only", "other", "over", "some", "such", "than", "that", "their", "them", "then",
+                   "there", "these", "they", "this", "those", "very", "were", "what", "when", "where", "which",
+                   "while", "with", "would", "your", "notices", "noticed", "notice", "does", "doesn"})
 
 
 def _content_words(sentence: str, agent: str) -> set[str]:
