@@ -103,9 +103,9 @@ async def test_the_answer_marginalises_the_outer_agents_belief_of_the_state() ->
 async def test_the_outer_posterior_is_the_prior_of_the_state() -> None:
     """If Anne believed the ball was in the box all along, the sentence 'The ball is in the basket' is one she
     would not expect Sally to have perceived: P(Sally thinks basket) falls from 0.793 to 0.65 (by hand:
-    0.312 / 0.48). The threshold lets the discovery stop at the step-1 model in both cases (U(0.65) = -0.707)."""
-    basket = await _solve(AutoToMConfig(threshold=-0.75), ScriptedLikelihood(script()))
-    box = await _solve(AutoToMConfig(threshold=-0.75), ScriptedLikelihood(script(outer_says="box")))
+    0.312 / 0.48). The discovery stops at the step-1 model in both cases (-H(0.65) = -0.647 >= -0.673)."""
+    basket = await _solve(AutoToMConfig(), ScriptedLikelihood(script()))
+    box = await _solve(AutoToMConfig(), ScriptedLikelihood(script(outer_says="box")))
     assert box.trace["belief_of_state"]["outer_posterior"][0]["posterior"]["The ball is in the box."] == pytest.approx(0.9)
     assert box.posterior[0] == pytest.approx(0.312 / 0.48)
     assert basket.posterior[0] - box.posterior[0] > 0.1

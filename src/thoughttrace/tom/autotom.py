@@ -33,7 +33,7 @@ from thoughttrace.llm import Model
 
 from .analysis import QuestionAnalysis, analyse_question
 from .belief_state import outer_state_posterior, state_hypotheses
-from .discovery import DEFAULT_ALPHA, DEFAULT_THRESHOLD, BudgetExhausted, ModelSpec, discover
+from .discovery import DEFAULT_ALPHA, DEFAULT_THRESHOLD, BudgetExhausted, ModelSpec, SearchRule, discover
 from .extract import extract_steps
 from .factors import fixed_factor
 from .inference import CarryRule, InferenceConfig, InferenceResult, PruneRule, gather_settled, infer
@@ -111,6 +111,11 @@ class AutoToMConfig:
     #: when a carried belief is held as certain (inference.InferenceConfig.carry_rule): "lazy" (default) or
     #: "eager" (before; a 0.96 carried into steps where nothing was observed became an exact 1.0)
     carry_rule: CarryRule = "lazy"
+    #: the discovery's search (discovery.py): "method" (default: variables at the last step, then earlier
+    #: steps, stop when -H reaches the threshold; a tried variable that adds no factor is not grounded,
+    #: `_Grounding.effective`) or "v2" (before, for replays: back to the first step, then variables, each
+    #: grounded; stop on U)
+    discovery_rule: SearchRule = "method"
     constrained: bool = True
     likelihood_method: str = "auto"
 
@@ -219,11 +224,15 @@ class AutoToM:
                 req = LikelihoodRequest(agent=agent, variable=grounding.label(var), value=value, facts=facts)
             return await lik(req)
 
+        def effective(spec: ModelSpec) -> ModelSpec:
+            return grounding.effective(spec) if cfg.discovery_rule == "method" else spec
+
         async def evaluate(spec: ModelSpec) -> list[float]:
-            if spec not in memo:
-                pm = await grounding.ground(spec)
-                memo[spec] = await infer(pm, factor, icfg)
-            return memo[spec].posterior
+            key = effective(spec)
+            if key not in memo:
+                pm = await grounding.ground(key)
+                memo[key] = await infer(pm, factor, icfg)
+            return memo[key].posterior
 
         initial = ModelSpec(grounding.repair(frozenset(analysis.initial_model)), start=len(steps) - 1)
         trace["hypotheses"] = grounding.hypotheses
@@ -231,7 +240,7 @@ class AutoToM:
         try:
             found = await discover(initial, evaluate, candidates=grounding.candidates(), threshold=cfg.threshold,
                                    alpha=cfg.alpha, budget_ok=lambda: len(lik.seen) < cfg.likelihood_budget,
-                                   repair=grounding.repair)
+                                   repair=grounding.repair, rule=cfg.discovery_rule)
         except BudgetExhausted:
             # the initial model alone needs more than the budget: no model was evaluated, nothing is known
             trace["discovery"] = {"model": initial.describe(), "stopped_because": "budget", "utility": None,
@@ -239,7 +248,7 @@ class AutoToM:
             trace["likelihood_requests"] = len(lik.seen)
             trace["fixed_factors"] = fixed["persistence"]
             return [1.0] * len(choices), trace
-        chosen = memo[found.spec]
+        chosen = memo[effective(found.spec)]
         trace["discovery"] = {"model": found.spec.describe(), "stopped_because": found.stopped_because,
                               "utility": found.utility, "history": found.history}
         trace["inference"] = chosen.trace
@@ -376,6 +385,22 @@ class _Grounding:
         has_act = any(s.action for s in self.steps)
         return valid_model(variables, self.a.slot, prefer_utterance=has_utt and not has_act)
 
+    def effective(self, spec: ModelSpec) -> ModelSpec:
+        """`spec` without the variables that add no node with a factor at its timesteps: an Action or Utterance
+        that no modelled step has (and the query is not), a Goal that neither an Action nor an Utterance node
+        depends on, or that the question already states. Its grounded model is the same, so it is evaluated as
+        that model: no hypotheses proposed and no requests, and the discovery sees U fall by alpha (no gain)."""
+        used, slot, v = self.steps[spec.start:], self.a.slot, set(spec.variables)
+        if ACTION in v and slot != ACTION and not any(s.action for s in used):
+            v.discard(ACTION)
+        if UTTER in v and slot != UTTER and not any(s.utterance for s in used):
+            v.discard(UTTER)
+        goal_has_child = slot in (ACTION, UTTER) or (ACTION in v and any(s.action for s in used)) \
+            or (UTTER in v and any(s.utterance for s in used))
+        if GOAL in v and slot != GOAL and ("goal" in self.known or not goal_has_child):
+            v.discard(GOAL)
+        return spec if v == spec.variables else replace(spec, variables=frozenset(v))
+
     def candidates(self) -> list[str]:
         out = [v for v in ALL_VARIABLES if v != STATE]
         if not any(s.utterance for s in self.steps) and self.a.slot != UTTER:
@@ -458,8 +483,10 @@ class _Grounding:
         def observation_of(j: int, st: Step) -> str | None:
             observation = st.observation
             own = st.action or st.utterance
-            if j == len(used) - 1 and slot in (ACTION, UTTER) and own and observation is not None:
-                observation = f"{observation} {own}".strip()  # it already happened; the query is what comes next
+            if j == len(used) - 1 and slot in (ACTION, UTTER) and own and observation not in (None, NOTHING_NEW):
+                # it already happened; the query is what comes next. Beside nothing new it is not an observation of
+                # the world (it was "nothing new <own act>", so the persistence rule never applied there)
+                observation = f"{observation} {own}".strip()
             return observation
 
         priors: dict[int, list[float]] = {}

@@ -53,12 +53,119 @@ def mentions(sentence: str, agent: str) -> bool:
     return re.search(rf"\b{re.escape(agent)}\b", sentence, re.I) is not None
 
 
+_HEAD = re.compile(r"^\s*(?:[Tt]hen |[Ll]ater |[Nn]ext |[Ff]inally )?((?:[A-Z][a-z]+(?:, | and |, and ))*[A-Z][a-z]+)\b")
+_PERCEPTION_VERBS = (r"notice[sd]?|see[sn]?|saw|hears?|heard|watch(?:es|ed)?|observe[sd]?|spot(?:s|ted)?|"
+                     r"reali[sz]e[sd]?|discover(?:s|ed)?|finds? out|found out|learn(?:s|ed|t)?|witness(?:es|ed)?|"
+                     r"catch(?:es)? sight|caught sight")
+_PERCEIVES = re.compile(rf"^(?:also |then |quickly |suddenly )?(?:{_PERCEPTION_VERBS})\b", re.I)
+_MISSES = re.compile(r"^(?:does not|doesn't|did not|didn't|fails to|failed to|never|cannot|can't|could not|couldn't) "
+                     r"(?:notice|see|hear|watch|observe|spot|reali[sz]e|discover|find out|learn|witness|catch sight)\b",
+                     re.I)
+_STATIVE = re.compile(r"^(?:is|was|are|were|has|had|have|wants?|wanted|likes?|liked|loves?|loved|hates?|hated|"
+                      r"knows?|knew|thinks?|thought|believes?|believed|prefers?|preferred|needs?|needed|hopes?|hoped|"
+                      r"expects?|expected|feels?|felt|remembers?|remembered|wish(?:es|ed)?|plans?|planned|"
+                      r"intends?|intended|would like|is going to)\b", re.I)
+
+
 def is_subject(sentence: str, agent: str) -> bool:
     """The agent is the sentence's subject: it opens the sentence, alone or in a list of names
     ("Ann entered", "Then Ann left", "Bob and Ann entered")."""
-    head = re.match(r"^\s*(?:[Tt]hen |[Ll]ater |[Nn]ext |[Ff]inally )?((?:[A-Z][a-z]+(?:, | and |, and ))*[A-Z][a-z]+)\b",
-                    sentence)
+    head = _HEAD.match(sentence)
     return head is not None and re.search(rf"\b{re.escape(agent)}\b", head.group(1)) is not None
+
+
+_STOP = frozenset({"about", "after", "again", "also", "been", "before", "being", "could", "from", "have", "into",
+                   "just", "more", "only", "other", "over", "some", "such", "than", "that", "their", "them", "then",
+                   "there", "these", "they", "this", "those", "very", "were", "what", "when", "where", "which",
+                   "while", "with", "would", "your", "notices", "noticed", "notice", "does", "doesn"})
+
+
+def _content_words(sentence: str, agent: str) -> set[str]:
+    """Lower-case words of four letters or more, without stop words and the agent's name."""
+    return {w for w in re.findall(r"[a-z]{4,}", sentence.lower()) if w not in _STOP and w != agent.lower()}
+
+
+def non_action(sentence: str, agent: str) -> str | None:
+    """Why a sentence whose subject is the agent is not an action of it: "perceives" ("Kofi notices the
+    swap": what it observed), "misses" ("Kofi does not notice the swap": nothing it observed), "stative"
+    ("Kofi is a chef", "Kofi wants soup": a state or a mental state the story states, no act); None when it
+    is an act (or the agent is not the subject). English perception, negated-perception and stative verbs
+    right after the subject, so the same for every story."""
+    head = _HEAD.match(sentence)
+    if head is None or re.search(rf"\b{re.escape(agent)}\b", head.group(1)) is None:
+        return None
+    rest = sentence[head.end():].strip()
+    if _MISSES.match(rest):
+        return "misses"
+    if _PERCEIVES.match(rest):
+        return "perceives"
+    if _STATIVE.match(rest):
+        return "stative"
+    return None
+
+
+_WHO = r"(?P<who>[A-Z][a-z]+(?:(?:, | and |, and )[A-Z][a-z]+)*)"
+_PLACE = r"[\w' -]+?"
+_ENTERS = re.compile(rf"^{_WHO} (?:entered|enters|walked into|walks into|went into|goes into|came into|comes into) "
+                     rf"the (?P<place>{_PLACE})\.?$")
+_EXITS = re.compile(rf"^{_WHO} (?:exited|exits|left|leaves|walked out of|walks out of|went out of|goes out of) "
+                    rf"the (?P<place>{_PLACE})\.?$")
+_IS_IN = re.compile(rf"^The (?P<thing>{_PLACE}) (?:is|are|was|were) in the (?P<place>{_PLACE})\.?$")
+_MOVES = re.compile(rf"^{_WHO} moved the (?P<thing>{_PLACE}) to the (?P<place>{_PLACE})\.?$")
+
+
+def _names(group: str) -> list[str]:
+    return [n for n in re.split(r", and |, | and ", group) if n]
+
+
+def co_location(sentences: list[str], agent: str) -> dict[int, bool] | None:
+    """Which sentences happened where `agent` was, for stories that say where people are ("Ann entered the
+    kitchen", "Ann exited the kitchen"); None when the story never says where the agent is.
+
+    The rooms are the places people enter or exit; a container's room comes from "The box is in the kitchen",
+    else it is the room last entered (the scene). A sentence is placed in a room when it is an entry or exit
+    ("Bob exited the kitchen": seen from the kitchen), an object in a room or in a container, or a move by a
+    person whose room is known; the agent perceives it when it is in that room then (its own entries, exits
+    and moves always). Sentences that cannot be placed are left out, for the model's perception to decide.
+    The physical rule of such stories: nobody sees what happens in a room they are not in."""
+    entries = [m for s in sentences if (m := _ENTERS.match(s.strip()) or _EXITS.match(s.strip()))]
+    if not any(agent in _names(m.group("who")) for m in entries):
+        return None
+    rooms = {m.group("place").lower() for m in entries}
+    room_of: dict[str, str] = {}
+    for s in sentences:
+        if (m := _IS_IN.match(s.strip())) and m.group("place").lower() in rooms:
+            room_of[m.group("thing").lower()] = m.group("place").lower()
+    where: dict[str, str | None] = {}
+    out: dict[int, bool] = {}
+    scene: str | None = None
+    for i, s in enumerate(sentences):
+        s = s.strip()
+        here = where.get(agent)
+        if m := _ENTERS.match(s):
+            room, names = m.group("place").lower(), _names(m.group("who"))
+            scene = room
+            for n in names:
+                where[n] = room
+            out[i] = agent in names or here == room
+        elif m := _EXITS.match(s):
+            room, names = m.group("place").lower(), _names(m.group("who"))
+            out[i] = agent in names or here == room
+            for n in names:
+                where[n] = None
+        elif m := _IS_IN.match(s):
+            place = m.group("place").lower()
+            room = place if place in rooms else room_of.get(place, scene)
+            if room is not None:
+                out[i] = here == room
+        elif m := _MOVES.match(s):
+            names = _names(m.group("who"))
+            room = where.get(names[0]) or room_of.get(m.group("place").lower(), scene)
+            if agent in names:
+                out[i] = True
+            elif room is not None:
+                out[i] = here == room
+    return out
 
 
 class Perception(BaseModel):
@@ -104,13 +211,41 @@ async def perceive(model: TrackedModel | None, sentences: list[str], agent: str,
         return PerceptionResult(None, fallback_actions, trace)
     llm_actions = {x - 1 for x in value.actions if mentions(sentences[x - 1], agent)
                    or re.search(r"\b(he|she|they|his|her|their)\b", sentences[x - 1], re.I)}
-    # cross-check: a sentence whose subject is the agent is its own action whatever the model listed
-    # (a model that lists none would leave one step, and nothing for the discovery to extend back to)
+    # cross-checks: a sentence whose subject is the agent is its own action whatever the model listed (a model
+    # that lists none would leave one step, and nothing for the discovery to extend back to), unless its verb
+    # says it is not an act: what the agent perceives is observed, what it fails to perceive is not, and a
+    # stated state or mental state is observed (the agent knows it) without cutting the timeline
+    kinds = {i: k for i, s in enumerate(sentences) if (k := non_action(s, agent)) is not None}
     subject = {i for i, s in enumerate(sentences) if is_subject(s, agent)}
-    actions = sorted(llm_actions | subject)
-    observed = sorted({x - 1 for x in value.observed} | set(actions))
+    actions = sorted((llm_actions | subject) - set(kinds))
+    misses = {i for i, k in kinds.items() if k == "misses"}
+    observed_set = ({x - 1 for x in value.observed} | set(actions) | (set(kinds) - misses)) - misses
+    # the event a perception sentence is about is the sentence before it when they share a content word
+    # ("An apprentice ... replaces it with tomato paste." "Kofi notices the apprentice swapping ..."): noticed, it
+    # is observed; missed, it is not, whatever the model listed (that would leak what the agent never saw)
+    events = {i: j for i, k in kinds.items() if k in ("perceives", "misses")
+              and (j := i - 1) >= 0 and j not in kinds and not is_subject(sentences[j], agent)
+              and _content_words(sentences[j], agent) & _content_words(sentences[i], agent)}
+    noticed = {j for i, j in events.items() if kinds[i] == "perceives"}
+    missed = {j for i, j in events.items() if kinds[i] == "misses"}
+    if events:
+        trace["noticed_events"] = sorted(noticed)
+        trace["missed_events"] = sorted(missed)
+    observed_set = (observed_set | noticed) - missed
+    placed = co_location(sentences, agent)
+    if placed is not None:
+        # where the story says who is where, what the agent could see follows from it, not from the model
+        seen = {i for i, v in placed.items() if v}
+        unseen = {i for i, v in placed.items() if not v} - set(actions)
+        added, removed = sorted(seen - observed_set), sorted(observed_set & unseen)
+        if added or removed:
+            trace["co_location"] = {"added": added, "removed": removed}
+        observed_set = (observed_set | seen) - unseen
+    observed = sorted(observed_set)
     trace["observed"], trace["actions"] = observed, actions
-    trace["subject_actions_added"] = sorted(subject - llm_actions)
+    trace["subject_actions_added"] = sorted(subject - llm_actions - set(kinds))
+    if kinds:
+        trace["not_actions"] = {str(i): k for i, k in sorted(kinds.items())}
     return PerceptionResult(observed, actions, trace)
 
 
