@@ -28,7 +28,7 @@ from sqlalchemy import (
     create_engine,
     event,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 from sqlalchemy.pool import NullPool
 
@@ -236,7 +236,8 @@ def make_engine(url: str) -> Engine:
 
 
 class Database:
-    """The engine plus a session factory; `session()` commits on success and rolls back on error."""
+    """The engine plus a session factory; `session()` (ORM, the researcher's pages) and `transaction()`
+    (Core, the participant side: see `queries`) commit on success and roll back on error."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -255,6 +256,11 @@ class Database:
             raise
         finally:
             s.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        with self.engine.begin() as c:
+            yield c
 
     def dispose(self) -> None:
         self.engine.dispose()
