@@ -28,6 +28,8 @@ def make_templates() -> Jinja2Templates:
         loader=jinja2.PackageLoader("thoughttrace.collect", "templates"),
         autoescape=True,  # participant text is only ever escaped
         undefined=jinja2.StrictUndefined,
+        # package files that do not change while the server runs: no mtime check (two stats) per page
+        auto_reload=False,
     )
     return Jinja2Templates(env=env)
 
