@@ -16,7 +16,7 @@ from thoughttrace.llm import Model
 
 from .db import Database
 from .flow import FlowError, check_time_limit
-from .queries import ParticipantRow, participant_by_public_id
+from .queries import ConversationRow, ParticipantRow, participant_by_public_id, participant_with_conversation
 from .security import CSRF_FIELD, CSRF_HEADER, PARTICIPANT_COOKIE, Signer
 from .settings import Settings
 from .study import StudyConfig
@@ -54,8 +54,20 @@ class AppContext:
 
     # -- participant session ---------------------------------------------------------------------
     def participant(self, request: Request, c: Connection) -> ParticipantRow:
+        """The participant of the signed cookie (403 without one, or when withdrawn)."""
         public_id = self.signer.read_participant_cookie(request.cookies.get(PARTICIPANT_COOKIE))
-        p = participant_by_public_id(c, public_id) if public_id else None
+        return self._checked(c, participant_by_public_id(c, public_id) if public_id else None)
+
+    def participant_in(self, request: Request, c: Connection, cid: str
+                       ) -> tuple[ParticipantRow, ConversationRow | None]:
+        """The participant and, read in the same statement, their conversation `cid` (None when it is not
+        theirs or unknown: the caller answers 404, after the CSRF check)."""
+        public_id = self.signer.read_participant_cookie(request.cookies.get(PARTICIPANT_COOKIE))
+        p, conv = participant_with_conversation(c, public_id, cid) if public_id else (None, None)
+        p = self._checked(c, p)
+        return p, (conv if conv is not None and conv.participant_id == p.id else None)
+
+    def _checked(self, c: Connection, p: ParticipantRow | None) -> ParticipantRow:
         if p is None:
             raise FlowError(403, "no study session found: please open the study link you were given again")
         if p.stage == "withdrawn":

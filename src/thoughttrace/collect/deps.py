@@ -7,7 +7,8 @@
   non-object; 422 naming the field for a wrong type).
 
 Database work runs inside one transaction (committed before the response goes out): `await
-you.run(work)` calls `work(connection, participant)` with the checks already passed; the participant
+you.run(work)` calls `work(connection, participant)` with the checks already passed, `you.run_in(cid,
+work)` `work(connection, participant, conversation)` with the conversation's ownership checked too; the participant
 side speaks SQLAlchemy Core through `queries` (`run_tx`), the researcher's pages the ORM (`run_db`).
 """
 
@@ -25,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from .context import AppContext, ctx_of
 from .flow import FlowError
-from .queries import ParticipantRow
+from .queries import ConversationRow, ParticipantRow
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -90,6 +91,20 @@ class You:
     def run(self, work: Callable[[Connection, ParticipantRow], T]) -> Awaitable[T]:
         """`work(connection, participant)` in one transaction, after the participant (and CSRF) checks."""
         return run_tx(self.ctx, lambda c: work(c, self.participant(c)))
+
+    def run_in(self, cid: str, work: Callable[[Connection, ParticipantRow, ConversationRow], T]) -> Awaitable[T]:
+        """`work(connection, participant, conversation)` for the participant's own conversation `cid` (404
+        when it is someone else's or unknown), after the same checks as `run`."""
+
+        def job(c: Connection) -> T:
+            p, conv = self.ctx.participant_in(self.request, c, cid)
+            if self.check_csrf:
+                self.ctx.check_csrf(self.request, p, self.form)
+            if conv is None:  # the same answer for unknown and for someone else's
+                raise FlowError(404, "no such conversation in your session")
+            return work(c, p, conv)
+
+        return run_tx(self.ctx, job)
 
 
 async def _reader(request: Request) -> You:

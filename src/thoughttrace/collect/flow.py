@@ -309,14 +309,6 @@ def current_conversation(c: Connection, p: ParticipantRow) -> ConversationRow | 
     return queries.conversation_of_task(c, p.id, p.task_index)
 
 
-def owned_conversation(c: Connection, p: ParticipantRow, public_id: str) -> ConversationRow:
-    """The participant's own conversation or 404 (the same answer for unknown and for someone else's)."""
-    conv = queries.owned_conversation(c, p.id, public_id)
-    if conv is None or conv.participant_id != p.id:
-        raise FlowError(404, "no such conversation in your session")
-    return conv
-
-
 def time_is_up(conv: ConversationRow, now: datetime | None = None) -> bool:
     return (now or utcnow()) > conv.deadline_at + TIMER_GRACE
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, insert, select, text, update
+from sqlalchemy import Table, and_, bindparam, func, insert, select, text, update
 from sqlalchemy.engine import Connection
 
 from .db import Conversation, Event, Message, Participant, Thought, new_public_id, utcnow
@@ -98,9 +98,14 @@ _DESIGN_ROW_COUNTS = (
            PARTICIPANTS.c.id != bindparam("except_id"))
     .group_by(PARTICIPANTS.c.design_row))
 
-# a conversation is only ever looked up together with its owner: someone else's reads as absent
-_OWNED_CONVERSATION = select(*_C).where(CONVERSATIONS.c.public_id == bindparam("public_id"),
-                                        CONVERSATIONS.c.participant_id == bindparam("participant_id"))
+# a conversation is only ever looked up together with its owner (someone else's reads as absent), in the
+# same statement as the participant: one round trip for the chat routes' checks, not two
+_PARTICIPANT_WITH_CONVERSATION = (
+    select(*_P, *_C)
+    .select_from(PARTICIPANTS.outerjoin(CONVERSATIONS, and_(
+        CONVERSATIONS.c.participant_id == PARTICIPANTS.c.id,
+        CONVERSATIONS.c.public_id == bindparam("conversation_public_id"))))
+    .where(PARTICIPANTS.c.public_id == bindparam("public_id")))
 _CONVERSATION_OF_TASK = select(*_C).where(CONVERSATIONS.c.participant_id == bindparam("participant_id"),
                                           CONVERSATIONS.c.task_index == bindparam("task_index"))
 _PARTICIPANT_OF_CONVERSATION = select(CONVERSATIONS.c.participant_id).where(
@@ -127,6 +132,17 @@ _ADVISORY_XACT_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
 def participant_by_public_id(c: Connection, public_id: str) -> ParticipantRow | None:
     row = c.execute(_PARTICIPANT_BY_PUBLIC_ID, {"public_id": public_id}).first()
     return None if row is None else ParticipantRow(*row)
+
+
+def participant_with_conversation(c: Connection, public_id: str, conversation_public_id: str
+                                  ) -> tuple[ParticipantRow | None, ConversationRow | None]:
+    """The participant, and their conversation with this public id (None when it is not theirs)."""
+    row = c.execute(_PARTICIPANT_WITH_CONVERSATION,
+                    {"public_id": public_id, "conversation_public_id": conversation_public_id}).first()
+    if row is None:
+        return None, None
+    n = len(_P)
+    return ParticipantRow(*row[:n]), (None if row[n] is None else ConversationRow(*row[n:]))
 
 
 def participant_by_prolific_pid(c: Connection, pid: str) -> ParticipantRow | None:
@@ -167,12 +183,6 @@ def advisory_xact_lock(c: Connection, key: int) -> None:
 
 
 # ----------------------------------------------------------------------------------------- conversations
-def owned_conversation(c: Connection, participant_id: int, public_id: str) -> ConversationRow | None:
-    """The conversation with this public id if this participant owns it; None for unknown and for others'."""
-    row = c.execute(_OWNED_CONVERSATION, {"public_id": public_id, "participant_id": participant_id}).first()
-    return None if row is None else ConversationRow(*row)
-
-
 def conversation_of_task(c: Connection, participant_id: int, task_index: int) -> ConversationRow | None:
     row = c.execute(_CONVERSATION_OF_TASK, {"participant_id": participant_id, "task_index": task_index}).first()
     return None if row is None else ConversationRow(*row)

@@ -230,14 +230,13 @@ def chat_state(c: Connection, p: ParticipantRow, conv: ConversationRow, ctx: App
 async def chat_page(request: Request, cid: str, you: Reader) -> Response:
     ctx = you.ctx
 
-    def work(c: Connection, p: ParticipantRow) -> tuple[str, dict[str, Any] | None, str | None]:
-        conv = flow.owned_conversation(c, p, cid)
+    def work(c: Connection, p: ParticipantRow, conv: ConversationRow) -> tuple[str, dict[str, Any] | None, str | None]:
         csrf = you.csrf(p)
         if flow.close_if_expired(c, p, conv) or p.stage != "chat" or conv.task_index != p.task_index:
             return csrf, None, where_now(c, p)
         return csrf, chat_state(c, p, conv, ctx), None
 
-    csrf, state, elsewhere = await you.run(work)
+    csrf, state, elsewhere = await you.run_in(cid, work)
     if elsewhere:
         return redirect(elsewhere)
     assert state is not None
@@ -247,21 +246,20 @@ async def chat_page(request: Request, cid: str, you: Reader) -> Response:
 
 @router.get("/api/c/{cid}/state", response_model=ChatStateOut)
 async def chat_state_api(cid: str, you: Reader) -> Response:
-    return JSONResponse(await you.run(lambda c, p: chat_state(c, p, flow.owned_conversation(c, p, cid), you.ctx)))
+    return JSONResponse(await you.run_in(cid, lambda c, p, conv: chat_state(c, p, conv, you.ctx)))
 
 
 @router.post("/api/c/{cid}/messages", response_model=PostedMessageOut)
 async def post_message(cid: str, you: Writer, body: MessageIn = json_body(MessageIn)) -> Response:
     """Store a user message with its reason (committed before the answer). Replays return the same id."""
 
-    def work(c: Connection, p: ParticipantRow) -> tuple[dict[str, Any], bool]:
-        conv = flow.owned_conversation(c, p, cid)
+    def work(c: Connection, p: ParticipantRow, conv: ConversationRow) -> tuple[dict[str, Any], bool]:
         posted = flow.add_user_message(
             c, p, conv, you.ctx.study, content=body.content, reason=body.reason, reason_label=body.reason_label,
             client_key=body.idempotency_key, typing=typing_dict(body.reason_typing))
         return message_view(posted.message, posted.note), posted.created
 
-    view, created = await you.run(work)
+    view, created = await you.run_in(cid, work)
     out = PostedMessageOut(message=MessageOut.model_validate(view), created=created)
     return JSONResponse(out.model_dump(), status_code=201 if created else 200)
 
@@ -276,8 +274,7 @@ async def generate(cid: str, you: Writer, _body: EmptyIn = json_body(EmptyIn)) -
     """
     ctx = you.ctx
 
-    def load(c: Connection, p: ParticipantRow) -> tuple[int, list[Any], MessageRow | None, MessageRow | None, str]:
-        conv = flow.owned_conversation(c, p, cid)
+    def load(c: Connection, p: ParticipantRow, conv: ConversationRow) -> tuple[int, list[Any], MessageRow | None, MessageRow | None, str]:
         msgs = queries.messages_of(c, conv.id)
         pending = flow.pending_user_message(msgs)
         if pending is None:
@@ -289,7 +286,7 @@ async def generate(cid: str, you: Writer, _body: EmptyIn = json_body(EmptyIn)) -
         entry = ctx.study.model_entry(conv.model_key)
         return conv.id, flow.build_model_request(entry.system_prompt, msgs), pending, None, conv.model_key
 
-    conv_id, request_msgs, pending, done, model_key = await you.run(load)
+    conv_id, request_msgs, pending, done, model_key = await you.run_in(cid, load)
     if done is not None:  # already answered: a replay or a second tab
         return _replay(done)
     lock = ctx.generation_lock(conv_id)
@@ -407,26 +404,24 @@ def _replay(msg: MessageRow) -> StreamingResponse:
 
 @router.post("/api/c/{cid}/messages/{mid}/reaction", response_model=PostedReactionOut)
 async def post_reaction(cid: str, mid: str, you: Writer, body: ReactionIn = json_body(ReactionIn)) -> Response:
-    def work(c: Connection, p: ParticipantRow) -> tuple[ReactionOut, bool]:
-        conv = flow.owned_conversation(c, p, cid)
+    def work(c: Connection, p: ParticipantRow, conv: ConversationRow) -> tuple[ReactionOut, bool]:
         msg = flow.owned_message(c, conv, mid)
         t, created = flow.add_reaction(c, p, conv, msg, you.ctx.study, content=body.content, label=body.label,
                                        client_key=body.idempotency_key, typing=typing_dict(body.typing))
         return ReactionOut(message_id=msg.public_id, content=t.content, label=t.label), created
 
-    view, created = await you.run(work)
+    view, created = await you.run_in(cid, work)
     out = PostedReactionOut(reaction=view, created=created)
     return JSONResponse(out.model_dump(), status_code=201 if created else 200)
 
 
 @router.post("/c/{cid}/finish")
 async def finish(cid: str, you: Writer) -> Response:
-    def work(c: Connection, p: ParticipantRow) -> str:
-        conv = flow.owned_conversation(c, p, cid)
+    def work(c: Connection, p: ParticipantRow, conv: ConversationRow) -> str:
         flow.finish_task(c, p, conv, you.ctx.study)
         return f"/c/{conv.public_id}/summary"
 
-    return redirect(await you.run(work))
+    return redirect(await you.run_in(cid, work))
 
 
 # ------------------------------------------------------------------------------- after each task
@@ -434,13 +429,12 @@ async def finish(cid: str, you: Writer) -> Response:
 async def summary_page(request: Request, cid: str, you: Reader) -> Response:
     ctx = you.ctx
 
-    def work(c: Connection, p: ParticipantRow) -> tuple[str, int, str | None]:
-        conv = flow.owned_conversation(c, p, cid)
+    def work(c: Connection, p: ParticipantRow, conv: ConversationRow) -> tuple[str, int, str | None]:
         flow.close_if_expired(c, p, conv)
         ok = p.stage == "post_task" and conv.task_index == p.task_index
         return you.csrf(p), conv.task_index + 1, None if ok else where_now(c, p)
 
-    csrf, number, elsewhere = await you.run(work)
+    csrf, number, elsewhere = await you.run_in(cid, work)
     if elsewhere:
         return redirect(elsewhere)
     return ctx.render(request, "summary.html", csrf=csrf, cid=cid, task_number=number)
@@ -450,12 +444,11 @@ async def summary_page(request: Request, cid: str, you: Reader) -> Response:
 async def summary_post(cid: str, you: Writer) -> Response:
     form = you.form or {}
 
-    def work(c: Connection, p: ParticipantRow) -> str:
-        conv = flow.owned_conversation(c, p, cid)
+    def work(c: Connection, p: ParticipantRow, conv: ConversationRow) -> str:
         flow.submit_task_summary(c, p, conv, you.ctx.study, form.get("summary"), form.get("expectation"))
         return where_now(c, p)
 
-    return redirect(await you.run(work))
+    return redirect(await you.run_in(cid, work))
 
 
 @router.get("/survey")
