@@ -1,4 +1,8 @@
-"""The study flow as plain functions on a database session: no HTTP here, so every rule is testable.
+"""The study flow as plain functions on a database connection: no HTTP here, so every rule is testable.
+
+The participant's steps take a Core `Connection` inside one transaction and the typed rows of
+`queries` (every statement they run is defined there); the researcher's (withdraw, progress,
+monitor) take an ORM `Session`.
 
 Stages, in order: consent -> [screening] -> tutorial (with the quiz) -> task (state it) -> chat ->
 post_task (summary, expectation) -> back to task or on to survey -> done. Other ends, each with its own
