@@ -63,3 +63,29 @@ def test_participant_requests_run_a_bounded_number_of_statements(app_maker):
     # two inserts; generate: load (2) and save (check + insert); reaction: owner, message, existing note, insert
     assert (state, send, generate, react) == (3, 5, 4, 4), per_turn
     assert count(app, lambda: p.c.get(f"/c/{p.cid}")) == 3
+
+
+def test_sqlite_kept_connection_rolls_back_a_failed_transaction_and_serves_the_next(tmp_path):
+    """SQLite's transactions share one kept connection: a failed one leaves nothing behind."""
+    import pytest
+
+    from thoughttrace.collect import queries
+    from thoughttrace.collect.db import Database
+    from thoughttrace.collect.migrate import upgrade
+
+    db = Database(f"sqlite:///{tmp_path / 'kept.sqlite'}")
+    upgrade(db.engine)
+    try:
+        with pytest.raises(RuntimeError), db.transaction() as c:
+            queries.insert_participant(c, prolific_pid="gone", study_id=None, session_id=None)
+            raise RuntimeError("the route refused")
+        with db.transaction() as c:
+            assert queries.participant_by_prolific_pid(c, "gone") is None
+            kept = c
+            queries.insert_participant(c, prolific_pid="kept", study_id=None, session_id=None)
+        with db.transaction() as c:
+            assert c is kept and queries.participant_by_prolific_pid(c, "kept") is not None
+        with db.engine.connect() as other:  # committed: another connection sees it
+            assert queries.participant_by_prolific_pid(other, "kept") is not None
+    finally:
+        db.dispose()
