@@ -6,6 +6,7 @@ participant gets a fresh answer), or are injected (`models={key: Model}`) by tes
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -91,6 +92,14 @@ async def _too_large(send: Send, limit: int) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+#: FastAPI's built-in OpenTelemetry hooks, off: unconfigured they still asked the global tracer, meter and
+#: logger providers (and the environment) on every request, ~5% of a request's CPU; the platform exports
+#: no telemetry. Only FastAPI versions that have the hooks take the argument.
+_NO_TELEMETRY: dict[str, Any] = (
+    {"telemetry": {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}}
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters else {})
+
+
 def build_models(study: StudyConfig) -> dict[str, Model]:
     """One Model per pool entry; `options` go to the backend (e.g. `outputs` for scripted)."""
     models = {}
@@ -122,7 +131,8 @@ def create_app(settings: Settings, study: StudyConfig, *, models: Mapping[str, M
     ctx = AppContext(settings=settings, study=study, db=db, signer=Signer(settings.secret_key, settings.admin_token),
                      models=pool)
 
-    app = FastAPI(title=f"ThoughtTrace study: {study.name}", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title=f"ThoughtTrace study: {study.name}", docs_url=None, redoc_url=None, openapi_url=None,
+                  **_NO_TELEMETRY)
     app.state.ctx = ctx
     app.mount("/static", StaticFiles(packages=[("thoughttrace.collect", "static")]), name="static")
     # the routes go onto the app's own router, not as included sub-routers: this FastAPI matches an included

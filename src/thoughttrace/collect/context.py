@@ -10,12 +10,13 @@ from typing import Any
 import jinja2
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
-from sqlalchemy.orm import Session
+from sqlalchemy.engine import Connection
 
 from thoughttrace.llm import Model
 
-from .db import Database, Participant
-from .flow import FlowError, check_time_limit, participant_by_public_id
+from .db import Database
+from .flow import FlowError, check_time_limit
+from .queries import ConversationRow, ParticipantRow, participant_by_public_id, participant_with_conversation
 from .security import CSRF_FIELD, CSRF_HEADER, PARTICIPANT_COOKIE, Signer
 from .settings import Settings
 from .study import StudyConfig
@@ -27,6 +28,8 @@ def make_templates() -> Jinja2Templates:
         loader=jinja2.PackageLoader("thoughttrace.collect", "templates"),
         autoescape=True,  # participant text is only ever escaped
         undefined=jinja2.StrictUndefined,
+        # package files that do not change while the server runs: no mtime check (two stats) per page
+        auto_reload=False,
     )
     return Jinja2Templates(env=env)
 
@@ -50,17 +53,29 @@ class AppContext:
         return lock
 
     # -- participant session ---------------------------------------------------------------------
-    def participant(self, request: Request, s: Session) -> Participant:
+    def participant(self, request: Request, c: Connection) -> ParticipantRow:
+        """The participant of the signed cookie (403 without one, or when withdrawn)."""
         public_id = self.signer.read_participant_cookie(request.cookies.get(PARTICIPANT_COOKIE))
-        p = participant_by_public_id(s, public_id) if public_id else None
+        return self._checked(c, participant_by_public_id(c, public_id) if public_id else None)
+
+    def participant_in(self, request: Request, c: Connection, cid: str
+                       ) -> tuple[ParticipantRow, ConversationRow | None]:
+        """The participant and, read in the same statement, their conversation `cid` (None when it is not
+        theirs or unknown: the caller answers 404, after the CSRF check)."""
+        public_id = self.signer.read_participant_cookie(request.cookies.get(PARTICIPANT_COOKIE))
+        p, conv = participant_with_conversation(c, public_id, cid) if public_id else (None, None)
+        p = self._checked(c, p)
+        return p, (conv if conv is not None and conv.participant_id == p.id else None)
+
+    def _checked(self, c: Connection, p: ParticipantRow | None) -> ParticipantRow:
         if p is None:
             raise FlowError(403, "no study session found: please open the study link you were given again")
         if p.stage == "withdrawn":
             raise FlowError(403, "your data was withdrawn from this study at your request; nothing more is recorded")
-        check_time_limit(s, p, self.study)
+        check_time_limit(c, p, self.study)
         return p
 
-    def check_csrf(self, request: Request, p: Participant, form: Mapping[str, Any] | None = None) -> None:
+    def check_csrf(self, request: Request, p: ParticipantRow, form: Mapping[str, Any] | None = None) -> None:
         token = request.headers.get(CSRF_HEADER) or (form or {}).get(CSRF_FIELD)
         if not self.signer.csrf_ok(p.public_id, token):
             raise FlowError(403, "this form has expired or did not come from the study page; reload the page")

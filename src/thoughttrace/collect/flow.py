@@ -1,4 +1,8 @@
-"""The study flow as plain functions on a database session: no HTTP here, so every rule is testable.
+"""The study flow as plain functions on a database connection: no HTTP here, so every rule is testable.
+
+The participant's steps take a Core `Connection` inside one transaction and the typed rows of
+`queries` (every statement they run is defined there); the researcher's (withdraw, progress,
+monitor) take an ORM `Session`.
 
 Stages, in order: consent -> [screening] -> tutorial (with the quiz) -> task (state it) -> chat ->
 post_task (summary, expectation) -> back to task or on to survey -> done. Other ends, each with its own
@@ -17,13 +21,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, text
+from sqlalchemy import delete, func, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from thoughttrace.llm.types import ChatMessage
 
+from . import queries
 from .db import AdminAction, Conversation, Event, Message, Participant, Thought, utcnow
+from .queries import ConversationRow, MessageRow, ParticipantRow, ThoughtRow
 from .study import StudyConfig, SurveyItem, TaskSpec
 
 STAGES = ("consent", "screening", "tutorial", "task", "chat", "post_task", "survey", "done", "declined",
@@ -37,21 +44,6 @@ TIMER_GRACE = timedelta(seconds=5)
 _ID_RE = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 _KEY_RE = re.compile(r"^[A-Za-z0-9_\-]{8,64}$")
 SURVEY_TEXT_CHARS = 200
-
-# The statements every participant request runs, built once: building a select (coercing each operand,
-# generating its cache key) cost more CPU than running it on SQLite. Values come in as bound parameters.
-_PARTICIPANT_BY_PUBLIC_ID = select(Participant).where(Participant.public_id == bindparam("public_id"))
-_PARTICIPANT_BY_PID = select(Participant).where(Participant.prolific_pid == bindparam("pid"))
-_CONVERSATION_BY_PUBLIC_ID = select(Conversation).where(Conversation.public_id == bindparam("public_id"))
-_CONVERSATION_OF_TASK = select(Conversation).where(Conversation.participant_id == bindparam("participant_id"),
-                                                  Conversation.task_index == bindparam("task_index"))
-_MESSAGES_OF = select(Message).where(Message.conversation_id == bindparam("conversation_id")).order_by(Message.seq)
-_MESSAGE_AT = select(Message).where(Message.conversation_id == bindparam("conversation_id"),
-                                    Message.seq == bindparam("seq"))
-_MESSAGE_BY_PUBLIC_ID = select(Message).where(Message.public_id == bindparam("public_id"))
-_THOUGHTS_OF = select(Thought).where(Thought.message_id.in_(bindparam("message_ids", expanding=True)))
-_REACTION_OF = select(Thought).where(Thought.message_id == bindparam("message_id"), Thought.kind == "reaction")
-
 
 class FlowError(Exception):
     """A request the flow refuses; `status` is the HTTP status, the message tells the participant why."""
@@ -124,16 +116,16 @@ def check_typing(value: Any) -> tuple[int | None, int | None]:
     return out[0], out[1]
 
 
-def require_stage(p: Participant, *stages: str) -> None:
+def require_stage(p: ParticipantRow, *stages: str) -> None:
     if p.stage not in stages:
         raise FlowError(409, f"this step is not open now (you are at '{p.stage}')", redirect="/next")
 
 
 # ----------------------------------------------------------------------------------------- participants
 def find_or_create_participant(
-    s: Session, prolific_pid: str | None, study_id: str | None, session_id: str | None,
+    c: Connection, prolific_pid: str | None, study_id: str | None, session_id: str | None,
     *, anonymous_entry: bool = True,
-) -> Participant:
+) -> ParticipantRow:
     """One participant per PROLIFIC_PID: re-entry resumes. A new SESSION_ID (a second submission of the
     same person) is logged and becomes the current one; it never makes a second participant."""
     prolific_pid = check_external_id(prolific_pid, "PROLIFIC_PID")
@@ -142,96 +134,71 @@ def find_or_create_participant(
     if not prolific_pid and not anonymous_entry:
         raise FlowError(403, "this study can only be opened from its Prolific link (PROLIFIC_PID is missing)")
     if prolific_pid:
-        existing = _by_pid(s, prolific_pid)
+        existing = queries.participant_by_prolific_pid(c, prolific_pid)
         if existing is None:
-            p = Participant(prolific_pid=prolific_pid, study_id=study_id, session_id=session_id, stage="consent",
-                            task_index=0, quiz_attempts=0)
             try:
-                with s.begin_nested():  # a concurrent first entry of the same PID wins: resume it instead
-                    s.add(p)
-                    s.flush()
-                return p
+                with c.begin_nested():  # a concurrent first entry of the same PID wins: resume it instead
+                    return queries.insert_participant(c, prolific_pid=prolific_pid, study_id=study_id,
+                                                      session_id=session_id)
             except IntegrityError:
-                existing = _by_pid(s, prolific_pid)
+                existing = queries.participant_by_prolific_pid(c, prolific_pid)
                 if existing is None:
                     raise
         if session_id and existing.session_id != session_id:
-            log_event(s, existing, "session_change", f"SESSION_ID {existing.session_id or '-'} -> {session_id}")
-            existing.session_id = session_id
+            log_event(c, existing, "session_change", f"SESSION_ID {existing.session_id or '-'} -> {session_id}")
+            queries.update_participant(c, existing, session_id=session_id)
         if study_id and existing.study_id != study_id:
-            log_event(s, existing, "study_change", f"STUDY_ID {existing.study_id or '-'} -> {study_id}")
+            log_event(c, existing, "study_change", f"STUDY_ID {existing.study_id or '-'} -> {study_id}")
         return existing
-    p = Participant(prolific_pid=None, study_id=study_id, session_id=session_id, stage="consent",
-                    task_index=0, quiz_attempts=0)
-    s.add(p)
-    s.flush()
-    return p
+    return queries.insert_participant(c, prolific_pid=None, study_id=study_id, session_id=session_id)
 
 
-def _by_pid(s: Session, pid: str) -> Participant | None:
-    return s.scalars(_PARTICIPANT_BY_PID, {"pid": pid}).first()
-
-
-def check_time_limit(s: Session, p: Participant, study: StudyConfig) -> bool:
+def check_time_limit(c: Connection, p: ParticipantRow, study: StudyConfig) -> bool:
     """Move a participant past the study's time limit to the time-out path (True when it did)."""
     limit = study.study_time_limit_minutes
     if limit is None or p.stage in END_STAGES:
         return False
     if utcnow() > p.created_at + timedelta(minutes=limit):
-        log_event(s, p, "timed_out", f"at stage {p.stage}")
-        p.stage = "timed_out"
-        p.completed_at = utcnow()
+        log_event(c, p, "timed_out", f"at stage {p.stage}")
+        queries.update_participant(c, p, stage="timed_out", completed_at=utcnow())
         return True
     return False
 
 
-def participant_by_public_id(s: Session, public_id: str) -> Participant | None:
-    return s.scalars(_PARTICIPANT_BY_PUBLIC_ID, {"public_id": public_id}).first()
+def log_event(c: Connection, p: ParticipantRow, kind: str, detail: str = "",
+              conv: ConversationRow | None = None) -> None:
+    queries.insert_event(c, p.id, kind, detail, conv.id if conv else None)
 
 
-def log_event(s: Session, p: Participant, kind: str, detail: str = "", conv: Conversation | None = None) -> None:
-    log_event_for(s, p.id, kind, detail, conv)
-
-
-def log_event_for(s: Session, participant_id: int, kind: str, detail: str = "",
-                  conv: Conversation | None = None) -> None:
-    """`log_event` by the participant's row id (no need to load the participant to log)."""
-    s.add(Event(participant_id=participant_id, conversation_id=conv.id if conv else None, kind=kind,
-                detail=detail[:2000]))
-
-
-def give_consent(s: Session, p: Participant, study: StudyConfig | None = None) -> None:
+def give_consent(c: Connection, p: ParticipantRow, study: StudyConfig | None = None) -> None:
     require_stage(p, "consent")
-    p.consented_at = utcnow()
-    p.stage = "screening" if study is not None and study.screening else "tutorial"
+    queries.update_participant(c, p, consented_at=utcnow(),
+                               stage="screening" if study is not None and study.screening else "tutorial")
 
 
-def decline_consent(s: Session, p: Participant) -> None:
+def decline_consent(c: Connection, p: ParticipantRow) -> None:
     """The participant does not agree: the study ends for them with the 'declined' completion code."""
     require_stage(p, "consent")
-    log_event(s, p, "declined", "consent declined")
-    p.stage = "declined"
-    p.completed_at = utcnow()
+    log_event(c, p, "declined", "consent declined")
+    queries.update_participant(c, p, stage="declined", completed_at=utcnow())
 
 
-def submit_screening(s: Session, p: Participant, study: StudyConfig, form: Any) -> dict[str, str]:
+def submit_screening(c: Connection, p: ParticipantRow, study: StudyConfig, form: Any) -> dict[str, str]:
     """Check the screening answers; screen out on a listed answer. Returns per-item problems (none: moved on)."""
     require_stage(p, "screening")
     answers, problems = read_items(study.screening, form)
     if problems:
         return problems
-    p.screening = answers
     hits = [i.id for i in study.screening if _as_texts(answers.get(i.id)) & set(i.screen_out_values())]
     if hits:
-        log_event(s, p, "screened_out", f"by item(s) {', '.join(hits)}")
-        p.stage = "screened_out"
-        p.completed_at = utcnow()
+        log_event(c, p, "screened_out", f"by item(s) {', '.join(hits)}")
+        queries.update_participant(c, p, screening=answers, stage="screened_out", completed_at=utcnow())
     else:
-        p.stage = "tutorial"
+        queries.update_participant(c, p, screening=answers, stage="tutorial")
     return {}
 
 
-def submit_quiz(s: Session, p: Participant, study: StudyConfig, answers: Mapping[int, Any]) -> list[int]:
+def submit_quiz(c: Connection, p: ParticipantRow, study: StudyConfig, answers: Mapping[int, Any]) -> list[int]:
     """Return the indices of wrong answers; an empty list passes the participant on to their first task."""
     require_stage(p, "tutorial")
     wrong = []
@@ -243,12 +210,13 @@ def submit_quiz(s: Session, p: Participant, study: StudyConfig, answers: Mapping
             ok = False
         if not ok:
             wrong.append(i)
-    p.quiz_attempts += 1
-    log_event(s, p, "quiz", f"attempt {p.quiz_attempts}: {len(wrong)} wrong")
-    if not wrong:
-        p.quiz_passed_at = utcnow()
-        p.stage = "task"
-        assign_design_row(s, p, study)
+    attempts = p.quiz_attempts + 1
+    log_event(c, p, "quiz", f"attempt {attempts}: {len(wrong)} wrong")
+    if wrong:
+        queries.update_participant(c, p, quiz_attempts=attempts)
+    else:
+        queries.update_participant(c, p, quiz_attempts=attempts, quiz_passed_at=utcnow(), stage="task")
+        assign_design_row(c, p, study)
     return wrong
 
 
@@ -300,12 +268,12 @@ def task_sequence(study: StudyConfig, row: int | None) -> list[int]:
     return [(b + k) % t for k in range(t)]
 
 
-def task_spec_of(study: StudyConfig, p: Participant) -> TaskSpec:
+def task_spec_of(study: StudyConfig, p: ParticipantRow) -> TaskSpec:
     """The task the participant's current position shows them (after the rotation of their design row)."""
     return study.task_spec(task_sequence(study, p.design_row)[p.task_index])
 
 
-def assign_design_row(s: Session, p: Participant, study: StudyConfig) -> int:
+def assign_design_row(c: Connection, p: ParticipantRow, study: StudyConfig) -> int:
     """Give the participant the least-filled design row (ties: the lowest), race-free across workers.
 
     PostgreSQL: a transaction-scoped advisory lock serialises the count-and-set (each statement after
@@ -315,90 +283,63 @@ def assign_design_row(s: Session, p: Participant, study: StudyConfig) -> int:
     """
     if p.design_row is not None:
         return p.design_row
-    if s.get_bind().dialect.name == "postgresql":
-        s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ASSIGN_LOCK})
-    counts = dict(s.execute(
-        select(Participant.design_row, func.count()).where(
-            Participant.design_row.is_not(None), Participant.stage != "withdrawn", Participant.id != p.id)
-        .group_by(Participant.design_row)).all())
+    queries.advisory_xact_lock(c, _ASSIGN_LOCK)
+    counts = queries.design_row_counts(c, p.id)
     row = min(range(design_size(study)), key=lambda r: (counts.get(r, 0), r))
-    p.design_row = row
-    s.flush()
+    queries.update_participant(c, p, design_row=row)
     return row
 
 
-def start_task(s: Session, p: Participant, study: StudyConfig, statement: Any) -> Conversation:
+def start_task(c: Connection, p: ParticipantRow, study: StudyConfig, statement: Any) -> ConversationRow:
     """Open the chat of the participant's current task with the model their design row puts there."""
     require_stage(p, "task")
-    row = assign_design_row(s, p, study)
+    row = assign_design_row(c, p, study)
     listed = task_sequence(study, row)[p.task_index]
     fixed = study.task_spec(listed).statement
     text = fixed if fixed else clean_text(statement, "the task description", study.max_message_chars)
     key = model_sequence(study, row)[p.task_index]
     entry = study.model_entry(key)
     now = utcnow()
-    conv = Conversation(
-        participant_id=p.id, task_index=p.task_index, task_statement=text, model_key=key,
+    conv = queries.insert_conversation(
+        c, participant_id=p.id, task_index=p.task_index, task_statement=text, model_key=key,
         model_name=entry.display_name, model_provider=entry.provider, model_spec=entry.spec,
-        started_at=now, deadline_at=now + timedelta(minutes=study.timer_minutes),
-    )
-    s.add(conv)
-    p.stage = "chat"
-    s.flush()
-    log_event(s, p, "assign", f"task {p.task_index} -> model {key}, listed task {listed} (design row {row})", conv)
+        started_at=now, deadline_at=now + timedelta(minutes=study.timer_minutes))
+    queries.update_participant(c, p, stage="chat")
+    log_event(c, p, "assign", f"task {p.task_index} -> model {key}, listed task {listed} (design row {row})", conv)
     return conv
 
 
-def current_conversation(s: Session, p: Participant) -> Conversation | None:
-    return s.scalars(_CONVERSATION_OF_TASK, {"participant_id": p.id, "task_index": p.task_index}).first()
+def current_conversation(c: Connection, p: ParticipantRow) -> ConversationRow | None:
+    return queries.conversation_of_task(c, p.id, p.task_index)
 
 
-def owned_conversation(s: Session, p: Participant, public_id: str) -> Conversation:
-    """The participant's own conversation or 404 (the same answer for unknown and for someone else's)."""
-    conv = s.scalars(_CONVERSATION_BY_PUBLIC_ID, {"public_id": public_id}).first()
-    if conv is None or conv.participant_id != p.id:
-        raise FlowError(404, "no such conversation in your session")
-    return conv
-
-
-def messages_of(s: Session, conv: Conversation) -> list[Message]:
-    return list(s.scalars(_MESSAGES_OF, {"conversation_id": conv.id}))
-
-
-def thoughts_of(s: Session, msgs: Sequence[Message]) -> dict[int, Thought]:
-    if not msgs:
-        return {}
-    rows = s.scalars(_THOUGHTS_OF, {"message_ids": [m.id for m in msgs]})
-    return {t.message_id: t for t in rows}
-
-
-def time_is_up(conv: Conversation, now: datetime | None = None) -> bool:
+def time_is_up(conv: ConversationRow, now: datetime | None = None) -> bool:
     return (now or utcnow()) > conv.deadline_at + TIMER_GRACE
 
 
-def require_open_chat(p: Participant, conv: Conversation) -> None:
+def require_open_chat(p: ParticipantRow, conv: ConversationRow) -> None:
     if p.stage != "chat" or conv.task_index != p.task_index or conv.ended_at is not None:
         raise FlowError(409, "this task is finished; no more messages can be sent", redirect="/next")
 
 
 @dataclass
 class Posted:
-    message: Message
+    message: MessageRow
     created: bool
     #: the message's reason (None when none was written)
-    note: Thought | None = None
+    note: ThoughtRow | None = None
 
 
 def add_user_message(
-    s: Session, p: Participant, conv: Conversation, study: StudyConfig, *, content: Any, reason: Any,
+    c: Connection, p: ParticipantRow, conv: ConversationRow, study: StudyConfig, *, content: Any, reason: Any,
     reason_label: Any, client_key: Any, typing: Any = None,
 ) -> Posted:
     """Store a user message and its reason in one transaction. A replayed key returns the stored message."""
     key = check_client_key(client_key)
-    msgs = messages_of(s, conv)  # one read serves the replay check and the turn-order checks below
+    msgs = queries.messages_of(c, conv.id)  # one read serves the replay check and the turn-order checks below
     existing = next((m for m in msgs if m.client_key == key), None)
     if existing is not None:
-        return Posted(existing, False, thoughts_of(s, [existing]).get(existing.id))
+        return Posted(existing, False, queries.thoughts_of(c, [existing.id]).get(existing.id))
     require_open_chat(p, conv)
     if time_is_up(conv):
         raise FlowError(409, "time is up for this task; please write the task summary", redirect="/next")
@@ -408,74 +349,67 @@ def add_user_message(
     typing_ms, keystrokes = check_typing(typing)
     if msgs and msgs[-1].role == "user":
         raise FlowError(409, "the assistant has not answered your last message yet (retry the answer first)")
-    if msgs and study.require_reaction and msgs[-1].id not in thoughts_of(s, msgs[-1:]):
+    if msgs and study.require_reaction and msgs[-1].id not in queries.thoughts_of(c, [msgs[-1].id]):
         raise FlowError(409, "please write your reaction to the last answer before sending a new message")
-    msg = Message(conversation_id=conv.id, seq=len(msgs), role="user", content=text, client_key=key)
-    s.add(msg)
-    thought = None
     try:
-        s.flush()
+        msg = queries.insert_message(c, conversation_id=conv.id, seq=len(msgs), role="user", content=text,
+                                     client_key=key)
+        thought = None
         if note:
-            thought = Thought(message_id=msg.id, kind="reason", content=note, label=label, client_key=key,
-                              typing_ms=typing_ms, keystrokes=keystrokes)
-            s.add(thought)
-            s.flush()
-    except IntegrityError:  # a concurrent replay of the same key won the race
-        s.rollback()
+            thought = queries.insert_thought(c, message_id=msg.id, kind="reason", content=note, label=label,
+                                             client_key=key, typing_ms=typing_ms, keystrokes=keystrokes)
+    except IntegrityError:  # a concurrent replay of the same key won the race (the transaction rolls back)
         raise FlowError(409, "this message was sent twice at the same moment; reload the page") from None
     return Posted(msg, True, thought)
 
 
-def pending_user_message(msgs: Sequence[Message]) -> Message | None:
+def pending_user_message(msgs: Sequence[MessageRow]) -> MessageRow | None:
     """The last message when it still waits for an answer (the model failed, timed out or is running)."""
     return msgs[-1] if msgs and msgs[-1].role == "user" else None
 
 
-def build_model_request(system_prompt: str, msgs: Sequence[Message]) -> list[ChatMessage]:
+def build_model_request(system_prompt: str, msgs: Sequence[MessageRow]) -> list[ChatMessage]:
     """What the model sees: the system prompt and the messages' text. Never a reason or a reaction:
-    this function reads only `Message.role` and `Message.content`, and it is the only way a request is built.
+    this function reads only each message's `role` and `content`, and it is the only way a request is built.
     """
     out = [ChatMessage(role="system", content=system_prompt)] if system_prompt else []
     out.extend(ChatMessage(role="user" if m.role == "user" else "assistant", content=m.content) for m in msgs)
     return out
 
 
-def answer_to(s: Session, conversation_id: int, reply_to: Message) -> Message | None:
+def answer_to(c: Connection, conversation_id: int, reply_to: MessageRow) -> MessageRow | None:
     """The stored answer to `reply_to`, if any."""
-    return s.scalars(_MESSAGE_AT, {"conversation_id": conversation_id, "seq": reply_to.seq + 1}).first()
+    return queries.message_at(c, conversation_id, reply_to.seq + 1)
 
 
-def add_assistant_message(s: Session, conv: Conversation | int, reply_to: Message, text: str, *,
-                          seed: int | None = None, latency_ms: int | None = None) -> Message:
-    """Store the answer to `reply_to` (in `conv`, a row or its id) with the seed it was sampled with; when
-    it is already there (a concurrent retry, maybe in another worker), return that one."""
-    conv_id = conv if isinstance(conv, int) else conv.id
-    existing = answer_to(s, conv_id, reply_to)
+def add_assistant_message(c: Connection, conversation_id: int, reply_to: MessageRow, text: str, *,
+                          seed: int | None = None, latency_ms: int | None = None) -> MessageRow:
+    """Store the answer to `reply_to` with the seed it was sampled with; when it is already there (a
+    concurrent retry, maybe in another worker), return that one."""
+    existing = answer_to(c, conversation_id, reply_to)
     if existing is not None:
         return existing
-    msg = Message(conversation_id=conv_id, seq=reply_to.seq + 1, role="assistant", content=text, seed=seed,
-                  latency_ms=latency_ms)
-    s.add(msg)
-    s.flush()  # IntegrityError (unique seq) when another worker's answer landed after the check: the caller rereads
-    return msg
+    # IntegrityError (unique seq) when another worker's answer landed after the check: the caller rereads
+    return queries.insert_message(c, conversation_id=conversation_id, seq=reply_to.seq + 1, role="assistant",
+                                  content=text, seed=seed, latency_ms=latency_ms)
 
 
-def owned_message(s: Session, conv: Conversation, public_id: str) -> Message:
-    msg = s.scalars(_MESSAGE_BY_PUBLIC_ID, {"public_id": public_id}).first()
+def owned_message(c: Connection, conv: ConversationRow, public_id: str) -> MessageRow:
+    msg = queries.message_in(c, conv.id, public_id)
     if msg is None or msg.conversation_id != conv.id:
         raise FlowError(404, "no such message in this conversation")
     return msg
 
 
 def add_reaction(
-    s: Session, p: Participant, conv: Conversation, msg: Message, study: StudyConfig, *, content: Any, label: Any,
-    client_key: Any, typing: Any = None,
-) -> tuple[Thought, bool]:
+    c: Connection, p: ParticipantRow, conv: ConversationRow, msg: MessageRow, study: StudyConfig, *, content: Any,
+    label: Any, client_key: Any, typing: Any = None,
+) -> tuple[ThoughtRow, bool]:
     """Store the reaction to an answer (allowed after the timer too, so no note is lost)."""
     key = check_client_key(client_key)
     if msg.role != "assistant":
         raise FlowError(422, "reactions belong to the assistant's answers")
-    existing = s.scalars(_REACTION_OF, {"message_id": msg.id}).first()
+    existing = queries.thought_of(c, msg.id, "reaction")
     if existing is not None:
         if existing.client_key == key:
             return existing, False
@@ -485,63 +419,60 @@ def add_reaction(
     text = clean_text(content, "the reaction", study.max_note_chars, required=True)
     lab = check_label(label, study.reaction_labels(), study.labels, "reaction")
     typing_ms, keystrokes = check_typing(typing)
-    t = Thought(message_id=msg.id, kind="reaction", content=text, label=lab, client_key=key, typing_ms=typing_ms,
-                keystrokes=keystrokes)
-    s.add(t)
-    s.flush()
+    t = queries.insert_thought(c, message_id=msg.id, kind="reaction", content=text, label=lab, client_key=key,
+                               typing_ms=typing_ms, keystrokes=keystrokes)
     return t, True
 
 
-def finish_task(s: Session, p: Participant, conv: Conversation, study: StudyConfig) -> None:
+def finish_task(c: Connection, p: ParticipantRow, conv: ConversationRow, study: StudyConfig) -> None:
     """End the chat: before the timer only after enough messages and with no reaction owed."""
     if conv.ended_at is not None:
         return
     require_open_chat(p, conv)
     if not time_is_up(conv):
-        msgs = messages_of(s, conv)
+        msgs = queries.messages_of(c, conv.id)
         n_user = sum(1 for m in msgs if m.role == "user")
         if n_user < study.min_user_messages:
             raise FlowError(409, f"please send at least {study.min_user_messages} message(s) before finishing")
-        if msgs and msgs[-1].role == "assistant" and study.require_reaction and msgs[-1].id not in thoughts_of(s, msgs[-1:]):
+        if (msgs and msgs[-1].role == "assistant" and study.require_reaction
+                and msgs[-1].id not in queries.thoughts_of(c, [msgs[-1].id])):
             raise FlowError(409, "please write your reaction to the last answer before finishing")
-    conv.ended_at = utcnow()
-    p.stage = "post_task"
+    queries.update_conversation(c, conv, ended_at=utcnow())
+    queries.update_participant(c, p, stage="post_task")
 
 
-def close_if_expired(s: Session, p: Participant, conv: Conversation) -> bool:
+def close_if_expired(c: Connection, p: ParticipantRow, conv: ConversationRow) -> bool:
     """The timer ended the task: move on to the summary (called when a page is opened after the deadline)."""
     if p.stage == "chat" and conv.ended_at is None and time_is_up(conv):
-        conv.ended_at = utcnow()
-        p.stage = "post_task"
+        queries.update_conversation(c, conv, ended_at=utcnow())
+        queries.update_participant(c, p, stage="post_task")
         return True
     return False
 
 
 def submit_task_summary(
-    s: Session, p: Participant, conv: Conversation, study: StudyConfig, summary: Any, expectation: Any
+    c: Connection, p: ParticipantRow, conv: ConversationRow, study: StudyConfig, summary: Any, expectation: Any
 ) -> None:
     require_stage(p, "post_task")
     if conv.task_index != p.task_index:
         raise FlowError(409, "this task's summary is already written", redirect="/next")
-    conv.task_summary = clean_text(summary, "the task summary", study.max_note_chars)
-    conv.task_expectation = clean_text(expectation, "the task expectation", study.max_note_chars)
+    queries.update_conversation(c, conv, task_summary=clean_text(summary, "the task summary", study.max_note_chars),
+                                task_expectation=clean_text(expectation, "the task expectation",
+                                                            study.max_note_chars))
     if p.task_index + 1 < study.tasks_per_participant:
-        p.task_index += 1
-        p.stage = "task"
+        queries.update_participant(c, p, task_index=p.task_index + 1, stage="task")
     else:
-        p.stage = "survey"
+        queries.update_participant(c, p, stage="survey")
 
 
-def submit_survey(s: Session, p: Participant, study: StudyConfig, form: Any) -> dict[str, str]:
+def submit_survey(c: Connection, p: ParticipantRow, study: StudyConfig, form: Any) -> dict[str, str]:
     """Store the survey and finish, or return each unanswered/invalid item's problem (nothing stored then:
     the page shows the participant's answers again with the problems marked)."""
     require_stage(p, "survey")
     answers, problems = read_items(study.survey_questions(), form)
     if problems:
         return problems
-    p.survey = answers
-    p.stage = "done"
-    p.completed_at = utcnow()
+    queries.update_participant(c, p, survey=answers, stage="done", completed_at=utcnow())
     return {}
 
 

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response, Streamin
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import flow
+from . import flow, queries
 from .context import AppContext, ctx_of
 from .db import Conversation, Participant
 from .export import EXPORT_FORMAT_VERSION, iter_export
@@ -174,8 +174,8 @@ async def conversation_view(request: Request, cid: str) -> Response:
         if conv is None:
             raise flow.FlowError(404, "no such conversation")
         p = s.get(Participant, conv.participant_id)
-        msgs = flow.messages_of(s, conv)
-        notes = flow.thoughts_of(s, msgs)
+        msgs = queries.messages_of(s.connection(), conv.id)
+        notes = queries.thoughts_of(s.connection(), [m.id for m in msgs])
         return {"conv": conv, "user": f"user{p.id}" if p else "?",
                 "messages": [{"role": m.role, "content": m.content, "time": m.created_at,
                               "html": render_markdown(m.content) if m.role == "assistant" else None,
@@ -243,7 +243,7 @@ async def withdraw_page(request: Request, public_id: str) -> Response:
     ctx = require_admin(request)
 
     def work(s: Session) -> dict[str, Any]:
-        p = flow.participant_by_public_id(s, public_id)
+        p = queries.participant_by_public_id(s.connection(), public_id)
         if p is None:
             raise flow.FlowError(404, "no such participant")
         rows, _ = participant_rows(s, ctx.study, Filters(q=p.public_id), page_size=None)
@@ -276,7 +276,7 @@ async def withdraw(request: Request, public_id: str) -> Response:
     reason = str(form.get("reason", ""))[:500]
 
     def work(s: Session) -> bool:
-        p = flow.participant_by_public_id(s, public_id)
+        p = queries.participant_by_public_id(s.connection(), public_id)
         if p is None or p.stage == "withdrawn":
             return False
         return flow.withdraw(s, p.id, reason=reason, actor="bearer token" if bearer else "admin page")

@@ -12,15 +12,15 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from thoughttrace.llm import LLMError
 
-from . import flow
+from . import flow, queries
 from .context import AppContext, ctx_of
-from .db import Message, Participant
-from .deps import Reader, Writer, json_body, read_json, run_db
+from .deps import Reader, Writer, json_body, read_json, run_db, run_tx
+from .queries import ConversationRow, MessageRow, ParticipantRow
 from .render import render_markdown
 from .schemas import (
     ChatStateOut,
@@ -36,15 +36,15 @@ from .schemas import (
 from .security import PARTICIPANT_COOKIE
 
 router = APIRouter()
-__all__ = ["read_json", "redirect", "router", "run_db", "where_now"]
+__all__ = ["read_json", "redirect", "router", "run_db", "run_tx", "where_now"]
 
 
-def where_now(s: Session, p: Participant) -> str:
+def where_now(c: Connection, p: ParticipantRow) -> str:
     """The page a participant belongs on: how reloading or coming back resumes the study."""
     if p.stage in ("chat", "post_task"):
-        conv = flow.current_conversation(s, p)
+        conv = flow.current_conversation(c, p)
         if conv is not None:
-            if p.stage == "chat" and flow.close_if_expired(s, p, conv):
+            if p.stage == "chat" and flow.close_if_expired(c, p, conv):
                 return f"/c/{conv.public_id}/summary"
             return f"/c/{conv.public_id}" if p.stage == "chat" else f"/c/{conv.public_id}/summary"
     return {"consent": "/consent", "screening": "/screening", "tutorial": "/tutorial", "task": "/task",
@@ -73,19 +73,19 @@ async def start(request: Request) -> Response:
     pid, study_id, session_id = q.get("PROLIFIC_PID"), q.get("STUDY_ID"), q.get("SESSION_ID")
     current = ctx.signer.read_participant_cookie(request.cookies.get(PARTICIPANT_COOKIE))
 
-    def work(s: Session) -> tuple[str, str]:
-        p = flow.participant_by_public_id(s, current) if current and not pid else None
+    def work(c: Connection) -> tuple[str, str]:
+        p = queries.participant_by_public_id(c, current) if current and not pid else None
         if p is not None and p.stage == "withdrawn":
             p = None
         if p is None:
-            p = flow.find_or_create_participant(s, pid, study_id, session_id,
+            p = flow.find_or_create_participant(c, pid, study_id, session_id,
                                                 anonymous_entry=ctx.study.anonymous_entry)
         if p.stage == "withdrawn":
             raise flow.FlowError(403, "your data was withdrawn from this study; thank you for your time")
-        flow.check_time_limit(s, p, ctx.study)
-        return p.public_id, where_now(s, p)
+        flow.check_time_limit(c, p, ctx.study)
+        return p.public_id, where_now(c, p)
 
-    public_id, target = await run_db(ctx, work)
+    public_id, target = await run_tx(ctx, work)
     resp = redirect(target)
     resp.set_cookie(PARTICIPANT_COOKIE, ctx.signer.participant_cookie(public_id), httponly=True, samesite="lax",
                     secure=ctx.settings.secure_cookies, max_age=60 * 60 * 24 * 14)
@@ -101,8 +101,8 @@ async def next_page(you: Reader) -> Response:
 def at_stage(you: Any, stage: str) -> Any:
     """Work for a page of one stage: (csrf token, None) there, or (token, where the participant belongs)."""
 
-    def work(s: Session, p: Participant) -> tuple[str, str | None]:
-        return you.csrf(p), (None if p.stage == stage else where_now(s, p))
+    def work(c: Connection, p: ParticipantRow) -> tuple[str, str | None]:
+        return you.csrf(p), (None if p.stage == stage else where_now(c, p))
 
     return work
 
@@ -117,14 +117,14 @@ async def consent_page(request: Request, you: Reader) -> Response:
 async def consent_post(you: Writer) -> Response:
     ctx, form = you.ctx, you.form or {}
 
-    def work(s: Session, p: Participant) -> str:
+    def work(c: Connection, p: ParticipantRow) -> str:
         if form.get("decision") == "decline" and ctx.study.allow_decline:
-            flow.decline_consent(s, p)
-            return where_now(s, p)
+            flow.decline_consent(c, p)
+            return where_now(c, p)
         if form.get("agree") != "yes":
             raise flow.FlowError(422, "please tick the box to agree before you start", redirect="/consent")
-        flow.give_consent(s, p, ctx.study)
-        return where_now(s, p)
+        flow.give_consent(c, p, ctx.study)
+        return where_now(c, p)
 
     return redirect(await you.run(work))
 
@@ -148,9 +148,9 @@ async def screening_page(request: Request, you: Reader) -> Response:
 async def screening_post(request: Request, you: Writer) -> Response:
     ctx, form = you.ctx, you.form or {}
 
-    def work(s: Session, p: Participant) -> tuple[str, dict[str, str], str]:
-        problems = flow.submit_screening(s, p, ctx.study, form)
-        return you.csrf(p), problems, where_now(s, p)
+    def work(c: Connection, p: ParticipantRow) -> tuple[str, dict[str, str], str]:
+        problems = flow.submit_screening(c, p, ctx.study, form)
+        return you.csrf(p), problems, where_now(c, p)
 
     csrf, problems, target = await you.run(work)
     if problems:
@@ -171,9 +171,9 @@ async def quiz_post(request: Request, you: Writer) -> Response:
     ctx, form = you.ctx, you.form or {}
     answers = {i: form.get(f"q{i}") for i in range(len(ctx.study.quiz))}
 
-    def work(s: Session, p: Participant) -> tuple[str, list[int], str]:
-        wrong = flow.submit_quiz(s, p, ctx.study, answers)
-        return you.csrf(p), wrong, where_now(s, p)
+    def work(c: Connection, p: ParticipantRow) -> tuple[str, list[int], str]:
+        wrong = flow.submit_quiz(c, p, ctx.study, answers)
+        return you.csrf(p), wrong, where_now(c, p)
 
     csrf, wrong, target = await you.run(work)
     if wrong:
@@ -186,10 +186,10 @@ async def quiz_post(request: Request, you: Writer) -> Response:
 async def task_page(request: Request, you: Reader) -> Response:
     ctx = you.ctx
 
-    def work(s: Session, p: Participant) -> tuple[str, int, Any, str | None]:
+    def work(c: Connection, p: ParticipantRow) -> tuple[str, int, Any, str | None]:
         if p.stage != "task":
-            return you.csrf(p), p.task_index, None, where_now(s, p)
-        flow.assign_design_row(s, p, ctx.study)  # a participant who passed the quiz before rows were set there
+            return you.csrf(p), p.task_index, None, where_now(c, p)
+        flow.assign_design_row(c, p, ctx.study)  # a participant who passed the quiz before rows were set there
         return you.csrf(p), p.task_index, flow.task_spec_of(ctx.study, p), None
 
     csrf, index, spec, elsewhere = await you.run(work)
@@ -202,11 +202,11 @@ async def task_page(request: Request, you: Reader) -> Response:
 @router.post("/task")
 async def task_post(you: Writer) -> Response:
     form = you.form or {}
-    return redirect(f"/c/{await you.run(lambda s, p: flow.start_task(s, p, you.ctx.study, form.get('task')).public_id)}")
+    return redirect(f"/c/{await you.run(lambda c, p: flow.start_task(c, p, you.ctx.study, form.get('task')).public_id)}")
 
 
 # -------------------------------------------------------------------------------------------- chat
-def message_view(m: Message, thought: Any) -> dict[str, Any]:
+def message_view(m: MessageRow, thought: Any) -> dict[str, Any]:
     view: dict[str, Any] = {"id": m.public_id, "role": m.role, "content": m.content,
                             "timestamp": m.created_at.isoformat()}
     if m.role == "assistant":
@@ -215,9 +215,9 @@ def message_view(m: Message, thought: Any) -> dict[str, Any]:
     return view
 
 
-def chat_state(s: Session, p: Participant, conv: Any, ctx: AppContext) -> dict[str, Any]:
-    msgs = flow.messages_of(s, conv)
-    notes = flow.thoughts_of(s, msgs)
+def chat_state(c: Connection, p: ParticipantRow, conv: ConversationRow, ctx: AppContext) -> dict[str, Any]:
+    msgs = queries.messages_of(c, conv.id)
+    notes = queries.thoughts_of(c, [m.id for m in msgs])
     return {
         "conversation": conv.public_id, "task": conv.task_statement, "task_number": conv.task_index + 1,
         "deadline": conv.deadline_at.isoformat(), "open": p.stage == "chat" and conv.ended_at is None,
@@ -230,14 +230,13 @@ def chat_state(s: Session, p: Participant, conv: Any, ctx: AppContext) -> dict[s
 async def chat_page(request: Request, cid: str, you: Reader) -> Response:
     ctx = you.ctx
 
-    def work(s: Session, p: Participant) -> tuple[str, dict[str, Any] | None, str | None]:
-        conv = flow.owned_conversation(s, p, cid)
+    def work(c: Connection, p: ParticipantRow, conv: ConversationRow) -> tuple[str, dict[str, Any] | None, str | None]:
         csrf = you.csrf(p)
-        if flow.close_if_expired(s, p, conv) or p.stage != "chat" or conv.task_index != p.task_index:
-            return csrf, None, where_now(s, p)
-        return csrf, chat_state(s, p, conv, ctx), None
+        if flow.close_if_expired(c, p, conv) or p.stage != "chat" or conv.task_index != p.task_index:
+            return csrf, None, where_now(c, p)
+        return csrf, chat_state(c, p, conv, ctx), None
 
-    csrf, state, elsewhere = await you.run(work)
+    csrf, state, elsewhere = await you.run_in(cid, work)
     if elsewhere:
         return redirect(elsewhere)
     assert state is not None
@@ -247,21 +246,20 @@ async def chat_page(request: Request, cid: str, you: Reader) -> Response:
 
 @router.get("/api/c/{cid}/state", response_model=ChatStateOut)
 async def chat_state_api(cid: str, you: Reader) -> Response:
-    return JSONResponse(await you.run(lambda s, p: chat_state(s, p, flow.owned_conversation(s, p, cid), you.ctx)))
+    return JSONResponse(await you.run_in(cid, lambda c, p, conv: chat_state(c, p, conv, you.ctx)))
 
 
 @router.post("/api/c/{cid}/messages", response_model=PostedMessageOut)
 async def post_message(cid: str, you: Writer, body: MessageIn = json_body(MessageIn)) -> Response:
     """Store a user message with its reason (committed before the answer). Replays return the same id."""
 
-    def work(s: Session, p: Participant) -> tuple[dict[str, Any], bool]:
-        conv = flow.owned_conversation(s, p, cid)
+    def work(c: Connection, p: ParticipantRow, conv: ConversationRow) -> tuple[dict[str, Any], bool]:
         posted = flow.add_user_message(
-            s, p, conv, you.ctx.study, content=body.content, reason=body.reason, reason_label=body.reason_label,
+            c, p, conv, you.ctx.study, content=body.content, reason=body.reason, reason_label=body.reason_label,
             client_key=body.idempotency_key, typing=typing_dict(body.reason_typing))
         return message_view(posted.message, posted.note), posted.created
 
-    view, created = await you.run(work)
+    view, created = await you.run_in(cid, work)
     out = PostedMessageOut(message=MessageOut.model_validate(view), created=created)
     return JSONResponse(out.model_dump(), status_code=201 if created else 200)
 
@@ -276,9 +274,8 @@ async def generate(cid: str, you: Writer, _body: EmptyIn = json_body(EmptyIn)) -
     """
     ctx = you.ctx
 
-    def load(s: Session, p: Participant) -> tuple[int, list[Any], Message | None, Message | None, str]:
-        conv = flow.owned_conversation(s, p, cid)
-        msgs = flow.messages_of(s, conv)
+    def load(c: Connection, p: ParticipantRow, conv: ConversationRow) -> tuple[int, list[Any], MessageRow | None, MessageRow | None, str]:
+        msgs = queries.messages_of(c, conv.id)
         pending = flow.pending_user_message(msgs)
         if pending is None:
             last = msgs[-1] if msgs and msgs[-1].role == "assistant" else None
@@ -289,7 +286,7 @@ async def generate(cid: str, you: Writer, _body: EmptyIn = json_body(EmptyIn)) -
         entry = ctx.study.model_entry(conv.model_key)
         return conv.id, flow.build_model_request(entry.system_prompt, msgs), pending, None, conv.model_key
 
-    conv_id, request_msgs, pending, done, model_key = await you.run(load)
+    conv_id, request_msgs, pending, done, model_key = await you.run_in(cid, load)
     if done is not None:  # already answered: a replay or a second tab
         return _replay(done)
     lock = ctx.generation_lock(conv_id)
@@ -297,13 +294,13 @@ async def generate(cid: str, you: Writer, _body: EmptyIn = json_body(EmptyIn)) -
     await lock.acquire()
     handed_over = False
     try:
-        def recheck(s: Session) -> Message | None:
+        def recheck(c: Connection) -> MessageRow | None:
             assert pending is not None
-            return flow.answer_to(s, conv_id, pending)
+            return flow.answer_to(c, conv_id, pending)
 
         # only a request that waited behind another one here can find its answer written meanwhile; a
         # concurrent answer from another worker is caught when saving (add_assistant_message, unique seq)
-        answered = await run_db(ctx, recheck) if waited else None
+        answered = await run_tx(ctx, recheck) if waited else None
         if answered is not None:
             return _replay(answered)
         entry = ctx.study.model_entry(model_key)
@@ -325,19 +322,17 @@ async def generate(cid: str, you: Writer, _body: EmptyIn = json_body(EmptyIn)) -
                 return 504, f"the assistant took longer than {timeout:g} s"
             return 502, f"the assistant could not answer ({type(exc).__name__})"
 
-        def save(failure: tuple[int, str] | None, text: str) -> Callable[[Session], Message | None]:
+        def save(failure: tuple[int, str] | None, text: str) -> Callable[[Connection], MessageRow | None]:
             """The database work that ends a generation: the answer, or the failure logged."""
-            from .db import Conversation as ConvRow
 
-            def work(s: Session) -> Message | None:
+            def work(c: Connection) -> MessageRow | None:
                 assert pending is not None
                 if failure is not None:
-                    conv = s.get(ConvRow, conv_id)
-                    assert conv is not None
-                    flow.log_event_for(s, conv.participant_id, "model_error", failure[1], conv)
+                    queries.insert_event(c, queries.participant_of_conversation(c, conv_id), "model_error",
+                                         failure[1], conv_id)
                     return None
                 latency = int((loop.time() - started_at) * 1000)
-                return flow.add_assistant_message(s, conv_id, pending, text, seed=seed, latency_ms=latency)
+                return flow.add_assistant_message(c, conv_id, pending, text, seed=seed, latency_ms=latency)
 
             return work
 
@@ -346,7 +341,7 @@ async def generate(cid: str, you: Writer, _body: EmptyIn = json_body(EmptyIn)) -
         except (TimeoutError, LLMError) as exc:
             failure = failure_of(exc)
             await pieces.aclose()
-            await run_db(ctx, save(failure, ""))
+            await run_tx(ctx, save(failure, ""))
             return JSONResponse({"error": failure[1] + "; your message is saved, press Retry", "retry": True},
                                 status_code=failure[0])
 
@@ -365,9 +360,9 @@ async def generate(cid: str, you: Writer, _body: EmptyIn = json_body(EmptyIn)) -
                     failure = failure_of(exc)
                 text = "".join(parts).strip() or "(the assistant returned an empty answer)"
                 try:
-                    saved = await run_db(ctx, save(failure, text))
+                    saved = await run_tx(ctx, save(failure, text))
                 except IntegrityError:  # another worker stored its answer first: that one is the answer
-                    saved = await run_db(ctx, recheck)
+                    saved = await run_tx(ctx, recheck)
                 if saved is None:
                     assert failure is not None
                     yield _event({"type": "error", "error": failure[1] + "; your message is saved, press Retry",
@@ -395,7 +390,7 @@ def _event(obj: dict[str, Any]) -> bytes:
     return (json.dumps(obj) + "\n").encode()
 
 
-def _replay(msg: Message) -> StreamingResponse:
+def _replay(msg: MessageRow) -> StreamingResponse:
     """Replay an answer that is already stored, in the same event format as a live generation."""
 
     async def body() -> AsyncIterator[bytes]:
@@ -409,26 +404,24 @@ def _replay(msg: Message) -> StreamingResponse:
 
 @router.post("/api/c/{cid}/messages/{mid}/reaction", response_model=PostedReactionOut)
 async def post_reaction(cid: str, mid: str, you: Writer, body: ReactionIn = json_body(ReactionIn)) -> Response:
-    def work(s: Session, p: Participant) -> tuple[ReactionOut, bool]:
-        conv = flow.owned_conversation(s, p, cid)
-        msg = flow.owned_message(s, conv, mid)
-        t, created = flow.add_reaction(s, p, conv, msg, you.ctx.study, content=body.content, label=body.label,
+    def work(c: Connection, p: ParticipantRow, conv: ConversationRow) -> tuple[ReactionOut, bool]:
+        msg = flow.owned_message(c, conv, mid)
+        t, created = flow.add_reaction(c, p, conv, msg, you.ctx.study, content=body.content, label=body.label,
                                        client_key=body.idempotency_key, typing=typing_dict(body.typing))
         return ReactionOut(message_id=msg.public_id, content=t.content, label=t.label), created
 
-    view, created = await you.run(work)
+    view, created = await you.run_in(cid, work)
     out = PostedReactionOut(reaction=view, created=created)
     return JSONResponse(out.model_dump(), status_code=201 if created else 200)
 
 
 @router.post("/c/{cid}/finish")
 async def finish(cid: str, you: Writer) -> Response:
-    def work(s: Session, p: Participant) -> str:
-        conv = flow.owned_conversation(s, p, cid)
-        flow.finish_task(s, p, conv, you.ctx.study)
+    def work(c: Connection, p: ParticipantRow, conv: ConversationRow) -> str:
+        flow.finish_task(c, p, conv, you.ctx.study)
         return f"/c/{conv.public_id}/summary"
 
-    return redirect(await you.run(work))
+    return redirect(await you.run_in(cid, work))
 
 
 # ------------------------------------------------------------------------------- after each task
@@ -436,13 +429,12 @@ async def finish(cid: str, you: Writer) -> Response:
 async def summary_page(request: Request, cid: str, you: Reader) -> Response:
     ctx = you.ctx
 
-    def work(s: Session, p: Participant) -> tuple[str, int, str | None]:
-        conv = flow.owned_conversation(s, p, cid)
-        flow.close_if_expired(s, p, conv)
+    def work(c: Connection, p: ParticipantRow, conv: ConversationRow) -> tuple[str, int, str | None]:
+        flow.close_if_expired(c, p, conv)
         ok = p.stage == "post_task" and conv.task_index == p.task_index
-        return you.csrf(p), conv.task_index + 1, None if ok else where_now(s, p)
+        return you.csrf(p), conv.task_index + 1, None if ok else where_now(c, p)
 
-    csrf, number, elsewhere = await you.run(work)
+    csrf, number, elsewhere = await you.run_in(cid, work)
     if elsewhere:
         return redirect(elsewhere)
     return ctx.render(request, "summary.html", csrf=csrf, cid=cid, task_number=number)
@@ -452,12 +444,11 @@ async def summary_page(request: Request, cid: str, you: Reader) -> Response:
 async def summary_post(cid: str, you: Writer) -> Response:
     form = you.form or {}
 
-    def work(s: Session, p: Participant) -> str:
-        conv = flow.owned_conversation(s, p, cid)
-        flow.submit_task_summary(s, p, conv, you.ctx.study, form.get("summary"), form.get("expectation"))
-        return where_now(s, p)
+    def work(c: Connection, p: ParticipantRow, conv: ConversationRow) -> str:
+        flow.submit_task_summary(c, p, conv, you.ctx.study, form.get("summary"), form.get("expectation"))
+        return where_now(c, p)
 
-    return redirect(await you.run(work))
+    return redirect(await you.run_in(cid, work))
 
 
 @router.get("/survey")
@@ -470,7 +461,7 @@ async def survey_page(request: Request, you: Reader) -> Response:
 async def survey_post(request: Request, you: Writer) -> Response:
     """Every answer comes back on the page with the missing/invalid ones marked: never a dead end."""
     ctx, form = you.ctx, you.form or {}
-    csrf, problems = await you.run(lambda s, p: (you.csrf(p), flow.submit_survey(s, p, ctx.study, form)))
+    csrf, problems = await you.run(lambda c, p: (you.csrf(p), flow.submit_survey(c, p, ctx.study, form)))
     if problems:
         items = ctx.study.survey_questions()
         return ctx.render(request, "items.html", status_code=422, csrf=csrf, items=items,
@@ -482,7 +473,7 @@ async def survey_post(request: Request, you: Writer) -> Response:
 @router.get("/done")
 async def done_page(request: Request, you: Reader) -> Response:
     ctx = you.ctx
-    elsewhere = await you.run(lambda s, p: None if p.stage == "done" else where_now(s, p))
+    elsewhere = await you.run(lambda c, p: None if p.stage == "done" else where_now(c, p))
     if elsewhere:
         return redirect(elsewhere)
     return ctx.render(request, "done.html", completion_url=ctx.study.completion_url,
@@ -494,8 +485,8 @@ async def end_page(request: Request, you: Reader) -> Response:
     """The other ways out (declined, screened out, timed out), each with its own completion code."""
     ctx = you.ctx
 
-    def work(s: Session, p: Participant) -> tuple[str, str | None]:
-        return p.stage, None if p.stage in ("declined", "screened_out", "timed_out") else where_now(s, p)
+    def work(c: Connection, p: ParticipantRow) -> tuple[str, str | None]:
+        return p.stage, None if p.stage in ("declined", "screened_out", "timed_out") else where_now(c, p)
 
     stage, elsewhere = await you.run(work)
     if elsewhere:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from functools import lru_cache
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
@@ -25,14 +26,22 @@ class Signer:
         self._secret = secret_key.encode()
         self._admin_token = admin_token
         self._admin_fingerprint = hashlib.sha256(admin_token.encode()).hexdigest()[:16]
+        # every participant request checks its cookie and its CSRF token: both are pure functions of the
+        # string and the secret, so each answer is kept (bounded) instead of re-verifying the HMAC each time
+        self._read_cookie = lru_cache(maxsize=8192)(self._read_cookie_uncached)
+        self._csrf_cached = lru_cache(maxsize=8192)(self._csrf_token_uncached)
 
     # participants
     def participant_cookie(self, public_id: str) -> str:
         return self._participant.dumps(public_id)
 
     def read_participant_cookie(self, value: str | None) -> str | None:
-        if not value:
+        """The participant's public id from a cookie this server signed; None for no cookie or a bad one."""
+        if not value or len(value) > 512:
             return None
+        return self._read_cookie(value)
+
+    def _read_cookie_uncached(self, value: str) -> str | None:
         try:
             out = self._participant.loads(value)
         except BadSignature:
@@ -40,6 +49,10 @@ class Signer:
         return out if isinstance(out, str) else None
 
     def csrf_token(self, subject: str) -> str:
+        """The CSRF token of a participant (an HMAC of the public id)."""
+        return self._csrf_cached(subject)
+
+    def _csrf_token_uncached(self, subject: str) -> str:
         return hmac.new(self._secret, f"csrf:{subject}".encode(), hashlib.sha256).hexdigest()
 
     def csrf_ok(self, subject: str, token: str | None) -> bool:
