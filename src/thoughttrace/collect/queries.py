@@ -163,12 +163,18 @@ def insert_participant(c: Connection, *, prolific_pid: str | None, study_id: str
     return p
 
 
+def _update_row(c: Connection, statement: Any, row: Any, values: dict[str, Any]) -> None:
+    """Run `statement`, the UPDATE of one row by id, with these columns (the table's `updated_at` is set by its
+    onupdate), then set the same fields of the in-memory `row`, so the caller's copy stays what the database holds."""
+    c.execute(statement, {"row_id": row.id, **values})
+    for name, value in values.items():
+        if hasattr(row, name):
+            setattr(row, name, value)
+
+
 def update_participant(c: Connection, p: ParticipantRow, **values: Any) -> None:
     """Set these columns of the participant's row (and `updated_at`), and the same fields of `p`."""
-    c.execute(_UPDATE_PARTICIPANT, {"row_id": p.id, **values})
-    for name, value in values.items():
-        if hasattr(p, name):
-            setattr(p, name, value)
+    _update_row(c, _UPDATE_PARTICIPANT, p, values)
 
 
 def design_row_counts(c: Connection, except_participant_id: int) -> dict[int, int]:
@@ -209,10 +215,7 @@ def insert_conversation(c: Connection, *, participant_id: int, task_index: int, 
 
 def update_conversation(c: Connection, conv: ConversationRow, **values: Any) -> None:
     """Set these columns of the conversation's row (and `updated_at`), and the same fields of `conv`."""
-    c.execute(_UPDATE_CONVERSATION, {"row_id": conv.id, **values})
-    for name, value in values.items():
-        if hasattr(conv, name):
-            setattr(conv, name, value)
+    _update_row(c, _UPDATE_CONVERSATION, conv, values)
 
 
 # ---------------------------------------------------------------------------------------------- messages
