@@ -5,8 +5,9 @@
 Items are run in rounds (one item per benchmark per round, every method on the round before the next), so
 a run stopped at any time holds all methods on the same items. Prints, per method, accuracy with Wilson
 95% intervals (overall and per benchmark), calibration (Brier, ECE, log loss), the share of ties, the
-share of questions whose model discovery stopped on the budget, median likelihood requests, and model
-requests / tokens / seconds per question; writes the same as JSON (format_version 2). Resumable:
+share of questions whose model discovery stopped on the budget, median likelihood requests, model
+requests / tokens / seconds per question, and each method's accuracy minus the first method's on the same
+items (paired bootstrap 95% CI); writes the same as JSON (format_version 3). Resumable:
 results.jsonl per method are kept and every model call is cached, so a rerun only pays for what is missing.
 """
 
@@ -20,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from thoughttrace.evals.stats import Scale, paired_difference
 from thoughttrace.llm import get_model
 from thoughttrace.tom.benchmarks import BENCHMARKS, load_uniform
 from thoughttrace.tom.harness import read_results, run_bench, summarise
@@ -29,7 +31,7 @@ from thoughttrace.tom.methods import get_method
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_TOM = Path(os.environ.get("THOUGHTTRACE_SHARED", REPO.parent / "shared")) / "data" / "tom"
 REFERENCE_CALLS_BIGTOM = 28  # measured on the reference implementation (issue 3)
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 
 def rounds(items_by_bench: dict[str, list[ToMItem]]) -> list[list[ToMItem]]:
@@ -75,6 +77,32 @@ def report(table: dict[str, dict[str, Any]], benches: list[str], model: str) -> 
     return "\n".join(lines)
 
 
+ACCURACY = Scale(name="accuracy", low=0.0, high=1.0)
+
+
+def differences(rows: dict[str, list[Any]], base: str) -> dict[str, dict[str, Any]]:
+    """Each method's accuracy minus `base`'s on the items both have done (paired: one item, both answers)."""
+    by_id = {r.id: r for r in rows[base]}
+    out = {}
+    for name, rs in rows.items():
+        if name == base:
+            continue
+        pairs = [(by_id[r.id].correct, r.correct) for r in rs if r.id in by_id]
+        est = paired_difference([float(b) for b, _ in pairs], [float(t) for _, t in pairs], scale=ACCURACY)
+        out[name] = est.model_dump()
+    return out
+
+
+def difference_lines(diffs: dict[str, dict[str, Any]], base: str) -> list[str]:
+    lines = ["", f"| accuracy minus {base}'s (same items) | points [95% CI, paired bootstrap] | n |", "|---|---|---|"]
+    for name, e in diffs.items():
+        if e["mean"] is None or e["low"] is None:
+            lines.append(f"| {name} | n/a ({e['reason']}) | {e['n']} |")
+        else:
+            lines.append(f"| {name} | {100 * e['mean']:+.0f} [{100 * e['low']:+.0f}, {100 * e['high']:+.0f}] | {e['n']} |")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[1])
     ap.add_argument("--limit", type=int, default=10, help="dev items per benchmark, stratified by question type")
@@ -101,15 +129,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"round {r + 1}: {len(batch)} items x {len(methods)} methods done "
                   f"({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
     wanted = {it.id for v in by_bench.values() for it in v}
-    table = {}
-    for name in methods:
-        rows = [x for x in read_results(out_dirs[name] / "results.jsonl") if x.id in wanted]
-        table[name] = summarise(rows)
-    text = report(table, benches, args.model)
+    rows = {name: [x for x in read_results(out_dirs[name] / "results.jsonl") if x.id in wanted] for name in methods}
+    table = {name: summarise(rs) for name, rs in rows.items()}
+    diffs = differences(rows, methods[0])
+    text = "\n".join([report(table, benches, args.model), *difference_lines(diffs, methods[0])])
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
     payload = {"format_version": FORMAT_VERSION, "model": args.model, "limit": args.limit,
-               "n_items": len(wanted), "wall_seconds": time.perf_counter() - started, "methods": table}
+               "n_items": len(wanted), "wall_seconds": time.perf_counter() - started, "methods": table,
+               "differences": {"base": methods[0], "accuracy": diffs}}
     (args.out / "tom_dev.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
     (args.out / "tom_dev.md").write_text(text + "\n", encoding="utf-8")
     print(f"wrote {args.out / 'tom_dev.json'}")
