@@ -31,9 +31,12 @@ async def test_false_belief_posterior_matches_the_hand_computation() -> None:
     # the move Sally did not see never reaches any of Sally's likelihood prompts
     prompts = [r["messages"][-1]["content"] for r in model.backend.requests if r["kind"] == "next_token_logprobs"]
     assert prompts and not any("moved the ball" in p for p in prompts)
-    # belief persistence: no transition P(B2 | B1, nothing new) is asked; 2 requests per modelled step
-    assert not any("believed before" in p for p in prompts) and len(prompts) == 4
-    assert ans.trace["fixed_factors"] == 4 and ans.trace["likelihood_requests"] == 4
+    # belief persistence: no transition P(B2 | B1, nothing new) is asked, nor P(B2 | nothing new) when the
+    # initial model starts at step 2 (no evidence there): 2 requests, at the step that saw the ball
+    assert not any("believed before" in p for p in prompts) and len(prompts) == 2
+    assert not any("perceived: nothing new" in p for p in prompts)
+    assert ans.trace["fixed_by_rule"] == {"nothing observed": 4, "nothing observed at the first step": 2}
+    assert ans.trace["fixed_factors"] == 6 and ans.trace["likelihood_requests"] == 2
     assert ans.usage.calls == 2 + len(prompts)  # parse + perception + likelihoods
     assert "model discovery" in ans.explain()
 

@@ -11,7 +11,7 @@ from thoughttrace.llm import get_model
 from thoughttrace.tom.autotom import AutoToM, AutoToMConfig, choices_in_story, condense
 from thoughttrace.tom.benchmarks import BENCHMARKS, load_uniform
 from thoughttrace.tom.discovery import ModelSpec, discover
-from thoughttrace.tom.factors import fixed_factor
+from thoughttrace.tom.factors import NOTHING, fixed_factor
 from thoughttrace.tom.items import select
 from thoughttrace.tom.likelihood import LikelihoodRequest, ScriptedLikelihood
 from thoughttrace.tom.model_space import ACTION, BELIEF, GOAL, OBS, STATE, UTTER, answerable, valid_model
@@ -54,10 +54,11 @@ async def test_discovery_only_tries_valid_models() -> None:
 
 def test_belief_persists_without_an_observation() -> None:
     prev = (("PrevBelief", "x"), (OBS, NOTHING_NEW))
-    assert fixed_factor(BELIEF, "x", prev) == 1.0 and fixed_factor(BELIEF, "y", prev) == 0.0
-    assert fixed_factor(BELIEF, "x", (("PrevBelief", "x"),)) == 1.0  # no Observation in the model
+    assert fixed_factor(BELIEF, "x", prev) == (1.0, NOTHING) and fixed_factor(BELIEF, "y", prev) == (0.0, NOTHING)
+    assert fixed_factor(BELIEF, "x", (("PrevBelief", "x"),)) == (1.0, NOTHING)  # no Observation in the model
     assert fixed_factor(BELIEF, "x", (("PrevBelief", "x"), (OBS, "Anne moved the ball."))) is None
-    assert fixed_factor(BELIEF, "x", ((OBS, NOTHING_NEW),)) is None  # first step: no previous belief
+    # first step: no previous belief (the default rules call it no evidence, every value alike)
+    assert fixed_factor(BELIEF, "x", ((OBS, NOTHING_NEW),), rule="nothing-observed") is None
     assert fixed_factor(ACTION, "a", (("PrevBelief", "x"),)) is None
 
 

@@ -2,8 +2,8 @@
 same likelihood requests in the same order and the same trace, with the belief-of-state option on (its
 default). The golden file was written from main (11759b2); see first_order_golden.py. The only default that
 changed first-order answers on purpose are the prune and carry rules (inference.prune_keep) and the discovery's
-search rule, so these runs pin the old ones ("absolute", "eager", "v2"); test_prune_rule.py and
-test_discovery.py guard the new ones."""
+search rule and the persistence rule, so these runs pin the old ones ("absolute", "eager", "v2",
+"nothing-observed"); test_prune_rule.py, test_discovery.py and test_persistence.py guard the new ones."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from .first_order_golden import GOLDEN, run_all
 async def test_first_order_traces_and_requests_are_unchanged(tom_dir: Path, belief_of_state: bool) -> None:
     golden = json.loads(GOLDEN.read_text())["scenarios"]
     now = await run_all(tom_dir, {"belief_of_state": belief_of_state, "prune_rule": "absolute", "carry_rule": "eager",
-                         "discovery_rule": "v2"})
+                         "discovery_rule": "v2", "persistence": "nothing-observed"})
     assert set(now) == set(golden)
     for name, want in golden.items():
         assert now[name] == want, name

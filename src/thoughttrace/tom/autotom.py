@@ -35,7 +35,7 @@ from .analysis import QuestionAnalysis, analyse_question
 from .belief_state import outer_state_posterior, state_hypotheses
 from .discovery import DEFAULT_ALPHA, DEFAULT_THRESHOLD, BudgetExhausted, ModelSpec, SearchRule, discover
 from .extract import extract_steps
-from .factors import fixed_factor
+from .factors import PersistenceRule, fixed_factor
 from .inference import CarryRule, InferenceConfig, InferenceResult, PruneRule, gather_settled, infer
 from .likelihood import Likelihood, LikelihoodRequest, LLMLikelihood
 from .model_space import (
@@ -64,6 +64,7 @@ from .timeline import (
     visible_story,
 )
 from .usage import TrackedModel, track
+from .wording import restates
 
 
 @cache
@@ -116,6 +117,10 @@ class AutoToMConfig:
     #: `_Grounding.effective`) or "v2" (before, for replays: back to the first step, then variables, each
     #: grounded; stop on U)
     discovery_rule: SearchRule = "method"
+    #: which belief factors are fixed without asking (factors.py): "unrelated" (default: a transition with
+    #: nothing observed or with an observation that mentions none of the words telling the hypotheses apart,
+    #: and a window's first step with nothing observed) or "nothing-observed" (the literal rule; before)
+    persistence: PersistenceRule = "unrelated"
     constrained: bool = True
     likelihood_method: str = "auto"
 
@@ -204,13 +209,13 @@ class AutoToM:
         if grounding.belief_of_state:
             icfg = replace(icfg, marginals=frozenset({STATE, BELIEF}))
         memo: dict[ModelSpec, InferenceResult] = {}
-        fixed = {"persistence": 0}
+        fixed: dict[str, int] = {}
 
         async def factor(step: int, var: str, value: str, parents: tuple[tuple[str, str], ...]) -> float:
-            p = fixed_factor(var, value, parents)
-            if p is not None:
-                fixed["persistence"] += 1
-                return p
+            got = fixed_factor(var, value, parents, grounding.belief_values, cfg.persistence)
+            if got is not None:
+                fixed[got[1]] = fixed.get(got[1], 0) + 1
+                return got[0]
             agent = grounding.agent_name
             facts = tuple((grounding.label(p), v) for p, v in parents)
             if grounding.belief_of_state and var == OBS:
@@ -246,7 +251,7 @@ class AutoToM:
             trace["discovery"] = {"model": initial.describe(), "stopped_because": "budget", "utility": None,
                                   "history": [], "note": "the initial model alone exceeds the likelihood budget"}
             trace["likelihood_requests"] = len(lik.seen)
-            trace["fixed_factors"] = fixed["persistence"]
+            trace["fixed_factors"], trace["fixed_by_rule"] = sum(fixed.values()), fixed
             return [1.0] * len(choices), trace
         chosen = memo[effective(found.spec)]
         trace["discovery"] = {"model": found.spec.describe(), "stopped_because": found.stopped_because,
@@ -256,7 +261,7 @@ class AutoToM:
         if grounding.belief_of_state:
             trace["belief_of_state"] = grounding.belief_state_trace(chosen)
         trace["likelihood_requests"] = len(lik.seen)
-        trace["fixed_factors"] = fixed["persistence"]
+        trace["fixed_factors"], trace["fixed_by_rule"] = sum(fixed.values()), fixed
         if isinstance(inner, LLMLikelihood):
             trace["likelihood_calls"] = inner.trace  # every request: variable, value, facts, p, how
         return chosen.posterior, trace
@@ -315,6 +320,8 @@ class _Grounding:
         self.outer = analysis.agents[-2] if len(analysis.agents) > 1 else None
         self._outer: dict[tuple[int, tuple[str, ...]], asyncio.Future[InferenceResult]] = {}
         self.states: list[str] | None = None
+        #: the belief's values (the same at every step), set by `ground`; the persistence rule reads them
+        self.belief_values: tuple[str, ...] = ()
 
     @property
     def belief_of_state(self) -> bool:
@@ -426,6 +433,9 @@ class _Grounding:
                     usable = {x.strip().lower() for x in h.hypotheses if len(re.findall(r"[A-Za-z]+", x)) >= 3}
                     if len(usable) < min(2, k * n):
                         raise ValueError("give at least two different hypotheses, each a sentence of 3+ words")
+                    if var == GOAL and all(self.restates_a_choice(x) for x in h.hypotheses):
+                        raise ValueError(f"a goal is what {self.agent_name} wants, not an answer to the question: "
+                                         "do not restate the choices")
 
                 value, self.traces[var] = await structured_step(
                     self.model, [{"role": "user", "content": prompt}], _Hypotheses, check=check,
@@ -438,8 +448,18 @@ class _Grounding:
                 h = h.strip()
                 if len(re.findall(r"[A-Za-z]+", h)) >= 3 and h.lower() not in {x.lower() for x in hyps}:
                     hyps.append(h)
+            if var == GOAL and value is not None:
+                restating = [h for h in hyps if self.restates_a_choice(h)]
+                if restating:
+                    self.traces.setdefault(var, {})["restating_dropped"] = restating
+                    hyps = [h for h in hyps if h not in restating]
             self.hypotheses[var] = hyps[: max(k * n, 1)] or fallback
             return self.hypotheses[var]
+
+    def restates_a_choice(self, hypothesis: str) -> bool:
+        """A proposed goal that says what a choice of the query says is that answer, not a goal: with the
+        query's own action as its only evidence it would make the inference circular (wording.restates)."""
+        return self.a.slot != GOAL and any(restates(hypothesis, s) for s in self.a.statements)
 
     def fallback_hypotheses(self, var: str) -> list[str]:
         """Documented fallback when no usable proposal comes back.
@@ -480,6 +500,8 @@ class _Grounding:
             belief_values = [self.known["belief"]]
         elif BELIEF in V:
             belief_values = await self.propose(BELIEF)
+        if belief_values is not None:
+            self.belief_values = tuple(belief_values)
         def observation_of(j: int, st: Step) -> str | None:
             observation = st.observation
             own = st.action or st.utterance

@@ -4,22 +4,88 @@
   observation", or the model has no Observation), the belief is unchanged:
   P(B_t = b | B_{t-1} = b', O_t = nothing) = 1 if b == b' else 0. Without this rule every pair of
   hypotheses would cost one LLM call per step (n^2; 225 for a 15-choice step).
+- The same for an observation UNRELATED to the belief hypotheses (`persistence="unrelated"`, the default):
+  when every hypothesis names something of its own (a container, an object, an intention) and the
+  observation mentions none of the words that tell the hypotheses apart, it cannot move the belief from
+  one hypothesis to another ("Mary walked to the kitchen" says nothing about potato vs. wine in the
+  cabinet). Hypotheses that differ by a negation ("there is" / "there isn't") or by nothing of their own
+  never use it: every transition is asked.
+- No evidence at a window's first step (`persistence="unrelated"` too): with no previous belief and "nothing
+  new" observed, P(B | nothing) is the same for every hypothesis (1.0); asking the model would only add its
+  prior taste for one wording (0.037 vs. 0.048 on a ToMi item), and the window's later steps decide.
+`persistence="nothing-observed"` keeps only the first rule (before; for replays).
 Observed-only factors (e.g. P(O | S) with both observed) are constants that the inference skips itself.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Literal
+
 from .model_space import BELIEF, OBS, PREV_BELIEF
 from .timeline import NO_OBSERVATION, NOTHING_NEW
+from .wording import NOT, terms
 
 #: observation texts that mean "nothing was perceived at this step"
 NOTHING_OBSERVED = frozenset({NOTHING_NEW, NO_OBSERVATION})
 
+PersistenceRule = Literal["unrelated", "nothing-observed"]
 
-def fixed_factor(variable: str, value: str, parents: tuple[tuple[str, str], ...]) -> float | None:
-    """The factor's value when the method fixes it, else None (ask the likelihood)."""
-    if variable == BELIEF:
-        given = dict(parents)
-        if PREV_BELIEF in given and given.get(OBS, NOTHING_NEW) in NOTHING_OBSERVED:
-            return 1.0 if value == given[PREV_BELIEF] else 0.0
+#: why a belief transition was fixed, as recorded in trace["fixed_by_rule"]
+NOTHING = "nothing observed"
+UNRELATED = "observation unrelated to the hypotheses"
+NO_EVIDENCE = "nothing observed at the first step"
+
+@lru_cache(maxsize=256)
+def telling_apart(hypotheses: tuple[str, ...]) -> frozenset[str] | None:
+    """The words that tell the hypotheses apart (in some of them, not in all), or None when the rule
+    cannot be used: fewer than two hypotheses, one that names nothing of its own, or a negation that only
+    some of them carry."""
+    if len(hypotheses) < 2:
+        return None
+    sets = [terms(h) for h in hypotheses]
+    common = frozenset.intersection(*sets)
+    apart = frozenset.union(*sets) - common
+    if NOT in apart:
+        return None
+    for i, s in enumerate(sets):
+        others = frozenset().union(*(t for j, t in enumerate(sets) if j != i))
+        if not s - others:
+            return None
+    return apart
+
+
+def unrelated(observation: str, hypotheses: Sequence[str]) -> bool:
+    """The observation mentions none of the words that tell the hypotheses apart (and the rule applies)."""
+    apart = telling_apart(tuple(hypotheses))
+    return apart is not None and not (terms(observation) & apart)
+
+
+def fixed_reason(variable: str, parents: tuple[tuple[str, str], ...], hypotheses: Sequence[str] = (),
+                 rule: PersistenceRule = "unrelated") -> str | None:
+    """Why this belief factor is fixed (NOTHING, UNRELATED or NO_EVIDENCE), or None when it must be asked.
+    `hypotheses` are the belief's values (the UNRELATED rule reads them)."""
+    if variable != BELIEF:
+        return None
+    given = dict(parents)
+    observation = given.get(OBS, NOTHING_NEW)
+    if PREV_BELIEF not in given:
+        # the first step of a window: with nothing observed there is no evidence, every value alike
+        return NO_EVIDENCE if rule == "unrelated" and given.get(OBS) == NOTHING_NEW else None
+    if observation in NOTHING_OBSERVED:
+        return NOTHING
+    if rule == "unrelated" and unrelated(observation, hypotheses):
+        return UNRELATED
     return None
+
+
+def fixed_factor(variable: str, value: str, parents: tuple[tuple[str, str], ...], hypotheses: Sequence[str] = (),
+                 rule: PersistenceRule = "unrelated") -> tuple[float, str] | None:
+    """(the factor's value, why it is fixed) when the method fixes it, else None (ask the likelihood)."""
+    reason = fixed_reason(variable, parents, hypotheses, rule)
+    if reason is None:
+        return None
+    if reason == NO_EVIDENCE:
+        return 1.0, reason
+    return (1.0 if value == dict(parents)[PREV_BELIEF] else 0.0), reason

@@ -1,0 +1,46 @@
+"""Content words of short texts, for the engine's deterministic checks (which words tell belief hypotheses
+apart, whether a proposed goal restates an answer choice): one definition used by both."""
+
+from __future__ import annotations
+
+import re
+
+NOT = "<not>"
+_NEGATIONS = frozenset({"not", "no", "never", "none", "nothing", "nobody", "nowhere", "neither", "nor",
+                        "without", "cannot"})
+_FUNCTION = frozenset({"the", "and", "that", "this", "there", "was", "were", "has", "had", "have", "been", "for",
+                       "with", "into", "inside", "from", "its", "his", "her", "their", "she", "him", "they",
+                       "then", "than", "are", "will", "would", "does", "did", "any", "all", "some", "what",
+                       "where", "when", "which", "who", "because", "about", "also", "just", "now", "still"})
+
+
+def terms(text: str) -> frozenset[str]:
+    """Content words of a text: lower-case, 3+ letters, plural -s dropped, names like red_box kept whole;
+    every negation becomes one token so that 'is' vs. 'isn't' is a difference."""
+    out: set[str] = set()
+    for tok in re.findall(r"[a-z0-9_]+(?:'[a-z]+)?", text.lower()):
+        if tok.endswith("n't") or tok in _NEGATIONS:
+            out.add(NOT)
+            continue
+        tok = tok.split("'")[0]
+        if len(tok) < 3 or tok in _FUNCTION:
+            continue
+        out.add(_singular(tok))
+    return frozenset(out)
+
+
+def _singular(word: str) -> str:
+    """potatoes -> potato, boxes -> box, cabinets -> cabinet (both sides of a comparison go through it)."""
+    if len(word) > 4 and re.search(r"(oes|ses|xes|zes|ches|shes)$", word):
+        return word[:-2]
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
+    return word
+
+
+def restates(text: str, statement: str, coverage: float = 0.8) -> bool:
+    """`text` says what `statement` says: it holds at least `coverage` of the statement's content words (and
+    the statement has two or more). "Aiden will look for the coat in the box because ..." restates "Where will
+    Aiden look for the coat: box"; "Aiden wants to find the coat" does not."""
+    want = terms(statement)
+    return len(want) >= 2 and len(want & terms(text)) >= coverage * len(want)

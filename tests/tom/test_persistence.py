@@ -1,0 +1,130 @@
+"""The persistence rule for observations unrelated to the belief hypotheses (factors.py), with scripted
+likelihoods: a transition the rule fixes is never asked, and an observation that names what tells the
+hypotheses apart, or hypotheses told apart only by a negation, are always asked."""
+
+from __future__ import annotations
+
+import pytest
+
+from thoughttrace.tom.autotom import AutoToM, AutoToMConfig
+from thoughttrace.tom.factors import NO_EVIDENCE, NOTHING, UNRELATED, fixed_factor, telling_apart, unrelated
+from thoughttrace.tom.likelihood import LikelihoodRequest, ScriptedLikelihood
+from thoughttrace.tom.model_space import BELIEF, OBS, PREV_BELIEF
+
+from .scripted import STORY as STORY_SALLY
+from .scripted import competent_model
+
+CABINET = ["John believed that there was a tomato inside the kitchen cabinet",
+           "John believed that there was wine inside the kitchen cabinet",
+           "John believed that there was a potato inside the kitchen cabinet"]
+
+
+def test_what_tells_the_hypotheses_apart() -> None:
+    assert telling_apart(tuple(CABINET)) == {"tomato", "wine", "potato"}
+    assert unrelated("Mary returned to the kitchen and walked towards a kitchen cabinet.", CABINET)
+    assert not unrelated('Mary asked, "Any idea where the wine might be?"', CABINET)
+    assert not unrelated("Mary put two potatoes on the table.", CABINET)  # plural of a telling word
+    # names with underscores are one word: the shared "green" of green_pepper tells nothing apart
+    where = ["Jacob thinks the green_pepper is in the red_box", "Jacob thinks the green_pepper is in the blue_box"]
+    assert telling_apart(tuple(where)) == {"red_box", "blue_box"}
+    assert unrelated("Mia stayed in the porch for 1 minute.", where)
+    assert not unrelated("The apple is in the blue_box.", where)
+
+
+@pytest.mark.parametrize("hypotheses", [
+    ["There is a wine glass inside the cabinet", "There isn't a wine glass inside the cabinet"],
+    ["Anne thinks the ball is in the box", "Anne does not think the ball is in the box"],
+    ["John believes the wine is in the fridge", "John doesn't know where the beer is"],  # each its own, one negated
+    ["Anne thinks the ball is in the box", "Anne thinks the ball is in the box or the basket"],  # nothing of its own
+    ["Anne thinks the ball is in the box"],
+])
+def test_the_rule_is_off_where_the_words_cannot_tell(hypotheses: list[str]) -> None:
+    assert telling_apart(tuple(hypotheses)) is None
+    assert not unrelated("Anne opened the cabinet.", hypotheses)
+    parents = ((PREV_BELIEF, hypotheses[0]), (OBS, "Anne opened the cabinet."))
+    assert fixed_factor(BELIEF, hypotheses[0], parents, hypotheses) is None
+
+
+def test_the_factor_says_why_it_is_fixed() -> None:
+    prev = ((PREV_BELIEF, CABINET[1]), (OBS, "Mary walked to the fridge."))
+    assert fixed_factor(BELIEF, CABINET[1], prev, CABINET) == (1.0, UNRELATED)
+    assert fixed_factor(BELIEF, CABINET[0], prev, CABINET) == (0.0, UNRELATED)
+    assert fixed_factor(BELIEF, CABINET[1], prev) is None  # without the hypotheses: the literal rule only
+    assert fixed_factor(BELIEF, CABINET[1], ((PREV_BELIEF, CABINET[1]), (OBS, "nothing new")), CABINET) == (1.0, NOTHING)
+    assert fixed_factor(BELIEF, CABINET[1], ((OBS, "Mary walked to the fridge."),), CABINET) is None  # no prior
+
+
+STORY = "The ball is in the basket. Ann looked at the shelf. {event} Ann looked at the door."
+
+
+def _noisy(calls: list[LikelihoodRequest]):
+    """A likelihood that sees the ball where it was perceived, and whose transitions flip the belief: asked
+    at the step with the unrelated event, it would turn a right answer into a wrong one."""
+
+    def lik(req: LikelihoodRequest) -> float:
+        calls.append(req)
+        facts = dict(req.facts)
+        before = next((v for k, v in facts.items() if k.endswith("believed before")), None)
+        if before is not None:
+            return 0.1 if req.value == before else 0.9
+        return 0.9 if "basket" in req.value and "basket" in str(req.facts) else 0.3
+
+    return lik
+
+
+async def _solve(event: str, persistence: str) -> tuple[list[float], dict, list[LikelihoodRequest]]:
+    calls: list[LikelihoodRequest] = []
+    method = AutoToM(AutoToMConfig(llm_steps=False, persistence=persistence),  # type: ignore[arg-type]
+                     likelihood=ScriptedLikelihood(_noisy(calls)))
+    ans = await method.solve(None, STORY.format(event=event), "Where does Ann think the ball is?", ["basket", "box"])
+    assert ans.error is None
+    return ans.posterior, ans.trace, calls
+
+
+def _transitions(calls: list[LikelihoodRequest]) -> list[LikelihoodRequest]:
+    return [r for r in calls if any(label.endswith("believed before") for label, _ in r.facts)]
+
+
+async def test_an_unrelated_observation_leaves_the_belief_unchanged_and_costs_nothing() -> None:
+    post, trace, calls = await _solve("A dog barked in the garden.", "unrelated")
+    assert not _transitions(calls)
+    assert trace["fixed_by_rule"].get(UNRELATED, 0) == 4  # 2 x 2 transitions at the dog's step
+    assert trace["fixed_factors"] == sum(trace["fixed_by_rule"].values())
+    assert post[0] > 0.6  # what the first step saw (the ball in the basket), carried unchanged
+    # the literal rule asks them, and the noisy transitions pull the belief away from what Ann saw
+    post_literal, trace_literal, calls_literal = await _solve("A dog barked in the garden.", "nothing-observed")
+    assert len(set(_transitions(calls_literal))) == 4 and UNRELATED not in trace_literal["fixed_by_rule"]
+    assert post_literal[0] < post[0] - 0.15
+
+
+async def test_an_observation_naming_a_hypothesis_is_asked() -> None:
+    post, trace, calls = await _solve("A dog sniffed the box.", "unrelated")
+    assert len(set(_transitions(calls))) == 4 and UNRELATED not in trace["fixed_by_rule"]
+
+
+def test_no_evidence_at_a_windows_first_step() -> None:
+    first = ((OBS, "nothing new"),)
+    assert fixed_factor(BELIEF, CABINET[0], first, CABINET) == (1.0, NO_EVIDENCE)
+    assert fixed_factor(BELIEF, CABINET[2], first, CABINET) == (1.0, NO_EVIDENCE)
+    assert fixed_factor(BELIEF, CABINET[0], first, CABINET, rule="nothing-observed") is None
+    # "no observation" is the latent alternative of an unknown observation, weighed against what was seen: asked
+    assert fixed_factor(BELIEF, CABINET[0], ((OBS, "no observation"),), CABINET) is None
+    assert fixed_factor(BELIEF, CABINET[0], ((OBS, "Mary walked in."),), CABINET) is None
+
+
+async def test_a_window_starting_where_nothing_was_seen_asks_nothing_there() -> None:
+    """Ann sees the ball, then nothing: the initial model at the last step has no evidence at all (uniform,
+    no request), and the answer comes from the step where she saw it."""
+    calls: list[LikelihoodRequest] = []
+
+    def lik(req: LikelihoodRequest) -> float:
+        calls.append(req)
+        return 0.9 if "basket" in req.value and "basket" in str(req.facts) else 0.3
+
+    model = competent_model(perception={"Sally": {"observed": [1, 2, 3], "actions": [1, 4]}})
+    ans = await AutoToM(AutoToMConfig(), likelihood=ScriptedLikelihood(lik)).solve(
+        model, STORY_SALLY, "Where does Sally think the ball is?", ["basket", "box"])
+    assert not [r for r in calls if ("What Sally perceived", "nothing new") in r.facts]
+    assert ans.trace["fixed_by_rule"].get(NO_EVIDENCE, 0) >= 2
+    assert ans.trace["discovery"]["history"][0]["posterior"] == pytest.approx([0.5, 0.5])
+    assert ans.letter == "A"
