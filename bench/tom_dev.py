@@ -1,13 +1,15 @@
 """ToM dev-split benchmark: autotom, direct and simtom on a stratified sample of every benchmark.
 
     python bench/tom_dev.py [--limit 10] [--model local:qwen1.5b] [--methods autotom,direct,simtom] [--out DIR]
+                            [--against DIR_OF_AN_EARLIER_RUN]
 
 Items are run in rounds (one item per benchmark per round, every method on the round before the next), so
 a run stopped at any time holds all methods on the same items. Prints, per method, accuracy with Wilson
 95% intervals (overall and per benchmark), calibration (Brier, ECE, log loss), the share of ties, the
 share of questions whose model discovery stopped on the budget, median likelihood requests, model
 requests / tokens / seconds per question, and each method's accuracy minus the first method's on the same
-items (paired bootstrap 95% CI); writes the same as JSON (format_version 3). Resumable:
+items (paired bootstrap 95% CI); with --against, each method against its own results in an earlier run (another
+engine or setting) on the items both runs did; writes the same as JSON (format_version 4). Resumable:
 results.jsonl per method are kept and every model call is cached, so a rerun only pays for what is missing.
 """
 
@@ -24,14 +26,14 @@ from typing import Any
 from thoughttrace.evals.stats import Scale, paired_difference
 from thoughttrace.llm import get_model
 from thoughttrace.tom.benchmarks import BENCHMARKS, load_uniform
-from thoughttrace.tom.harness import read_results, run_bench, summarise
+from thoughttrace.tom.harness import median, read_results, run_bench, summarise
 from thoughttrace.tom.items import ToMItem, select
 from thoughttrace.tom.methods import get_method
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_TOM = Path(os.environ.get("THOUGHTTRACE_SHARED", REPO.parent / "shared")) / "data" / "tom"
 REFERENCE_CALLS_BIGTOM = 28  # measured on the reference implementation (issue 3)
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 
 
 def rounds(items_by_bench: dict[str, list[ToMItem]]) -> list[list[ToMItem]]:
@@ -103,6 +105,49 @@ def difference_lines(diffs: dict[str, dict[str, Any]], base: str) -> list[str]:
     return lines
 
 
+REQUESTS = Scale(name="likelihood requests", low=0.0)
+
+
+def against(now: list[Any], before: list[Any]) -> dict[str, Any]:
+    """One method's results now against the same method's in an earlier run, on the items both did: accuracy
+    and likelihood requests as paired differences (now minus before), medians, budget stops and tokens."""
+    by_id = {r.id: r for r in before}
+    pairs = [(by_id[r.id], r) for r in now if r.id in by_id]
+    lik = [(b.likelihood_requests, t.likelihood_requests) for b, t in pairs
+           if b.likelihood_requests is not None and t.likelihood_requests is not None]
+
+    def side(rs: list[Any]) -> dict[str, Any]:
+        return {"correct": sum(bool(r.correct) for r in rs),
+                "stopped_on_budget": sum(r.stopped_because == "budget" for r in rs),
+                "likelihood_requests_median": median([float(r.likelihood_requests) for r in rs
+                                                      if r.likelihood_requests is not None]),
+                "tokens_per_question": sum(r.tokens for r in rs) / len(rs) if rs else None}
+
+    return {"n": len(pairs), "before": side([b for b, _ in pairs]), "now": side([t for _, t in pairs]),
+            "accuracy": paired_difference([float(b.correct) for b, _ in pairs], [float(t.correct) for _, t in pairs],
+                                          scale=ACCURACY).model_dump(),
+            "likelihood_requests": paired_difference([float(b) for b, _ in lik], [float(t) for _, t in lik],
+                                                     scale=REQUESTS).model_dump()}
+
+
+def against_lines(comparisons: dict[str, dict[str, Any]], before_dir: Path) -> list[str]:
+    def est(e: dict[str, Any], factor: float, digits: int) -> str:
+        if e["mean"] is None or e["low"] is None:
+            return f"n/a ({e['reason']})"
+        return f"{factor * e['mean']:+.{digits}f} [{factor * e['low']:+.{digits}f}, {factor * e['high']:+.{digits}f}]"
+
+    lines = ["", f"Against {before_dir} (same method, items both runs did; now minus before, paired bootstrap 95% CI):",
+             "| method | n | correct before -> now | accuracy points | likelihood requests per q | median lik. req "
+             "| stopped on budget | tokens/q |", "|" + "---|" * 8]
+    for name, c in comparisons.items():
+        b, t = c["before"], c["now"]
+        lines.append(f"| {name} | {c['n']} | {b['correct']} -> {t['correct']} | {est(c['accuracy'], 100, 0)} | "
+                     f"{est(c['likelihood_requests'], 1, 1)} | {_f(b['likelihood_requests_median'], 1)} -> "
+                     f"{_f(t['likelihood_requests_median'], 1)} | {b['stopped_on_budget']} -> {t['stopped_on_budget']} | "
+                     f"{_f(b['tokens_per_question'], 0)} -> {_f(t['tokens_per_question'], 0)} |")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[1])
     ap.add_argument("--limit", type=int, default=10, help="dev items per benchmark, stratified by question type")
@@ -113,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=REPO / "artifacts" / "tom_dev")
     ap.add_argument("--concurrency", type=int, default=1)
     ap.add_argument("--report-only", action="store_true", help="summarise what results.jsonl hold; run nothing")
+    ap.add_argument("--against", type=Path, default=None,
+                    help="an earlier run's --out: compare each method with its own results there")
     args = ap.parse_args(argv)
 
     benches = args.benchmarks.split(",")
@@ -132,12 +179,22 @@ def main(argv: list[str] | None = None) -> int:
     rows = {name: [x for x in read_results(out_dirs[name] / "results.jsonl") if x.id in wanted] for name in methods}
     table = {name: summarise(rs) for name, rs in rows.items()}
     diffs = differences(rows, methods[0])
-    text = "\n".join([report(table, benches, args.model), *difference_lines(diffs, methods[0])])
+    parts = [report(table, benches, args.model), *difference_lines(diffs, methods[0])]
+    comparisons: dict[str, dict[str, Any]] = {}
+    if args.against is not None:
+        for name in methods:
+            old = args.against / name.replace(":", "_") / "results.jsonl"
+            if not old.exists():
+                raise SystemExit(f"--against {args.against}: no {old}; pass the --out directory of an earlier run")
+            comparisons[name] = against(rows[name], [x for x in read_results(old) if x.id in wanted])
+        parts += against_lines(comparisons, args.against)
+    text = "\n".join(parts)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
     payload = {"format_version": FORMAT_VERSION, "model": args.model, "limit": args.limit,
                "n_items": len(wanted), "wall_seconds": time.perf_counter() - started, "methods": table,
-               "differences": {"base": methods[0], "accuracy": diffs}}
+               "differences": {"base": methods[0], "accuracy": diffs},
+               "against": {"run": str(args.against), "methods": comparisons} if args.against is not None else None}
     (args.out / "tom_dev.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
     (args.out / "tom_dev.md").write_text(text + "\n", encoding="utf-8")
     print(f"wrote {args.out / 'tom_dev.json'}")

@@ -39,3 +39,25 @@ def test_no_shared_item_is_an_explicit_null(tom_dev) -> None:  # type: ignore[no
     diffs = tom_dev.differences({"autotom": rows({"a": True}), "simtom": rows({"b": False})}, "autotom")
     assert diffs["simtom"]["mean"] is None and diffs["simtom"]["reason"]
     assert "n/a (" in tom_dev.difference_lines(diffs, "autotom")[-1]
+
+
+def results(spec: dict[str, tuple[bool, int, str]]) -> list[SimpleNamespace]:
+    return [SimpleNamespace(id=i, correct=c, likelihood_requests=n, stopped_because=why, tokens=100 * n)
+            for i, (c, n, why) in spec.items()]
+
+
+def test_against_an_earlier_run_pairs_the_items_both_runs_did(tom_dev) -> None:  # type: ignore[no-untyped-def]
+    before = results({"a": (False, 40, "budget"), "b": (True, 20, "threshold"), "c": (False, 30, "budget"),
+                      "gone": (True, 2, "threshold")})
+    now = results({"a": (True, 10, "threshold"), "b": (True, 12, "threshold"), "c": (False, 30, "budget"),
+                   "new": (False, 99, "budget")})
+    c = tom_dev.against(now, before)
+    assert c["n"] == 3  # "gone" and "new" are in one run only
+    assert c["before"]["correct"] == 1 and c["now"]["correct"] == 2
+    assert c["before"]["stopped_on_budget"] == 2 and c["now"]["stopped_on_budget"] == 1
+    assert c["before"]["likelihood_requests_median"] == 30 and c["now"]["likelihood_requests_median"] == 12
+    assert c["accuracy"]["mean"] == pytest.approx(1 / 3)
+    assert c["likelihood_requests"]["mean"] == pytest.approx(((10 - 40) + (12 - 20) + 0) / 3)
+    assert c["likelihood_requests"]["low"] <= c["likelihood_requests"]["mean"] <= c["likelihood_requests"]["high"]
+    line = tom_dev.against_lines({"autotom": c}, Path("old"))[-1]
+    assert line.startswith("| autotom | 3 | 1 -> 2 | +33 [") and "| 30.0 -> 12.0 | 2 -> 1 |" in line

@@ -224,7 +224,8 @@ def _share(k: int, n: int) -> dict[str, Any]:
     return {"k": k, "n": n, "share": k / n if n else None, "ci95": [lo, hi] if n else None}
 
 
-def _median(values: list[float]) -> float | None:
+def median(values: list[float]) -> float | None:
+    """The median, or None for no values (a null a report can show, not an error)."""
     if not values:
         return None
     v = sorted(values)
@@ -244,8 +245,8 @@ def _acc(rows: list[ItemResult]) -> dict[str, Any]:
             # only methods with a model discovery (autotom) report these; None otherwise
             "stopped_on_budget": _share(sum(r.stopped_because == "budget" for r in discovered), len(discovered))
             if discovered else None,
-            "likelihood_requests_median": _median(lik),
-            "requests_median": _median([float(r.requests) for r in rows])}
+            "likelihood_requests_median": median(lik),
+            "requests_median": median([float(r.requests) for r in rows])}
 
 
 def summarise(results: Iterable[ItemResult]) -> dict[str, Any]:
