@@ -32,10 +32,11 @@ NOTHING_OBSERVED = frozenset({NOTHING_NEW, NO_OBSERVATION})
 
 PersistenceRule = Literal["unrelated", "nothing-observed"]
 
-#: why a belief transition was fixed, as recorded in trace["fixed_by_rule"]
+#: why a belief factor was fixed, as recorded in trace["fixed_by_rule"]
 NOTHING = "nothing observed"
 UNRELATED = "observation unrelated to the hypotheses"
 NO_EVIDENCE = "nothing observed at the first step"
+
 
 @lru_cache(maxsize=256)
 def telling_apart(hypotheses: tuple[str, ...]) -> frozenset[str] | None:
