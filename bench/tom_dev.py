@@ -157,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tom-dir", type=Path, default=DEFAULT_TOM)
     ap.add_argument("--out", type=Path, default=REPO / "artifacts" / "tom_dev")
     ap.add_argument("--concurrency", type=int, default=1)
+    ap.add_argument("--budget", type=int, default=None,
+                    help="autotom: most distinct likelihood requests per question (default: AutoToMConfig's, 40); "
+                         "give another budget its own --out (items already done there are kept)")
     ap.add_argument("--report-only", action="store_true", help="summarise what results.jsonl hold; run nothing")
     ap.add_argument("--against", type=Path, default=None,
                     help="an earlier run's --out: compare each method with its own results there")
@@ -171,8 +174,9 @@ def main(argv: list[str] | None = None) -> int:
         model = get_model(args.model)
         for r, batch in enumerate(rounds(by_bench)):
             for name in methods:
-                model.run(run_bench(batch, get_method(name), model, out_dirs[name], concurrency=args.concurrency,
-                                    progress=sys.stderr.isatty()))
+                options = {"likelihood_budget": args.budget} if name == "autotom" and args.budget else {}
+                model.run(run_bench(batch, get_method(name, **options), model, out_dirs[name],
+                                    concurrency=args.concurrency, progress=sys.stderr.isatty()))
             print(f"round {r + 1}: {len(batch)} items x {len(methods)} methods done "
                   f"({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
     wanted = {it.id for v in by_bench.values() for it in v}
@@ -191,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join(parts)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
-    payload = {"format_version": FORMAT_VERSION, "model": args.model, "limit": args.limit,
+    payload = {"format_version": FORMAT_VERSION, "model": args.model, "limit": args.limit, "budget": args.budget,
                "n_items": len(wanted), "wall_seconds": time.perf_counter() - started, "methods": table,
                "differences": {"base": methods[0], "accuracy": diffs},
                "against": {"run": str(args.against), "methods": comparisons} if args.against is not None else None}
