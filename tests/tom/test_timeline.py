@@ -225,3 +225,34 @@ async def test_the_last_own_act_of_an_action_query_joins_an_observation_but_is_n
     obs = pm.steps[-1].nodes["Observation"]
     # nothing seen: "nothing new", so the belief persists without a request (it was "nothing new Ann entered ...")
     assert obs.values == (["The key is in the box. Ann entered the garden."] if seen else [NOTHING_NEW])
+
+
+def test_who_hears_a_private_communication() -> None:
+    from thoughttrace.tom.timeline import private_audience
+
+    assert private_audience("Mia privately told Alexander that the apple is in the red_cupboard now.") == {
+        "Mia", "Alexander"}
+    assert private_audience("Ann and Bob secretly informed Carl that the key is lost.") == {"Ann", "Bob", "Carl"}
+    assert private_audience("Ann whispered to Bob that the cake is a lie.") == {"Ann", "Bob"}
+    assert private_audience("Carter publicly claimed that the melon is in the red_envelope now.") is None
+    assert private_audience("Ann told Bob that the key is lost.") is None  # not said to be private: the model decides
+
+
+@pytest.mark.parametrize("agent,heard", [("Jacob", False), ("Alexander", True), ("Mia", True)])
+async def test_only_the_speaker_and_the_addressee_perceive_a_private_tell(agent: str, heard: bool) -> None:
+    import json
+
+    from thoughttrace.llm import get_model
+    from thoughttrace.tom.timeline import perceive
+    from thoughttrace.tom.usage import TrackedModel
+
+    sentences = ["Jacob, Mia and Alexander entered the porch.", "The apple is in the blue_pantry.",
+                 "Mia privately told Alexander that the apple is in the red_cupboard now."]
+    # as the 1.5B model answered on a Hi-ToM dev item: everyone perceived everything, Jacob included
+    model = get_model("scripted", cache=False, outputs=[json.dumps({"observed": [1, 2, 3], "actions": [1]})])
+    per = await perceive(TrackedModel(model), sentences, agent)
+    assert per.observed is not None and (2 in per.observed) is heard
+    want = {"heard": [2], "not_heard": []} if heard else {"heard": [], "not_heard": [2]}
+    assert per.trace["private"] == want
+    perceived = " ".join(f"{s.observation} {s.action} {s.utterance}" for s in build_timeline(sentences, per))
+    assert ("privately told" in perceived) is heard  # Mia's own act, what Alexander observed, nothing for Jacob

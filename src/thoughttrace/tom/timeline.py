@@ -112,6 +112,8 @@ _EXITS = re.compile(rf"^{_WHO} (?:exited|exits|left|leaves|walked out of|walks o
                     rf"the (?P<place>{_PLACE})\.?$")
 _IS_IN = re.compile(rf"^The (?P<thing>{_PLACE}) (?:is|are|was|were) in the (?P<place>{_PLACE})\.?$")
 _MOVES = re.compile(rf"^{_WHO} moved the (?P<thing>{_PLACE}) to the (?P<place>{_PLACE})\.?$")
+_PRIVATE = re.compile(rf"^{_WHO} (?:(?:privately|secretly) (?:told|tells|informed|informs)|"
+                      r"(?:privately |secretly )?whisper(?:ed|s) to) (?P<to>[A-Z][a-z]+(?:(?:, | and |, and )[A-Z][a-z]+)*)\b")
 
 
 def _names(group: str) -> list[str]:
@@ -166,6 +168,14 @@ def co_location(sentences: list[str], agent: str) -> dict[int, bool] | None:
             elif room is not None:
                 out[i] = here == room
     return out
+
+
+def private_audience(sentence: str) -> set[str] | None:
+    """Who hears a private communication ("Mia privately told Alexander that ...", "Ann whispered to Bob"):
+    the speakers and the addressees; None when the sentence is not one. Nobody else perceives it, whatever
+    the model listed (a third person who "heard" it would know what only the addressee was told)."""
+    m = _PRIVATE.match(sentence.strip())
+    return None if m is None else {*_names(m.group("who")), *_names(m.group("to"))}
 
 
 class Perception(BaseModel):
@@ -241,6 +251,11 @@ async def perceive(model: TrackedModel | None, sentences: list[str], agent: str,
         if added or removed:
             trace["co_location"] = {"added": added, "removed": removed}
         observed_set = (observed_set | seen) - unseen
+    private = {i: who for i, s in enumerate(sentences) if (who := private_audience(s)) is not None}
+    if private:
+        heard = {i for i, who in private.items() if agent in who}
+        trace["private"] = {"heard": sorted(heard), "not_heard": sorted(set(private) - heard)}
+        observed_set = (observed_set | heard) - (set(private) - heard)
     observed = sorted(observed_set)
     trace["observed"], trace["actions"] = observed, actions
     trace["subject_actions_added"] = sorted(subject - llm_actions - set(kinds))
