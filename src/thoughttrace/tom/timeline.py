@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from .prompts import render
 from .structured import structured_step
 from .usage import TrackedModel
+from .wording import NOT, terms
 
 NO_OBSERVATION = "no observation"
 NOTHING_NEW = "nothing new"
@@ -74,15 +75,13 @@ def is_subject(sentence: str, agent: str) -> bool:
     return head is not None and re.search(rf"\b{re.escape(agent)}\b", head.group(1)) is not None
 
 
-_STOP = frozenset({"about", "after", "again", "also", "been", "before", "being", "could", "from", "have", "into",
-                   "just", "more", "only", "other", "over", "some", "such", "than", "that", "their", "them", "then",
-                   "there", "these", "they", "this", "those", "very", "were", "what", "when", "where", "which",
-                   "while", "with", "would", "your", "notices", "noticed", "notice", "does", "doesn"})
+#: perception verbs (and negation) are shared by perception sentences, so they tie none of them to an event
+_PERCEIVING = frozenset({"notice", "noticed", NOT})
 
 
 def _content_words(sentence: str, agent: str) -> set[str]:
-    """Lower-case words of four letters or more, without stop words and the agent's name."""
-    return {w for w in re.findall(r"[a-z]{4,}", sentence.lower()) if w not in _STOP and w != agent.lower()}
+    """The sentence's content words (wording.terms) without perception verbs and the agent's name."""
+    return set(terms(sentence) - _PERCEIVING - {agent.lower()})
 
 
 def non_action(sentence: str, agent: str) -> str | None:
@@ -104,7 +103,8 @@ def non_action(sentence: str, agent: str) -> str | None:
     return None
 
 
-_WHO = r"(?P<who>[A-Z][a-z]+(?:(?:, | and |, and )[A-Z][a-z]+)*)"
+_NAMES = r"[A-Z][a-z]+(?:(?:, | and |, and )[A-Z][a-z]+)*"
+_WHO = rf"(?P<who>{_NAMES})"
 _PLACE = r"[\w' -]+?"
 _ENTERS = re.compile(rf"^{_WHO} (?:entered|enters|walked into|walks into|went into|goes into|came into|comes into) "
                      rf"the (?P<place>{_PLACE})\.?$")
@@ -113,7 +113,7 @@ _EXITS = re.compile(rf"^{_WHO} (?:exited|exits|left|leaves|walked out of|walks o
 _IS_IN = re.compile(rf"^The (?P<thing>{_PLACE}) (?:is|are|was|were) in the (?P<place>{_PLACE})\.?$")
 _MOVES = re.compile(rf"^{_WHO} moved the (?P<thing>{_PLACE}) to the (?P<place>{_PLACE})\.?$")
 _PRIVATE = re.compile(rf"^{_WHO} (?:(?:privately|secretly) (?:told|tells|informed|informs)|"
-                      r"(?:privately |secretly )?whisper(?:ed|s) to) (?P<to>[A-Z][a-z]+(?:(?:, | and |, and )[A-Z][a-z]+)*)\b")
+                      rf"(?:privately |secretly )?whisper(?:ed|s) to) (?P<to>{_NAMES})\b")
 
 
 def _names(group: str) -> list[str]:
