@@ -36,6 +36,11 @@ REFERENCE_CALLS_BIGTOM = 28  # measured on the reference implementation (issue 3
 FORMAT_VERSION = 4
 
 
+def method_dir(out: Path, method: str) -> Path:
+    """Where a run keeps one method's results."""
+    return out / method.replace(":", "_")
+
+
 def rounds(items_by_bench: dict[str, list[ToMItem]]) -> list[list[ToMItem]]:
     """Round r holds the r-th item of every benchmark."""
     depth = max((len(v) for v in items_by_bench.values()), default=0)
@@ -123,11 +128,13 @@ def against(now: list[Any], before: list[Any]) -> dict[str, Any]:
                                                       if r.likelihood_requests is not None]),
                 "tokens_per_question": sum(r.tokens for r in rs) / len(rs) if rs else None}
 
+    requests = paired_difference([float(b) for b, _ in lik], [float(t) for _, t in lik], scale=REQUESTS).model_dump()
+    if pairs and not lik:
+        requests["reason"] = "the method sends no likelihood requests (only autotom does)"
     return {"n": len(pairs), "before": side([b for b, _ in pairs]), "now": side([t for _, t in pairs]),
             "accuracy": paired_difference([float(b.correct) for b, _ in pairs], [float(t.correct) for _, t in pairs],
                                           scale=ACCURACY).model_dump(),
-            "likelihood_requests": paired_difference([float(b) for b, _ in lik], [float(t) for _, t in lik],
-                                                     scale=REQUESTS).model_dump()}
+            "likelihood_requests": requests}
 
 
 def against_lines(comparisons: dict[str, dict[str, Any]], before_dir: Path) -> list[str]:
@@ -168,7 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     benches = args.benchmarks.split(",")
     methods = args.methods.split(",")
     by_bench = {b: select(load_uniform(args.tom_dir, b), split="dev", limit=args.limit) for b in benches}
-    out_dirs = {m: args.out / m.replace(":", "_") for m in methods}
+    out_dirs = {m: method_dir(args.out, m) for m in methods}
+    before = {m: method_dir(args.against, m) / "results.jsonl" for m in methods} if args.against else {}
+    for path in before.values():
+        if not path.exists():  # checked before a long run, not after it
+            raise SystemExit(f"--against {args.against}: no {path}; pass the --out directory of an earlier run")
     started = time.perf_counter()
     if not args.report_only:
         model = get_model(args.model)
@@ -184,13 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     table = {name: summarise(rs) for name, rs in rows.items()}
     diffs = differences(rows, methods[0])
     parts = [report(table, benches, args.model), *difference_lines(diffs, methods[0])]
-    comparisons: dict[str, dict[str, Any]] = {}
-    if args.against is not None:
-        for name in methods:
-            old = args.against / name.replace(":", "_") / "results.jsonl"
-            if not old.exists():
-                raise SystemExit(f"--against {args.against}: no {old}; pass the --out directory of an earlier run")
-            comparisons[name] = against(rows[name], [x for x in read_results(old) if x.id in wanted])
+    comparisons = {name: against(rows[name], [x for x in read_results(path) if x.id in wanted])
+                   for name, path in before.items()}
+    if comparisons:
         parts += against_lines(comparisons, args.against)
     text = "\n".join(parts)
     print(text)

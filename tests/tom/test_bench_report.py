@@ -61,3 +61,10 @@ def test_against_an_earlier_run_pairs_the_items_both_runs_did(tom_dev) -> None: 
     assert c["likelihood_requests"]["low"] <= c["likelihood_requests"]["mean"] <= c["likelihood_requests"]["high"]
     line = tom_dev.against_lines({"autotom": c}, Path("old"))[-1]
     assert line.startswith("| autotom | 3 | 1 -> 2 | +33 [") and "| 30.0 -> 12.0 | 2 -> 1 |" in line
+
+
+def test_against_says_why_a_method_has_no_request_difference(tom_dev) -> None:  # type: ignore[no-untyped-def]
+    rows = [SimpleNamespace(id="a", correct=True, likelihood_requests=None, stopped_because=None, tokens=5)]
+    c = tom_dev.against(rows, rows)
+    assert c["n"] == 1 and c["accuracy"]["mean"] == 0.0
+    assert c["likelihood_requests"]["mean"] is None and "only autotom" in c["likelihood_requests"]["reason"]
