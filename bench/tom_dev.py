@@ -87,17 +87,21 @@ def report(table: dict[str, dict[str, Any]], benches: list[str], model: str) -> 
 ACCURACY = Scale(name="accuracy", low=0.0, high=1.0)
 
 
+def paired(base: list[Any], other: list[Any]) -> list[tuple[Any, Any]]:
+    """(base row, other row) for every item both lists hold, in `other`'s order."""
+    by_id = {r.id: r for r in base}
+    return [(by_id[r.id], r) for r in other if r.id in by_id]
+
+
+def accuracy_difference(pairs: list[tuple[Any, Any]]) -> dict[str, Any]:
+    """Accuracy of the second rows minus the first's, paired bootstrap CI inside [-1, 1]."""
+    return paired_difference([float(b.correct) for b, _ in pairs], [float(t.correct) for _, t in pairs],
+                             scale=ACCURACY).model_dump()
+
+
 def differences(rows: dict[str, list[Any]], base: str) -> dict[str, dict[str, Any]]:
     """Each method's accuracy minus `base`'s on the items both have done (paired: one item, both answers)."""
-    by_id = {r.id: r for r in rows[base]}
-    out = {}
-    for name, rs in rows.items():
-        if name == base:
-            continue
-        pairs = [(by_id[r.id].correct, r.correct) for r in rs if r.id in by_id]
-        est = paired_difference([float(b) for b, _ in pairs], [float(t) for _, t in pairs], scale=ACCURACY)
-        out[name] = est.model_dump()
-    return out
+    return {name: accuracy_difference(paired(rows[base], rs)) for name, rs in rows.items() if name != base}
 
 
 def difference_lines(diffs: dict[str, dict[str, Any]], base: str) -> list[str]:
@@ -116,8 +120,7 @@ REQUESTS = Scale(name="likelihood requests", low=0.0)
 def against(now: list[Any], before: list[Any]) -> dict[str, Any]:
     """One method's results now against the same method's in an earlier run, on the items both did: accuracy
     and likelihood requests as paired differences (now minus before), medians, budget stops and tokens."""
-    by_id = {r.id: r for r in before}
-    pairs = [(by_id[r.id], r) for r in now if r.id in by_id]
+    pairs = paired(before, now)
     lik = [(b.likelihood_requests, t.likelihood_requests) for b, t in pairs
            if b.likelihood_requests is not None and t.likelihood_requests is not None]
 
@@ -132,9 +135,7 @@ def against(now: list[Any], before: list[Any]) -> dict[str, Any]:
     if pairs and not lik:
         requests["reason"] = "the method sends no likelihood requests (only autotom does)"
     return {"n": len(pairs), "before": side([b for b, _ in pairs]), "now": side([t for _, t in pairs]),
-            "accuracy": paired_difference([float(b.correct) for b, _ in pairs], [float(t.correct) for _, t in pairs],
-                                          scale=ACCURACY).model_dump(),
-            "likelihood_requests": requests}
+            "accuracy": accuracy_difference(pairs), "likelihood_requests": requests}
 
 
 def against_lines(comparisons: dict[str, dict[str, Any]], before_dir: Path) -> list[str]:

@@ -70,10 +70,10 @@ def fixed_reason(variable: str, parents: tuple[tuple[str, str], ...], hypotheses
     if variable != BELIEF:
         return None
     given = dict(parents)
-    observation = given.get(OBS, NOTHING_NEW)
     if PREV_BELIEF not in given:
         # the first step of a window: with nothing observed there is no evidence, every value alike
         return NO_EVIDENCE if rule == "unrelated" and given.get(OBS) == NOTHING_NEW else None
+    observation = given.get(OBS, NOTHING_NEW)
     if observation in NOTHING_OBSERVED:
         return NOTHING
     if rule == "unrelated" and unrelated(observation, hypotheses):

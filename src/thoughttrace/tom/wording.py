@@ -9,12 +9,12 @@ NOT = "<not>"
 _NEGATIONS = frozenset({"not", "no", "never", "none", "nothing", "nobody", "nowhere", "neither", "nor",
                         "without", "cannot"})
 #: words that say nothing about what a sentence is about (3+ letters; shorter words are dropped anyway)
-STOP = frozenset({"the", "and", "that", "this", "there", "was", "were", "has", "had", "have", "been", "for",
-                  "with", "into", "inside", "from", "its", "his", "her", "their", "she", "him", "they", "then",
-                  "than", "are", "will", "would", "does", "did", "any", "all", "some", "what", "where", "when",
-                  "which", "who", "because", "about", "also", "just", "now", "still", "after", "again", "before",
-                  "being", "could", "more", "only", "other", "over", "such", "them", "these", "those", "very",
-                  "while", "your"})
+_STOP = frozenset({"the", "and", "that", "this", "there", "was", "were", "has", "had", "have", "been", "for",
+                   "with", "into", "inside", "from", "its", "his", "her", "their", "she", "him", "they", "then",
+                   "than", "are", "will", "would", "does", "did", "any", "all", "some", "what", "where", "when",
+                   "which", "who", "because", "about", "also", "just", "now", "still", "after", "again", "before",
+                   "being", "could", "more", "only", "other", "over", "such", "them", "these", "those", "very",
+                   "while", "your"})
 
 
 def terms(text: str) -> frozenset[str]:
@@ -26,7 +26,7 @@ def terms(text: str) -> frozenset[str]:
             out.add(NOT)
             continue
         tok = tok.split("'")[0]
-        if len(tok) < 3 or tok in STOP:
+        if len(tok) < 3 or tok in _STOP:
             continue
         out.add(_singular(tok))
     return frozenset(out)
