@@ -36,23 +36,32 @@ def fn(agents: list[str], perception: dict[str, dict[str, list[int]]], statement
     return respond
 
 
-def likelihood_logprobs(messages: Any) -> dict[str, float]:
-    """P(Likely): keep a previous belief (0.9); else follow what was perceived about the ball; else 0.5."""
-    text = _content(messages)
-    statement = re.search(r"Statement \([^)]*\): (.*)", text)
-    if statement is None:  # a multiple-choice question (direct, simtom)
-        return {"A": 0.6, "B": 0.4}
-    value = statement.group(1)
+def _p_likely(text: str, value: str) -> float:
+    """P(Likely) of one statement: keep a previous belief (0.9); else follow what was perceived about the
+    ball; else 0.5."""
     place = "basket" if "basket" in value else "box"
     prev = re.search(r"believed before: (.*)", text)
     perceived = re.search(r"perceived: (.*)", text)
     if prev:
-        p = 0.9 if place in prev.group(1) else 0.1
-    elif perceived and "ball is in the basket" in perceived.group(1):
-        p = 0.9 if place == "basket" else 0.1
-    else:
-        p = 0.5
-    return {"Likely": p, "Unlikely": 1 - p}
+        return 0.9 if place in prev.group(1) else 0.1
+    if perceived and "ball is in the basket" in perceived.group(1):
+        return 0.9 if place == "basket" else 0.1
+    return 0.5
+
+
+def likelihood_logprobs(messages: Any) -> dict[str, float]:
+    """Likely / Unlikely for a statement; for a row request (options A., B., ...) each letter's share of
+    the options' P(Likely), so a row gives the same factor values as the statements one by one, normalised."""
+    text = _content(messages)
+    statement = re.search(r"Statement \([^)]*\): (.*)", text)
+    if statement is not None:
+        p = _p_likely(text, statement.group(1))
+        return {"Likely": p, "Unlikely": 1 - p}
+    if re.search(r"^Question \(", text, re.M):
+        options = re.findall(r"^([A-Z])\. (.*)$", text, re.M)
+        ps = {letter: _p_likely(text, value) for letter, value in options}
+        return {letter: p / sum(ps.values()) for letter, p in ps.items()}
+    return {"A": 0.6, "B": 0.4}  # a multiple-choice question (direct, simtom)
 
 
 def competent_model(agents: list[str] | None = None, perception: dict | None = None, **kw: Any):

@@ -256,3 +256,20 @@ async def test_only_the_speaker_and_the_addressee_perceive_a_private_tell(agent:
     assert per.trace["private"] == want
     perceived = " ".join(f"{s.observation} {s.action} {s.utterance}" for s in build_timeline(sentences, per))
     assert ("privately told" in perceived) is heard  # Mia's own act, what Alexander observed, nothing for Jacob
+
+
+async def test_a_sentence_with_another_named_subject_is_not_the_agents_act_whatever_the_model_listed() -> None:
+    import json
+
+    from thoughttrace.llm import get_model
+    from thoughttrace.tom.timeline import perceive
+    from thoughttrace.tom.usage import TrackedModel
+
+    sentences = ["Jacob and Charlotte entered the porch.", "Charlotte lost his phone.", "She looked for it.",
+                 "Jacob exited the porch."]
+    # as the 1.5B model answered on a Hi-ToM dev item: every sentence listed as Jacob's action
+    model = get_model("scripted", cache=False, outputs=[json.dumps({"observed": [1, 2, 3, 4], "actions": [1, 2, 3, 4]})])
+    per = await perceive(TrackedModel(model), sentences, "Jacob")
+    # "his" names no subject: Charlotte lost it; a pronoun subject may be the agent, so the model decides there
+    assert per.actions == [0, 2, 3]
+    assert [s.action for s in build_timeline(sentences, per)] == [sentences[0], sentences[2], sentences[3]]

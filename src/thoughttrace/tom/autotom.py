@@ -37,7 +37,7 @@ from .discovery import DEFAULT_ALPHA, DEFAULT_THRESHOLD, BudgetExhausted, ModelS
 from .extract import extract_steps
 from .factors import PersistenceRule, fixed_factor
 from .inference import CarryRule, InferenceConfig, InferenceResult, PruneRule, gather_settled, infer
-from .likelihood import Likelihood, LikelihoodRequest, LLMLikelihood
+from .likelihood import ChoiceRequest, Likelihood, LikelihoodRequest, LLMLikelihood, rows_of
 from .model_space import (
     ACTION,
     ALL_VARIABLES,
@@ -121,6 +121,11 @@ class AutoToMConfig:
     #: nothing observed or with an observation that mentions none of the words telling the hypotheses apart,
     #: and a window's first step with nothing observed) or "nothing-observed" (the literal rule; before)
     persistence: PersistenceRule = "unrelated"
+    #: latent variables whose factor is asked one row at a time (likelihood.ChoiceRequest: one request gives
+    #: P(value | parents) for every hypothesis, n requests per step instead of n^2 for a belief transition);
+    #: needs a likelihood with `supports_choice` (logprobs or score), else every value is asked alone.
+    #: Empty: every factor per statement (before; for replays)
+    row_variables: frozenset[str] = frozenset({BELIEF, ACTION})
     constrained: bool = True
     likelihood_method: str = "auto"
 
@@ -136,15 +141,26 @@ class _Counting:
 
     def __init__(self, inner: Likelihood, limit: int) -> None:
         self.inner = inner
-        self.seen: set[LikelihoodRequest] = set()
+        self.seen: set[LikelihoodRequest | ChoiceRequest] = set()
         self.limit = limit
+        self.rows = rows_of(inner)
+        self.supports_choice = self.rows is not None
 
-    async def __call__(self, request: LikelihoodRequest) -> float:
+    def _count(self, request: LikelihoodRequest | ChoiceRequest) -> None:
         if request not in self.seen:
             if len(self.seen) >= self.limit:
                 raise BudgetExhausted(f"likelihood budget of {self.limit} requests spent")
             self.seen.add(request)
+
+    async def __call__(self, request: LikelihoodRequest) -> float:
+        self._count(request)
         return await self.inner(request)
+
+    async def choose(self, request: ChoiceRequest) -> list[float]:
+        if self.rows is None:
+            raise TypeError("this likelihood gives no rows; check supports_choice before choose")
+        self._count(request)
+        return await self.rows.choose(request)
 
 
 class AutoToM:
@@ -229,6 +245,14 @@ class AutoToM:
                 req = LikelihoodRequest(agent=agent, variable=grounding.label(var), value=value, facts=facts)
             return await lik(req)
 
+        async def row(step: int, var: str, values: list[str], parents: tuple[tuple[str, str], ...]) -> list[float] | None:
+            if var not in cfg.row_variables or not lik.supports_choice \
+                    or fixed_factor(var, values[0], parents, grounding.belief_values, cfg.persistence) is not None:
+                return None  # asked per value (a fixed factor is counted there, and asks nothing)
+            facts = tuple((grounding.label(p), v) for p, v in parents)
+            return await lik.choose(ChoiceRequest(agent=grounding.agent_name, variable=grounding.label(var),
+                                                  options=tuple(values), facts=facts))
+
         def effective(spec: ModelSpec) -> ModelSpec:
             return grounding.effective(spec) if cfg.discovery_rule == "method" else spec
 
@@ -236,7 +260,7 @@ class AutoToM:
             key = effective(spec)
             if key not in memo:
                 pm = await grounding.ground(key)
-                memo[key] = await infer(pm, factor, icfg)
+                memo[key] = await infer(pm, factor, icfg, row)
             return memo[key].posterior
 
         initial = ModelSpec(grounding.repair(frozenset(analysis.initial_model)), start=len(steps) - 1)

@@ -7,7 +7,8 @@ forward pass, as in an HMM). A constant Goal is enumerated outermost, so the evi
 combines for it: P(g | all steps) ∝ P(g) * prod_t p(step t | g, past). Hypotheses of latent non-query
 variables whose likelihood falls below `prune_threshold` for every parent value are pruned before their
 children are scored (that saves calls); a belief carried with probability >= `propagate_threshold`
-is passed to the next step as certain.
+is passed to the next step as certain. With a `row` function, a latent variable's factor is asked a whole
+row at a time (one distribution over its values per parent assignment) where the row function takes it.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from .model_space import (
 
 #: factor(step_index, variable, value, ((parent, parent_value), ...)) -> probability in (0, 1]
 FactorFn = Callable[[int, str, str, tuple[tuple[str, str], ...]], Awaitable[float]]
+#: row(step_index, variable, values, parents) -> P(value | parents) for every value, or None (ask per value)
+RowFn = Callable[[int, str, list[str], tuple[tuple[str, str], ...]], Awaitable[list[float] | None]]
 NEG_INF = float("-inf")
 T = TypeVar("T")
 
@@ -137,7 +140,8 @@ class _Chain:
     calls: int
 
 
-async def infer(pm: ProblemModel, factor: FactorFn, config: InferenceConfig | None = None) -> InferenceResult:
+async def infer(pm: ProblemModel, factor: FactorFn, config: InferenceConfig | None = None,
+                row: RowFn | None = None) -> InferenceResult:
     """The posterior over the query's values given everything observed in `pm`."""
     cfg = config or InferenceConfig()
     latent_const = {n: c for n, c in pm.constant.items() if not c.observed}
@@ -145,7 +149,7 @@ async def infer(pm: ProblemModel, factor: FactorFn, config: InferenceConfig | No
     if len(latent_const) > 1:
         raise ValueError("at most one latent constant variable is supported")
     if not latent_const:
-        chain = await _run_chain(pm, fixed_obs, set(), factor, cfg)
+        chain = await _run_chain(pm, fixed_obs, set(), factor, cfg, row)
         if chain.log_joint_query is None:
             raise ValueError(f"the query {pm.query} is not a latent variable of the last step")
         return InferenceResult(normalise_log(chain.log_joint_query), chain.log_evidence,
@@ -153,7 +157,7 @@ async def infer(pm: ProblemModel, factor: FactorFn, config: InferenceConfig | No
     (cname, cnode), = latent_const.items()
     prior = _log_prior(cnode)
     chains = await gather_settled([
-        _run_chain(pm, {**fixed_obs, cname: value}, {cname}, factor, cfg) for value in cnode.values
+        _run_chain(pm, {**fixed_obs, cname: value}, {cname}, factor, cfg, row) for value in cnode.values
     ])
     log_post_const = [lp + ch.log_evidence for lp, ch in zip(prior, chains)]
     const_post = normalise_log(log_post_const)
@@ -205,7 +209,7 @@ def _log_prior(node: Node) -> list[float]:
 
 
 async def _run_chain(pm: ProblemModel, fixed: dict[str, str], varying_const: set[str], factor: FactorFn,
-                     cfg: InferenceConfig) -> _Chain:
+                     cfg: InferenceConfig, row: RowFn | None = None) -> _Chain:
     message: list[tuple[str, float]] | None = None
     evidence = 0.0
     steps_trace: list[dict[str, Any]] = []
@@ -235,15 +239,22 @@ async def _run_chain(pm: ProblemModel, fixed: dict[str, str], varying_const: set
                 continue
             included.append(var)
             combos = list(itertools.product(*[domain[p] for p in parents]))
-            keys = [(vi, combo) for vi in domain[var] for combo in combos]
-            probs = await gather_settled([
-                factor(step.index, var, nodes[var].values[vi],
-                       tuple((p, nodes[p].values[c]) for p, c in zip(parents, combo)))
-                for vi, combo in keys
-            ])
-            calls += len(keys)
-            for (vi, combo), p in zip(keys, probs):
-                table[(var, vi, combo)] = p
+            values = [nodes[var].values[vi] for vi in domain[var]]
+            given = [tuple((p, nodes[p].values[c]) for p, c in zip(parents, combo)) for combo in combos]
+            rows_got: list[list[float] | None] = [None] * len(combos)
+            if row is not None and not nodes[var].observed and len(values) > 1:
+                rows_got = await gather_settled([row(step.index, var, values, g) for g in given])
+            keys = [(vi, ci) for vi in domain[var] for ci in range(len(combos)) if rows_got[ci] is None]
+            probs = await gather_settled([factor(step.index, var, nodes[var].values[vi], given[ci]) for vi, ci in keys])
+            calls += len(keys) + sum(r is not None for r in rows_got)
+            for (vi, ci), p in zip(keys, probs):
+                table[(var, vi, combos[ci])] = p
+            for ci, got in enumerate(rows_got):
+                if got is not None:
+                    if len(got) != len(values):
+                        raise ValueError(f"a row of {var} has {len(got)} values for {len(values)} hypotheses")
+                    for vi, p in zip(domain[var], got):
+                        table[(var, vi, combos[ci])] = p
             node = nodes[var]
             saves = cfg.carry_rule == "eager" or any(var in graph[c] for c in graph if c != var)
             if not node.observed and var != PREV_BELIEF and not (is_query and var == pm.query) \

@@ -13,6 +13,13 @@ numbers from different prompts comparable. Three ways to get it, chosen by the b
 
 Values are clamped to [floor, 1 - floor] so that one overconfident call cannot zero out a hypothesis.
 Requests are memoised per instance (and cached on disk by the model layer); callers gather them.
+
+A `ChoiceRequest` asks for a whole row at once: the distribution P(V = option | facts) over a variable's
+hypotheses, as the mass of each option's letter (A, B, ...) in one answer (`logprobs`), or the softmax of
+the letters' continuation log-probs (`score`). It is one request instead of one per hypothesis, and the row
+sums to one as a conditional distribution must (per-statement Likely/Unlikely values do not: a previous
+belief whose row sums higher acted as evidence for itself). Generate-only backends have no letter
+distribution (`supports_choice` is False) and are asked per statement.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
@@ -55,22 +62,71 @@ class LikelihoodRequest(BaseModel):
                       value=self.value)
 
 
+class ChoiceRequest(BaseModel):
+    """One row of a factor: which of `options` (hypotheses of `variable`) holds given `facts`."""
+
+    model_config = ConfigDict(frozen=True)
+    agent: str
+    variable: str
+    options: tuple[str, ...]
+    facts: tuple[tuple[str, str], ...] = ()
+    context: str = ""
+
+    def render(self) -> str:
+        facts = "\n".join(f"- {label}: {text}" for label, text in self.facts) or "- (none)"
+        context = f"{self.context.strip()}\n\n" if self.context.strip() else ""
+        options = "\n".join(f"{letter(i)}. {text}" for i, text in enumerate(self.options))
+        return render("likelihood_choice", context=context, agent=self.agent, facts=facts, variable=self.variable,
+                      options=options)
+
+
+def letter(i: int) -> str:
+    """The label of the i-th option: A, B, ..., Z (a row has at most 26 options)."""
+    if not 0 <= i < 26:
+        raise ValueError(f"a choice request has at most 26 options, got index {i}; drop hypotheses before asking")
+    return chr(ord("A") + i)
+
+
 class Likelihood(Protocol):
     """Anything that maps a request to a probability in (0, 1]: the LLM, or a scripted table in tests."""
 
     async def __call__(self, request: LikelihoodRequest) -> float: ...
 
 
-class ScriptedLikelihood:
-    """A likelihood from a plain function (tests, ablations); counts its calls like the LLM one."""
+class RowLikelihood(Likelihood, Protocol):
+    """A likelihood that can also give a whole row (a distribution over the options) when `supports_choice`."""
 
-    def __init__(self, fn: Callable[[LikelihoodRequest], float]) -> None:
+    supports_choice: bool
+
+    async def choose(self, request: ChoiceRequest) -> list[float]: ...
+
+
+def rows_of(likelihood: Likelihood) -> RowLikelihood | None:
+    """`likelihood` when it gives rows, else None (a plain callable, or a generate-only backend)."""
+    return likelihood if getattr(likelihood, "supports_choice", False) else None  # type: ignore[return-value]
+
+
+class ScriptedLikelihood:
+    """A likelihood from a plain function (tests, ablations); counts its calls like the LLM one. With
+    `choose`, rows are scripted too (and `supports_choice` is true); without it, every factor is asked
+    per statement, as before rows existed."""
+
+    def __init__(self, fn: Callable[[LikelihoodRequest], float],
+                 choose: Callable[[ChoiceRequest], Sequence[float]] | None = None) -> None:
         self.fn = fn
-        self.calls: list[LikelihoodRequest] = []
+        self.choose_fn = choose
+        self.supports_choice = choose is not None
+        self.calls: list[LikelihoodRequest | ChoiceRequest] = []
 
     async def __call__(self, request: LikelihoodRequest) -> float:
         self.calls.append(request)
         return float(self.fn(request))
+
+    async def choose(self, request: ChoiceRequest) -> list[float]:
+        if self.choose_fn is None:
+            raise TypeError("this ScriptedLikelihood has no `choose` function; pass choose=... to script rows")
+        self.calls.append(request)
+        return [float(x) for x in self.choose_fn(request)]
 
 
 def classify_mass(top: list[tuple[str, float]], yes: str = "likely", no: str = "unlikely") -> tuple[float, float]:
@@ -85,6 +141,17 @@ def classify_mass(top: list[tuple[str, float]], yes: str = "likely", no: str = "
         elif no.startswith(t):
             p_no += math.exp(logprob)
     return p_yes, p_no
+
+
+def letter_mass(top: list[tuple[str, float]], n: int) -> list[float]:
+    """Probability mass of each option letter (A, B, ... for n options) among top-k (token, logprob) pairs;
+    a token counts for a letter when it is the letter alone, with spaces or a closing "." or ")"."""
+    mass = [0.0] * n
+    for token, logprob in top:
+        t = token.strip().rstrip(".):").upper()
+        if len(t) == 1 and "A" <= t < chr(ord("A") + n):
+            mass[ord(t) - ord("A")] += math.exp(logprob)
+    return mass
 
 
 def parse_probability(text: str) -> float:
@@ -105,7 +172,9 @@ class LLMLikelihood:
         self.floor = floor
         self.top_k = top_k
         self._memo: dict[LikelihoodRequest, asyncio.Future[float]] = {}
+        self._rows: dict[ChoiceRequest, asyncio.Future[list[float]]] = {}
         self.trace: list[dict[str, Any]] = []
+        self.supports_choice = self.method in ("logprobs", "score")
 
     def _choose(self, method: Method) -> str:
         if method != "auto":
@@ -118,7 +187,7 @@ class LLMLikelihood:
 
     @property
     def n_requests(self) -> int:
-        return len(self._memo)
+        return len(self._memo) + len(self._rows)
 
     async def __call__(self, request: LikelihoodRequest) -> float:
         fut = self._memo.get(request)
@@ -149,6 +218,37 @@ class LLMLikelihood:
         self.trace.append({"variable": request.variable, "value": request.value, "facts": list(request.facts),
                            "p": p, "method": self.method, **({"note": note} if note else {})})
         return p
+
+    async def choose(self, request: ChoiceRequest) -> list[float]:
+        fut = self._rows.get(request)
+        if fut is None:
+            fut = asyncio.ensure_future(self._compute_row(request))
+            self._rows[request] = fut
+        return await fut
+
+    async def _compute_row(self, request: ChoiceRequest) -> list[float]:
+        n, note = len(request.options), ""
+        if self.method == "logprobs":
+            messages = [{"role": "system", "content": template("likelihood_choice_system").strip()},
+                        {"role": "user", "content": request.render()}]
+            result = await self.model.anext_token_logprobs(messages, k=self.top_k)
+            mass = letter_mass([(t.token, t.logprob) for t in result.top], n)
+        elif self.method == "score":
+            prompt = template("likelihood_choice_system").strip() + "\n\n" + request.render() + "\nAnswer:"
+            scored = await self.model.ascore(prompt, [f" {letter(i)}" for i in range(n)])
+            top = max(scored.logprobs)
+            mass = [math.exp(lp - top) for lp in scored.logprobs]
+        else:
+            raise TypeError(f"method {self.method!r} gives no distribution over options; ask per statement")
+        total = sum(mass)
+        if total <= 0:
+            row, note = [1.0 / n] * n, "uninformative"
+        else:
+            row = [min(max(m / total, self.floor), 1.0 - self.floor) for m in mass]
+        self.trace.append({"variable": request.variable, "options": list(request.options),
+                           "facts": list(request.facts), "p": row, "method": self.method,
+                           **({"note": note} if note else {})})
+        return row
 
     async def _verbal(self, request: LikelihoodRequest) -> tuple[float, str]:
         messages: list[dict[str, str]] = [{"role": "user", "content": request.render("likelihood_verbal")}]

@@ -55,6 +55,9 @@ def mentions(sentence: str, agent: str) -> bool:
 
 
 _HEAD = re.compile(r"^\s*(?:[Tt]hen |[Ll]ater |[Nn]ext |[Ff]inally )?((?:[A-Z][a-z]+(?:, | and |, and ))*[A-Z][a-z]+)\b")
+#: a sentence whose subject is a pronoun ("She puts the jar back"): the model may list it as the agent's act;
+#: a pronoun elsewhere ("Charlotte lost his phone") leaves the act to the sentence's named subject
+_PRONOUN_SUBJECT = re.compile(r"^\s*(?:(?:then|later|next|finally),? )?(?:he|she|they)\b", re.I)
 _PERCEPTION_VERBS = (r"notice[sd]?|see[sn]?|saw|hears?|heard|watch(?:es|ed)?|observe[sd]?|spot(?:s|ted)?|"
                      r"reali[sz]e[sd]?|discover(?:s|ed)?|finds? out|found out|learn(?:s|ed|t)?|witness(?:es|ed)?|"
                      r"catch(?:es)? sight|caught sight")
@@ -220,7 +223,7 @@ async def perceive(model: TrackedModel | None, sentences: list[str], agent: str,
         trace["fallback"] = True
         return PerceptionResult(None, fallback_actions, trace)
     llm_actions = {x - 1 for x in value.actions if mentions(sentences[x - 1], agent)
-                   or re.search(r"\b(he|she|they|his|her|their)\b", sentences[x - 1], re.I)}
+                   or _PRONOUN_SUBJECT.match(sentences[x - 1])}
     # cross-checks: a sentence whose subject is the agent is its own action whatever the model listed (a model
     # that lists none would leave one step, and nothing for the discovery to extend back to), unless its verb
     # says it is not an act: what the agent perceives is observed, what it fails to perceive is not, and a
