@@ -32,19 +32,20 @@ async def test_false_belief_posterior_matches_the_hand_computation() -> None:
     prompts = [r["messages"][-1]["content"] for r in model.backend.requests if r["kind"] == "next_token_logprobs"]
     assert prompts and not any("moved the ball" in p for p in prompts)
     # belief persistence: no transition P(B2 | B1, nothing new) is asked, nor P(B2 | nothing new) when the
-    # initial model starts at step 2 (no evidence there): 1 request, the row P(B1 | the ball in the basket)
-    assert not any("believed before" in p for p in prompts) and len(prompts) == 1
-    assert "A. Sally thinks the ball is in the basket." in prompts[0] and "B. Sally thinks the ball is in the box." \
-        in prompts[0]
+    # initial model starts at step 2 (no evidence there): the row P(B1 | the ball in the basket), asked with the
+    # options in both orders (2 requests)
+    assert not any("believed before" in p for p in prompts) and len(prompts) == 2
+    assert "A. Sally thinks the ball is in the basket.\nB. Sally thinks the ball is in the box." in prompts[0]
+    assert "A. Sally thinks the ball is in the box.\nB. Sally thinks the ball is in the basket." in prompts[1]
     assert not any("perceived: nothing new" in p for p in prompts)
     assert ans.trace["fixed_by_rule"] == {"nothing observed": 4, "nothing observed at the first step": 2}
-    assert ans.trace["fixed_factors"] == 6 and ans.trace["likelihood_requests"] == 1
+    assert ans.trace["fixed_factors"] == 6 and ans.trace["likelihood_requests"] == 2
     assert ans.usage.calls == 2 + len(prompts)  # parse + perception + likelihoods
     assert "model discovery" in ans.explain()
 
 
-async def test_per_statement_factors_give_the_same_posterior_with_one_request_per_hypothesis() -> None:
-    """`row_variables=frozenset()` asks each hypothesis alone (before rows): the same (0.9, 0.1) from 2 requests."""
+async def test_per_statement_factors_give_the_same_posterior() -> None:
+    """`row_variables=frozenset()` asks each hypothesis alone (before rows): the same (0.9, 0.1), no row prompt."""
     model = competent_model()
     ans = await AutoToM(AutoToMConfig(row_variables=frozenset())).solve(
         model, STORY, "Where does Sally think the ball is?", CHOICES)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from thoughttrace.llm import get_model
-from thoughttrace.tom.methods import METHODS, asolve, get_method, letter_mass
+from thoughttrace.tom.items import letter_mass
+from thoughttrace.tom.methods import METHODS, asolve, get_method
 
 from .scripted import CHOICES, STORY, competent_model
 

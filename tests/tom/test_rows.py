@@ -8,7 +8,8 @@ import pytest
 from thoughttrace.llm import get_model
 from thoughttrace.tom.autotom import AutoToM, AutoToMConfig
 from thoughttrace.tom.inference import infer
-from thoughttrace.tom.likelihood import ChoiceRequest, LLMLikelihood, ScriptedLikelihood, letter_mass
+from thoughttrace.tom.items import letter_mass
+from thoughttrace.tom.likelihood import ChoiceRequest, LLMLikelihood, ScriptedLikelihood, row_both_orders
 from thoughttrace.tom.model_space import BELIEF, GOAL, OBS, STATE, Node, ProblemModel, StepModel
 
 from .scripted import competent_model
@@ -58,8 +59,8 @@ async def test_a_row_of_the_wrong_length_is_an_error() -> None:
 
 
 def test_letter_mass_reads_the_option_letters_only() -> None:
-    top = [(" A", -0.5), ("B.", -1.0), ("b)", -2.0), ("C", -0.1), ("Likely", -0.2), ("", -3.0)]
-    mass = letter_mass(top, 2)  # C is not an option of a 2-option row
+    top = [(" A", -0.5), ("B.", -1.0), ("(B)", -2.0), ("C", -0.1), ("Likely", -0.2), ("b", -0.3), ("", -3.0)]
+    mass = letter_mass(top, 2)  # C is not an option of a 2-option row, "b" is a word's start, not a letter
     assert mass == pytest.approx([0.6065, 0.3679 + 0.1353], abs=1e-4)
 
 
@@ -110,10 +111,28 @@ async def test_a_belief_transition_costs_one_row_per_previous_belief_not_one_req
     rows = ScriptedLikelihood(lambda req: _place(req.value, dict(req.facts)), choose)
     ans = await _solve(AutoToMConfig(threshold=-0.1), rows)  # a threshold that makes the search reach step 1
     transitions = _transitions(rows.calls)
-    # one row per previous belief at each of the two steps that saw the ball (in the basket, moved to the box)
-    assert len(transitions) == 2 * 3 and all(isinstance(r, ChoiceRequest) and len(r.options) == 3 for r in transitions)
+    # one row per previous belief, in two orders, at each of the two steps that saw the ball (in the basket,
+    # moved to the box): 12 requests where statements cost 18
+    assert len(transitions) == 2 * 3 * 2 and all(isinstance(r, ChoiceRequest) and len(r.options) == 3 for r in transitions)
     assert ans.letter == "B"
     per_statement = ScriptedLikelihood(lambda req: _place(req.value, dict(req.facts)))
     before = await _solve(AutoToMConfig(threshold=-0.1), per_statement)
     assert len(_transitions(per_statement.calls)) == 2 * 3 * 3 and before.letter == "B"
     assert ans.trace["likelihood_requests"] < before.trace["likelihood_requests"]
+
+
+@pytest.mark.parametrize("truth", [[0.7, 0.3], [0.2, 0.8], [0.5, 0.5]])
+async def test_both_orders_cancel_a_taste_for_the_first_letter(truth: list[float]) -> None:
+    """A model that likes letter A 4 times more than B: asked once, its row leans to whatever is shown first;
+    the two orders together give the row without the taste."""
+    options = ("in the basket", "in the box")
+
+    def biased(req: ChoiceRequest) -> list[float]:
+        w = [truth[options.index(o)] * (4.0 if k == 0 else 1.0) for k, o in enumerate(req.options)]
+        return [x / sum(w) for x in w]
+
+    lik = ScriptedLikelihood(lambda req: 0.5, biased)
+    req = ChoiceRequest(agent="Ann", variable="What Ann believes", options=options)
+    assert (await lik.choose(req))[0] > truth[0] + 0.1  # one order: the taste shows
+    assert await row_both_orders(lik, req) == pytest.approx(truth)
+    assert [c.options for c in lik.calls[1:]] == [options, options[::-1]]

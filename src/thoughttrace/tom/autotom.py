@@ -37,7 +37,7 @@ from .discovery import DEFAULT_ALPHA, DEFAULT_THRESHOLD, BudgetExhausted, ModelS
 from .extract import extract_steps
 from .factors import PersistenceRule, fixed_factor
 from .inference import CarryRule, InferenceConfig, InferenceResult, PruneRule, gather_settled, infer
-from .likelihood import ChoiceRequest, Likelihood, LikelihoodRequest, LLMLikelihood, rows_of
+from .likelihood import ChoiceRequest, Likelihood, LikelihoodRequest, LLMLikelihood, row_both_orders, rows_of
 from .model_space import (
     ACTION,
     ALL_VARIABLES,
@@ -250,8 +250,8 @@ class AutoToM:
                     or fixed_factor(var, values[0], parents, grounding.belief_values, cfg.persistence) is not None:
                 return None  # asked per value (a fixed factor is counted there, and asks nothing)
             facts = tuple((grounding.label(p), v) for p, v in parents)
-            return await lik.choose(ChoiceRequest(agent=grounding.agent_name, variable=grounding.label(var),
-                                                  options=tuple(values), facts=facts))
+            return await row_both_orders(lik, ChoiceRequest(agent=grounding.agent_name, variable=grounding.label(var),
+                                                            options=tuple(values), facts=facts))
 
         def effective(spec: ModelSpec) -> ModelSpec:
             return grounding.effective(spec) if cfg.discovery_rule == "method" else spec

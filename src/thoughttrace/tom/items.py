@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import string
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -19,6 +20,21 @@ LETTERS = string.ascii_uppercase
 def letter(index: int) -> str:
     """A = 0, B = 1 ... (the uniform format's answer letters)."""
     return LETTERS[index]
+
+
+def options_text(options: list[str] | tuple[str, ...]) -> str:
+    """Options as a lettered list: "A. ...", "B. ...", one per line."""
+    return "\n".join(f"{letter(i)}. {c}" for i, c in enumerate(options))
+
+
+def letter_mass(top: list[tuple[str, float]], n: int) -> list[float]:
+    """Probability of each option letter among top-k tokens ('A', ' A', '(A', 'A.' all count)."""
+    mass = [0.0] * n
+    for token, logprob in top:
+        t = token.strip().strip("(").rstrip(").:")
+        if len(t) == 1 and t.isalpha() and t.upper() == t and ord(t) - 65 < n:
+            mass[ord(t) - 65] += math.exp(logprob)
+    return mass
 
 
 def index_of(answer_letter: str) -> int:

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict
 
 from thoughttrace.llm import Model
 
+from .items import LETTERS, letter, letter_mass, options_text
 from .prompts import render, template
 from .usage import TrackedModel, track
 
@@ -75,16 +76,10 @@ class ChoiceRequest(BaseModel):
     def render(self) -> str:
         facts = "\n".join(f"- {label}: {text}" for label, text in self.facts) or "- (none)"
         context = f"{self.context.strip()}\n\n" if self.context.strip() else ""
-        options = "\n".join(f"{letter(i)}. {text}" for i, text in enumerate(self.options))
+        if len(self.options) > len(LETTERS):
+            raise ValueError(f"a row has at most {len(LETTERS)} options, got {len(self.options)}; drop hypotheses first")
         return render("likelihood_choice", context=context, agent=self.agent, facts=facts, variable=self.variable,
-                      options=options)
-
-
-def letter(i: int) -> str:
-    """The label of the i-th option: A, B, ..., Z (a row has at most 26 options)."""
-    if not 0 <= i < 26:
-        raise ValueError(f"a choice request has at most 26 options, got index {i}; drop hypotheses before asking")
-    return chr(ord("A") + i)
+                      options=options_text(self.options))
 
 
 class Likelihood(Protocol):
@@ -141,17 +136,6 @@ def classify_mass(top: list[tuple[str, float]], yes: str = "likely", no: str = "
         elif no.startswith(t):
             p_no += math.exp(logprob)
     return p_yes, p_no
-
-
-def letter_mass(top: list[tuple[str, float]], n: int) -> list[float]:
-    """Probability mass of each option letter (A, B, ... for n options) among top-k (token, logprob) pairs;
-    a token counts for a letter when it is the letter alone, with spaces or a closing "." or ")"."""
-    mass = [0.0] * n
-    for token, logprob in top:
-        t = token.strip().rstrip(".):").upper()
-        if len(t) == 1 and "A" <= t < chr(ord("A") + n):
-            mass[ord(t) - ord("A")] += math.exp(logprob)
-    return mass
 
 
 def parse_probability(text: str) -> float:
@@ -261,6 +245,20 @@ class LLMLikelihood:
                     messages += [{"role": "assistant", "content": out.text},
                                  {"role": "user", "content": f"Invalid: {exc}. Reply with only a number like 0.7."}]
         return 0.5, "verbal-unparsed"
+
+
+async def row_both_orders(likelihood: RowLikelihood, request: ChoiceRequest) -> list[float]:
+    """P(option | facts) without the model's taste for a letter: the row asked with the options in the given
+    and in the reversed order (two requests), combined by the normalised geometric mean. A taste for a letter
+    multiplies whichever option that letter labels; over the two orders every option is labelled from both
+    ends, so for two options the taste cancels exactly, and for more it is spread evenly. Asked in one order,
+    the 1.5B model's rows put 0.7 to 0.8 on option A for items whose answer is B (dev split)."""
+    flipped = request.model_copy(update={"options": request.options[::-1]})
+    forward, backward = await asyncio.gather(likelihood.choose(request), likelihood.choose(flipped))
+    logs = [0.5 * (math.log(max(f, 1e-300)) + math.log(max(b, 1e-300))) for f, b in zip(forward, backward[::-1])]
+    top = max(logs)
+    weights = [math.exp(x - top) for x in logs]
+    return [w / sum(weights) for w in weights]
 
 
 async def gather_probs(likelihood: Likelihood, requests: list[LikelihoodRequest]) -> list[float]:

@@ -21,7 +21,7 @@ from thoughttrace.llm import Model
 
 from .analysis import heuristic_parse
 from .autotom import AutoToM, AutoToMConfig
-from .items import letter
+from .items import letter, letter_mass, options_text
 from .prompts import render
 from .result import Answer
 from .timeline import perceive, split_sentences, visible_story
@@ -36,20 +36,6 @@ class Method(Protocol):
     name: str
 
     async def solve(self, model: Model | TrackedModel, story: str, question: str, choices: list[str]) -> Answer: ...
-
-
-def options_text(choices: list[str]) -> str:
-    return "\n".join(f"{letter(i)}. {c}" for i, c in enumerate(choices))
-
-
-def letter_mass(top: list[tuple[str, float]], n: int) -> list[float]:
-    """Probability of each option letter among top-k tokens ('A', ' A', '(A', 'A.' all count)."""
-    mass = [0.0] * n
-    for token, logprob in top:
-        t = token.strip().strip("(").rstrip(").:")
-        if len(t) == 1 and t.isalpha() and t.upper() == t and ord(t) - 65 < n:
-            mass[ord(t) - 65] += math.exp(logprob)
-    return mass
 
 
 async def letter_distribution(tm: TrackedModel, story: str, question: str, choices: list[str]) -> tuple[list[float], dict[str, Any]]:
