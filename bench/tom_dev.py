@@ -1,7 +1,7 @@
 """ToM dev-split benchmark: autotom, direct and simtom on a stratified sample of every benchmark.
 
     python bench/tom_dev.py [--limit 10] [--model local:qwen1.5b] [--methods autotom,direct,simtom] [--out DIR]
-                            [--against DIR_OF_AN_EARLIER_RUN]
+                            [--against DIR_OF_AN_EARLIER_RUN] [--budget N] [--rows]
 
 Items are run in rounds (one item per benchmark per round, every method on the round before the next), so
 a run stopped at any time holds all methods on the same items. Prints, per method, accuracy with Wilson
@@ -29,6 +29,7 @@ from thoughttrace.tom.benchmarks import BENCHMARKS, load_uniform
 from thoughttrace.tom.harness import median, read_results, run_bench, summarise
 from thoughttrace.tom.items import ToMItem, select
 from thoughttrace.tom.methods import get_method
+from thoughttrace.tom.model_space import ACTION, BELIEF
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_TOM = Path(os.environ.get("THOUGHTTRACE_SHARED", REPO.parent / "shared")) / "data" / "tom"
@@ -168,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget", type=int, default=None,
                     help="autotom: most distinct likelihood requests per question (default: AutoToMConfig's, 40); "
                          "give another budget its own --out (items already done there are kept)")
+    ap.add_argument("--rows", action="store_true",
+                    help="autotom: ask latent Belief and Action factors a row at a time (AutoToMConfig.row_variables; "
+                         "off by default, see docs/tom.md); give it its own --out")
     ap.add_argument("--report-only", action="store_true", help="summarise what results.jsonl hold; run nothing")
     ap.add_argument("--against", type=Path, default=None,
                     help="an earlier run's --out: compare each method with its own results there")
@@ -186,7 +190,11 @@ def main(argv: list[str] | None = None) -> int:
         model = get_model(args.model)
         for r, batch in enumerate(rounds(by_bench)):
             for name in methods:
-                options = {"likelihood_budget": args.budget} if name == "autotom" and args.budget else {}
+                options: dict[str, Any] = {}
+                if name == "autotom" and args.budget:
+                    options["likelihood_budget"] = args.budget
+                if name == "autotom" and args.rows:
+                    options["row_variables"] = frozenset({BELIEF, ACTION})
                 model.run(run_bench(batch, get_method(name, **options), model, out_dirs[name],
                                     concurrency=args.concurrency, progress=sys.stderr.isatty()))
             print(f"round {r + 1}: {len(batch)} items x {len(methods)} methods done "

@@ -11,6 +11,7 @@ from thoughttrace.tom.autotom import AutoToM, AutoToMConfig
 from thoughttrace.tom.benchmarks import BENCHMARKS, load_uniform
 from thoughttrace.tom.items import select
 from thoughttrace.tom.methods import asolve
+from thoughttrace.tom.model_space import BELIEF
 
 from .scripted import CHOICES, STORY, competent_model
 
@@ -32,11 +33,9 @@ async def test_false_belief_posterior_matches_the_hand_computation() -> None:
     prompts = [r["messages"][-1]["content"] for r in model.backend.requests if r["kind"] == "next_token_logprobs"]
     assert prompts and not any("moved the ball" in p for p in prompts)
     # belief persistence: no transition P(B2 | B1, nothing new) is asked, nor P(B2 | nothing new) when the
-    # initial model starts at step 2 (no evidence there): the row P(B1 | the ball in the basket), asked with the
-    # options in both orders (2 requests)
+    # initial model starts at step 2 (no evidence there): 2 requests, at the step that saw the ball
     assert not any("believed before" in p for p in prompts) and len(prompts) == 2
-    assert "A. Sally thinks the ball is in the basket.\nB. Sally thinks the ball is in the box." in prompts[0]
-    assert "A. Sally thinks the ball is in the box.\nB. Sally thinks the ball is in the basket." in prompts[1]
+    assert all("Statement (What Sally believes)" in p for p in prompts)
     assert not any("perceived: nothing new" in p for p in prompts)
     assert ans.trace["fixed_by_rule"] == {"nothing observed": 4, "nothing observed at the first step": 2}
     assert ans.trace["fixed_factors"] == 6 and ans.trace["likelihood_requests"] == 2
@@ -44,15 +43,18 @@ async def test_false_belief_posterior_matches_the_hand_computation() -> None:
     assert "model discovery" in ans.explain()
 
 
-async def test_per_statement_factors_give_the_same_posterior() -> None:
-    """`row_variables=frozenset()` asks each hypothesis alone (before rows): the same (0.9, 0.1), no row prompt."""
+async def test_rows_give_the_same_posterior_from_one_row_in_both_orders() -> None:
+    """`row_variables` asks the belief a row at a time: the same (0.9, 0.1), from the row P(B1 | the ball in the
+    basket) with the options in the given and in the reversed order."""
     model = competent_model()
-    ans = await AutoToM(AutoToMConfig(row_variables=frozenset())).solve(
+    ans = await AutoToM(AutoToMConfig(row_variables=frozenset({BELIEF}))).solve(
         model, STORY, "Where does Sally think the ball is?", CHOICES)
     assert ans.posterior == pytest.approx([0.9, 0.1])
     prompts = [r["messages"][-1]["content"] for r in model.backend.requests if r["kind"] == "next_token_logprobs"]
-    assert len(prompts) == 2 and all("Statement (" in p for p in prompts)
-    assert ans.trace["likelihood_requests"] == 2
+    assert len(prompts) == 2 and not any("Statement (" in p for p in prompts)
+    assert "A. Sally thinks the ball is in the basket.\nB. Sally thinks the ball is in the box." in prompts[0]
+    assert "A. Sally thinks the ball is in the box.\nB. Sally thinks the ball is in the basket." in prompts[1]
+    assert ans.trace["likelihood_requests"] == 2 and ans.trace["fixed_by_rule"]["nothing observed"] == 4
 
 
 async def test_higher_order_retells_the_story_from_the_outer_agent() -> None:

@@ -10,7 +10,7 @@ from thoughttrace.tom.autotom import AutoToM, AutoToMConfig
 from thoughttrace.tom.inference import infer
 from thoughttrace.tom.items import letter_mass
 from thoughttrace.tom.likelihood import ChoiceRequest, LLMLikelihood, ScriptedLikelihood, row_both_orders
-from thoughttrace.tom.model_space import BELIEF, GOAL, OBS, STATE, Node, ProblemModel, StepModel
+from thoughttrace.tom.model_space import ACTION, BELIEF, GOAL, OBS, STATE, Node, ProblemModel, StepModel
 
 from .scripted import competent_model
 from .test_inference import Table, obs
@@ -109,7 +109,8 @@ async def test_a_belief_transition_costs_one_row_per_previous_belief_not_one_req
         return [p / sum(ps) for p in ps]
 
     rows = ScriptedLikelihood(lambda req: _place(req.value, dict(req.facts)), choose)
-    ans = await _solve(AutoToMConfig(threshold=-0.1), rows)  # a threshold that makes the search reach step 1
+    rows_on = AutoToMConfig(threshold=-0.1, row_variables=frozenset({BELIEF, ACTION}))  # the search reaches step 1
+    ans = await _solve(rows_on, rows)
     transitions = _transitions(rows.calls)
     # one row per previous belief, in two orders, at each of the two steps that saw the ball (in the basket,
     # moved to the box): 12 requests where statements cost 18

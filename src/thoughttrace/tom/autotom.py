@@ -121,11 +121,12 @@ class AutoToMConfig:
     #: nothing observed or with an observation that mentions none of the words telling the hypotheses apart,
     #: and a window's first step with nothing observed) or "nothing-observed" (the literal rule; before)
     persistence: PersistenceRule = "unrelated"
-    #: latent variables whose factor is asked one row at a time (likelihood.ChoiceRequest: one request gives
-    #: P(value | parents) for every hypothesis, n requests per step instead of n^2 for a belief transition);
-    #: needs a likelihood with `supports_choice` (logprobs or score), else every value is asked alone.
-    #: Empty: every factor per statement (before; for replays)
-    row_variables: frozenset[str] = frozenset({BELIEF, ACTION})
+    #: latent variables whose factor is asked a row at a time (likelihood.ChoiceRequest, in both option orders:
+    #: 2n requests for a belief transition instead of n^2; each row sums to one); needs a likelihood with
+    #: `supports_choice` (logprobs or score), else every value is asked alone. Empty (default): every factor
+    #: per statement; rows measured weaker with the 1.5B model, whose letter answers are mostly position taste
+    #: (docs/tom.md "Rows, not statements"); e.g. frozenset({BELIEF, ACTION}) for a stronger model
+    row_variables: frozenset[str] = frozenset()
     constrained: bool = True
     likelihood_method: str = "auto"
 
