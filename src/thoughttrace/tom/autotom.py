@@ -64,7 +64,7 @@ from .timeline import (
     visible_story,
 )
 from .usage import TrackedModel, track
-from .wording import restates
+from .wording import claim, restates
 
 
 @cache
@@ -468,9 +468,11 @@ class _Grounding:
                     json_schema={"type": "object", "required": ["hypotheses"], "properties": {"hypotheses": {
                         "type": "array", "minItems": 1, "maxItems": k * n,
                         "items": {"type": "string", "maxLength": 160}}}})
+            proposed = [h.strip() for h in value.hypotheses] if value else fallback
+            if value is not None:
+                proposed = self.without_reasons(var, proposed)
             hyps: list[str] = []
-            for h in (value.hypotheses if value else fallback):
-                h = h.strip()
+            for h in proposed:
                 if len(re.findall(r"[A-Za-z]+", h)) >= 3 and h.lower() not in {x.lower() for x in hyps}:
                     hyps.append(h)
             if var == GOAL and value is not None:
@@ -480,6 +482,17 @@ class _Grounding:
                     hyps = [h for h in hyps if h not in restating]
             self.hypotheses[var] = hyps[: max(k * n, 1)] or fallback
             return self.hypotheses[var]
+
+    def without_reasons(self, var: str, proposed: list[str]) -> list[str]:
+        """The proposed hypotheses without their "because ..." reasons (wording.claim; counted in the trace as
+        `reasons_cut`), unless the reasons are what tells them apart (then they are kept whole). The proposal
+        prompt sees the whole story, so a reason can state what the agent never perceived."""
+        claims = [claim(h) for h in proposed]
+        cut = sum(c != h for c, h in zip(claims, proposed))
+        if not cut or len({c.lower() for c in claims}) < len({h.lower() for h in proposed}):
+            return proposed
+        self.traces.setdefault(var, {})["reasons_cut"] = cut
+        return claims
 
     def restates_a_choice(self, hypothesis: str) -> bool:
         """A proposed goal that says what a choice of the query says is that answer, not a goal: with the

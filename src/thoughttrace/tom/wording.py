@@ -1,5 +1,6 @@
 """Content words of short texts, for the engine's deterministic checks (which words tell belief hypotheses
-apart, whether a proposed goal restates an answer choice): one definition used by both."""
+apart, whether a proposed goal restates an answer choice): one definition used by both; and a hypothesis's
+claim without its stated reason."""
 
 from __future__ import annotations
 
@@ -47,3 +48,18 @@ def restates(text: str, statement: str, coverage: float = 0.8) -> bool:
     Aiden look for the coat: box"; "Aiden wants to find the coat" does not."""
     want = terms(statement)
     return len(want) >= 2 and len(want & terms(text)) >= coverage * len(want)
+
+
+_REASON = re.compile(r"(?:^|,?\s+)because\b.*$", re.I | re.S)
+
+
+def claim(text: str) -> str:
+    """A proposed hypothesis without its stated reason: "Abigail believes the beans are in the suitcase because
+    Owen moved the beans to the suitcase" -> "Abigail believes the beans are in the suitcase." The reason is not
+    part of the variable's value, and it carries story facts the agent may never have perceived (the move she
+    did not see) into the agent's own likelihood prompts."""
+    text = text.strip()
+    head = _REASON.sub("", text).rstrip(" ,;")
+    if head == text:
+        return text
+    return head + "." if head and head[-1] not in ".!?" else head
