@@ -7,7 +7,15 @@ from __future__ import annotations
 import pytest
 
 from thoughttrace.tom.autotom import AutoToM, AutoToMConfig
-from thoughttrace.tom.factors import NO_EVIDENCE, NOTHING, UNRELATED, fixed_factor, telling_apart, unrelated
+from thoughttrace.tom.factors import (
+    NO_EVIDENCE,
+    NO_EVIDENCE_UNRELATED,
+    NOTHING,
+    UNRELATED,
+    fixed_factor,
+    telling_apart,
+    unrelated,
+)
 from thoughttrace.tom.likelihood import LikelihoodRequest, ScriptedLikelihood
 from thoughttrace.tom.model_space import BELIEF, OBS, PREV_BELIEF
 
@@ -51,7 +59,9 @@ def test_the_factor_says_why_it_is_fixed() -> None:
     assert fixed_factor(BELIEF, CABINET[0], prev, CABINET) == (0.0, UNRELATED)
     assert fixed_factor(BELIEF, CABINET[1], prev) is None  # without the hypotheses: the literal rule only
     assert fixed_factor(BELIEF, CABINET[1], ((PREV_BELIEF, CABINET[1]), (OBS, "nothing new")), CABINET) == (1.0, NOTHING)
-    assert fixed_factor(BELIEF, CABINET[1], ((OBS, "Mary walked to the fridge."),), CABINET) is None  # no prior
+    # no previous belief: the first step of a window, where an unrelated observation is no evidence either
+    assert fixed_factor(BELIEF, CABINET[1], ((OBS, "Mary walked to the fridge."),), CABINET) \
+        == (1.0, NO_EVIDENCE_UNRELATED)
 
 
 STORY = "The ball is in the basket. Ann looked at the shelf. {event} Ann looked at the door."
@@ -109,7 +119,11 @@ def test_no_evidence_at_a_windows_first_step() -> None:
     assert fixed_factor(BELIEF, CABINET[0], first, CABINET, rule="nothing-observed") is None
     # "no observation" is the latent alternative of an unknown observation, weighed against what was seen: asked
     assert fixed_factor(BELIEF, CABINET[0], ((OBS, "no observation"),), CABINET) is None
-    assert fixed_factor(BELIEF, CABINET[0], ((OBS, "Mary walked in."),), CABINET) is None
+    # an observed observation that tells nothing apart is no evidence; a latent one, or a related one, is asked
+    assert fixed_factor(BELIEF, CABINET[0], ((OBS, "Mary walked in."),), CABINET) == (1.0, NO_EVIDENCE_UNRELATED)
+    assert fixed_factor(BELIEF, CABINET[0], ((OBS, "Mary walked in."),), CABINET, observation_latent=True) is None
+    assert fixed_factor(BELIEF, CABINET[0], ((OBS, "Mary put the wine away."),), CABINET) is None
+    assert fixed_factor(BELIEF, CABINET[0], ((OBS, "Mary walked in."),), CABINET, rule="nothing-observed") is None
 
 
 async def test_a_window_starting_where_nothing_was_seen_asks_nothing_there() -> None:
@@ -128,3 +142,34 @@ async def test_a_window_starting_where_nothing_was_seen_asks_nothing_there() -> 
     assert ans.trace["fixed_by_rule"].get(NO_EVIDENCE, 0) >= 2
     assert ans.trace["discovery"]["history"][0]["posterior"] == pytest.approx([0.5, 0.5])
     assert ans.letter == "A"
+
+
+async def test_a_window_starting_at_an_unrelated_observation_asks_nothing_there() -> None:
+    """Sally sees the ball, then only a dog barking: the initial model at the last step has no evidence (no
+    request, uniform), the dog's step never reaches a prompt, and the answer comes from the ball's step."""
+    story = "1 The ball is in the basket.\n2 Sally entered the kitchen.\n3 A dog barked.\n4 Sally looked at the window."
+    calls: list[LikelihoodRequest] = []
+
+    def lik(req: LikelihoodRequest) -> float:
+        calls.append(req)
+        return 0.9 if "basket" in req.value and "basket" in str(req.facts) else 0.3
+
+    model = competent_model(perception={"Sally": {"observed": [1, 2, 3, 4], "actions": [2, 4]}})
+    ans = await AutoToM(AutoToMConfig(), likelihood=ScriptedLikelihood(lik)).solve(
+        model, story, "Where does Sally think the ball is?", ["basket", "box"])
+    assert calls and not [r for r in calls if "dog" in str(r.facts)]
+    assert ans.trace["fixed_by_rule"].get(NO_EVIDENCE_UNRELATED, 0) >= 2
+    assert ans.trace["discovery"]["history"][0]["posterior"] == pytest.approx([0.5, 0.5])
+    assert ans.letter == "A"
+    literal = await AutoToM(AutoToMConfig(persistence="nothing-observed"), likelihood=ScriptedLikelihood(lik)).solve(
+        competent_model(perception={"Sally": {"observed": [1, 2, 3, 4], "actions": [2, 4]}}), story,
+        "Where does Sally think the ball is?", ["basket", "box"])
+    assert NO_EVIDENCE_UNRELATED not in literal.trace["fixed_by_rule"]
+
+
+async def test_an_unrelated_but_latent_observation_is_asked_at_a_windows_first_step() -> None:
+    """Without a perception step every observation is latent ({what happened, no observation}): its branches are
+    weighed against each other, so a fixed 1.0 for one of them would outweigh the other's asked values."""
+    post, trace, calls = await _solve("A dog barked in the garden.", "unrelated")
+    first = [r for r in calls if "dog" in str(r.facts) and r not in _transitions(calls)]
+    assert first and NO_EVIDENCE_UNRELATED not in trace["fixed_by_rule"]

@@ -73,7 +73,8 @@ async def test_a_question_whose_steps_all_score_low_is_not_answered_with_certain
     method = AutoToM(AutoToMConfig(), likelihood=ScriptedLikelihood(lik))
     ans = await method.solve(model, story, "What does Kofi believe the soup contains?", ["peanut butter", "tomato paste"])
     assert max(ans.posterior) < 0.99, ans.posterior
-    old = AutoToM(AutoToMConfig(prune_rule="absolute", carry_rule="eager"), likelihood=ScriptedLikelihood(lik))
+    old = AutoToM(AutoToMConfig(prune_rule="absolute", carry_rule="eager", persistence="nothing-observed"),
+                  likelihood=ScriptedLikelihood(lik))
     ans_old = await old.solve(competent_model(agents=["Kofi"], perception=perception, statements=[B1, B2]), story,
                               "What does Kofi believe the soup contains?", ["peanut butter", "tomato paste"])
     assert max(ans_old.posterior) == 1.0  # the defect this file guards, reproduced

@@ -229,7 +229,8 @@ class AutoToM:
         fixed: dict[str, int] = {}
 
         async def factor(step: int, var: str, value: str, parents: tuple[tuple[str, str], ...]) -> float:
-            got = fixed_factor(var, value, parents, grounding.belief_values, cfg.persistence)
+            got = fixed_factor(var, value, parents, grounding.belief_values, cfg.persistence,
+                               observation_latent=step in grounding.latent_observation)
             if got is not None:
                 fixed[got[1]] = fixed.get(got[1], 0) + 1
                 return got[0]
@@ -248,7 +249,8 @@ class AutoToM:
 
         async def row(step: int, var: str, values: list[str], parents: tuple[tuple[str, str], ...]) -> list[float] | None:
             if var not in cfg.row_variables or not lik.supports_choice \
-                    or fixed_factor(var, values[0], parents, grounding.belief_values, cfg.persistence) is not None:
+                    or fixed_factor(var, values[0], parents, grounding.belief_values, cfg.persistence,
+                                    observation_latent=step in grounding.latent_observation) is not None:
                 return None  # asked per value (a fixed factor is counted there, and asks nothing)
             facts = tuple((grounding.label(p), v) for p, v in parents)
             return await row_both_orders(lik, ChoiceRequest(agent=grounding.agent_name, variable=grounding.label(var),
@@ -347,6 +349,8 @@ class _Grounding:
         self.states: list[str] | None = None
         #: the belief's values (the same at every step), set by `ground`; the persistence rule reads them
         self.belief_values: tuple[str, ...] = ()
+        #: steps (by index) whose Observation is latent in a grounded model (factors.fixed_reason reads it)
+        self.latent_observation: set[int] = set()
 
     @property
     def belief_of_state(self) -> bool:
@@ -576,6 +580,8 @@ class _Grounding:
                     nodes[OBS] = Node(OBS, [observation], observed=True)
                 else:
                     nodes[OBS] = Node(OBS, [st.events, NO_OBSERVATION])
+                if not nodes[OBS].observed:
+                    self.latent_observation.add(st.index)
             if belief_values is not None:
                 nodes[BELIEF] = Node(BELIEF, belief_values, observed=len(belief_values) == 1 and slot != BELIEF)
             if final and slot in (ACTION, UTTER):

@@ -11,8 +11,11 @@
   cabinet). Hypotheses that differ by a negation ("there is" / "there isn't") or by nothing of their own
   never use it: every transition is asked.
 - No evidence at a window's first step (`persistence="unrelated"` too): with no previous belief and "nothing
-  new" observed, P(B | nothing) is the same for every hypothesis (1.0); asking the model would only add its
-  prior taste for one wording (0.037 vs. 0.048 on a ToMi item), and the window's later steps decide.
+  new" observed, or an observed (not latent) observation unrelated to the hypotheses as above, P(B | O) is
+  the same for every hypothesis (1.0); asking the model would only add its prior taste for one wording
+  (0.037 vs. 0.048 on a ToMi item; 0.024 vs. 0.027 given "Jacob loves the beans."), and the window's later
+  steps decide. A latent observation is always asked there: its branches are weighed against each other, and
+  a fixed 1.0 beside the model's asked values would outweigh them.
 `persistence="nothing-observed"` keeps only the first rule (before; for replays).
 Observed-only factors (e.g. P(O | S) with both observed) are constants that the inference skips itself.
 """
@@ -36,6 +39,7 @@ PersistenceRule = Literal["unrelated", "nothing-observed"]
 NOTHING = "nothing observed"
 UNRELATED = "observation unrelated to the hypotheses"
 NO_EVIDENCE = "nothing observed at the first step"
+NO_EVIDENCE_UNRELATED = "observation unrelated to the hypotheses at the first step"
 
 
 @lru_cache(maxsize=256)
@@ -64,15 +68,23 @@ def unrelated(observation: str, hypotheses: Sequence[str]) -> bool:
 
 
 def fixed_reason(variable: str, parents: tuple[tuple[str, str], ...], hypotheses: Sequence[str] = (),
-                 rule: PersistenceRule = "unrelated") -> str | None:
-    """Why this belief factor is fixed (NOTHING, UNRELATED or NO_EVIDENCE), or None when it must be asked.
-    `hypotheses` are the belief's values (the UNRELATED rule reads them)."""
+                 rule: PersistenceRule = "unrelated", observation_latent: bool = False) -> str | None:
+    """Why this belief factor is fixed (NOTHING, UNRELATED, NO_EVIDENCE or NO_EVIDENCE_UNRELATED), or None when
+    it must be asked. `hypotheses` are the belief's values (the UNRELATED rules read them);
+    `observation_latent`: the step's Observation is inferred (then its first-step factors are all asked)."""
     if variable != BELIEF:
         return None
     given = dict(parents)
     if PREV_BELIEF not in given:
-        # the first step of a window: with nothing observed there is no evidence, every value alike
-        return NO_EVIDENCE if rule == "unrelated" and given.get(OBS) == NOTHING_NEW else None
+        # the first step of a window: with nothing observed, or nothing that tells the hypotheses apart, there is
+        # no evidence, every value alike
+        if rule != "unrelated" or OBS not in given:
+            return None
+        if given[OBS] == NOTHING_NEW:
+            return NO_EVIDENCE
+        if not observation_latent and given[OBS] not in NOTHING_OBSERVED and unrelated(given[OBS], hypotheses):
+            return NO_EVIDENCE_UNRELATED
+        return None
     observation = given.get(OBS, NOTHING_NEW)
     if observation in NOTHING_OBSERVED:
         return NOTHING
@@ -82,11 +94,11 @@ def fixed_reason(variable: str, parents: tuple[tuple[str, str], ...], hypotheses
 
 
 def fixed_factor(variable: str, value: str, parents: tuple[tuple[str, str], ...], hypotheses: Sequence[str] = (),
-                 rule: PersistenceRule = "unrelated") -> tuple[float, str] | None:
+                 rule: PersistenceRule = "unrelated", observation_latent: bool = False) -> tuple[float, str] | None:
     """(the factor's value, why it is fixed) when the method fixes it, else None (ask the likelihood)."""
-    reason = fixed_reason(variable, parents, hypotheses, rule)
+    reason = fixed_reason(variable, parents, hypotheses, rule, observation_latent)
     if reason is None:
         return None
-    if reason == NO_EVIDENCE:
+    if reason in (NO_EVIDENCE, NO_EVIDENCE_UNRELATED):
         return 1.0, reason
     return (1.0 if value == dict(parents)[PREV_BELIEF] else 0.0), reason
