@@ -16,10 +16,10 @@ Requests are memoised per instance (and cached on disk by the model layer); call
 
 A `ChoiceRequest` asks for a whole row at once: the distribution P(V = option | facts) over a variable's
 hypotheses, as the mass of each option's letter (A, B, ...) in one answer (`logprobs`), or the softmax of
-the letters' continuation log-probs (`score`). It is one request instead of one per hypothesis, and the row
-sums to one as a conditional distribution must (per-statement Likely/Unlikely values do not: a previous
-belief whose row sums higher acted as evidence for itself). Generate-only backends have no letter
-distribution (`supports_choice` is False) and are asked per statement.
+the letters' continuation log-probs (`score`); `row_both_orders` asks it with the options in both orders to
+remove the model's taste for a letter. The row sums to one as a conditional distribution must (per-statement
+Likely/Unlikely values do not: a previous belief whose row sums higher acted as evidence for itself).
+Generate-only backends have no letter distribution (`supports_choice` is False) and are asked per statement.
 """
 
 from __future__ import annotations
@@ -57,10 +57,14 @@ class LikelihoodRequest(BaseModel):
     context: str = ""
 
     def render(self, template_name: str = "likelihood") -> str:
-        facts = "\n".join(f"- {label}: {text}" for label, text in self.facts) or "- (none)"
-        context = f"{self.context.strip()}\n\n" if self.context.strip() else ""
-        return render(template_name, context=context, agent=self.agent, facts=facts, variable=self.variable,
-                      value=self.value)
+        return render(template_name, **_shared_fields(self.context, self.facts), agent=self.agent,
+                      variable=self.variable, value=self.value)
+
+
+def _shared_fields(context: str, facts: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    """The context block (first, for llama.cpp's KV cache) and the facts list of a likelihood prompt."""
+    return {"context": f"{context.strip()}\n\n" if context.strip() else "",
+            "facts": "\n".join(f"- {label}: {text}" for label, text in facts) or "- (none)"}
 
 
 class ChoiceRequest(BaseModel):
@@ -74,12 +78,10 @@ class ChoiceRequest(BaseModel):
     context: str = ""
 
     def render(self) -> str:
-        facts = "\n".join(f"- {label}: {text}" for label, text in self.facts) or "- (none)"
-        context = f"{self.context.strip()}\n\n" if self.context.strip() else ""
         if len(self.options) > len(LETTERS):
             raise ValueError(f"a row has at most {len(LETTERS)} options, got {len(self.options)}; drop hypotheses first")
-        return render("likelihood_choice", context=context, agent=self.agent, facts=facts, variable=self.variable,
-                      options=options_text(self.options))
+        return render("likelihood_choice", **_shared_fields(self.context, self.facts), agent=self.agent,
+                      variable=self.variable, options=options_text(self.options))
 
 
 class Likelihood(Protocol):
