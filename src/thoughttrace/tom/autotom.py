@@ -228,9 +228,12 @@ class AutoToM:
         memo: dict[ModelSpec, InferenceResult] = {}
         fixed: dict[str, int] = {}
 
+        def fixed_here(step: int, var: str, value: str, parents: tuple[tuple[str, str], ...]) -> tuple[float, str] | None:
+            return fixed_factor(var, value, parents, grounding.belief_values, cfg.persistence,
+                                observation_latent=step in grounding.latent_observation)
+
         async def factor(step: int, var: str, value: str, parents: tuple[tuple[str, str], ...]) -> float:
-            got = fixed_factor(var, value, parents, grounding.belief_values, cfg.persistence,
-                               observation_latent=step in grounding.latent_observation)
+            got = fixed_here(step, var, value, parents)
             if got is not None:
                 fixed[got[1]] = fixed.get(got[1], 0) + 1
                 return got[0]
@@ -249,8 +252,7 @@ class AutoToM:
 
         async def row(step: int, var: str, values: list[str], parents: tuple[tuple[str, str], ...]) -> list[float] | None:
             if var not in cfg.row_variables or not lik.supports_choice \
-                    or fixed_factor(var, values[0], parents, grounding.belief_values, cfg.persistence,
-                                    observation_latent=step in grounding.latent_observation) is not None:
+                    or fixed_here(step, var, values[0], parents) is not None:
                 return None  # asked per value (a fixed factor is counted there, and asks nothing)
             facts = tuple((grounding.label(p), v) for p, v in parents)
             return await row_both_orders(lik, ChoiceRequest(agent=grounding.agent_name, variable=grounding.label(var),

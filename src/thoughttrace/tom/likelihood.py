@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict
 
 from thoughttrace.llm import Model
 
+from .inference import normalise_log
 from .items import LETTERS, letter, letter_mass, options_text
 from .prompts import render, template
 from .usage import TrackedModel, track
@@ -257,10 +258,8 @@ async def row_both_orders(likelihood: RowLikelihood, request: ChoiceRequest) -> 
     the 1.5B model's rows put 0.7 to 0.8 on option A for items whose answer is B (dev split)."""
     flipped = request.model_copy(update={"options": request.options[::-1]})
     forward, backward = await asyncio.gather(likelihood.choose(request), likelihood.choose(flipped))
-    logs = [0.5 * (math.log(max(f, 1e-300)) + math.log(max(b, 1e-300))) for f, b in zip(forward, backward[::-1])]
-    top = max(logs)
-    weights = [math.exp(x - top) for x in logs]
-    return [w / sum(weights) for w in weights]
+    return normalise_log([0.5 * (math.log(max(f, 1e-300)) + math.log(max(b, 1e-300)))
+                          for f, b in zip(forward, backward[::-1])])
 
 
 async def gather_probs(likelihood: Likelihood, requests: list[LikelihoodRequest]) -> list[float]:
