@@ -8,6 +8,7 @@ import pytest
 
 from thoughttrace.tom.autotom import AutoToM, AutoToMConfig
 from thoughttrace.tom.factors import (
+    ACT_UNRELATED,
     NO_EVIDENCE,
     NO_EVIDENCE_UNRELATED,
     NOTHING,
@@ -17,7 +18,7 @@ from thoughttrace.tom.factors import (
     unrelated,
 )
 from thoughttrace.tom.likelihood import LikelihoodRequest, ScriptedLikelihood
-from thoughttrace.tom.model_space import BELIEF, OBS, PREV_BELIEF
+from thoughttrace.tom.model_space import ACTION, BELIEF, GOAL, OBS, PREV_BELIEF, UTTER
 
 from .scripted import STORY as STORY_SALLY
 from .scripted import competent_model
@@ -36,7 +37,13 @@ def test_what_tells_the_hypotheses_apart() -> None:
     where = ["Jacob thinks the green_pepper is in the red_box", "Jacob thinks the green_pepper is in the blue_box"]
     assert telling_apart(tuple(where)) == {"red_box", "blue_box"}
     assert unrelated("Mia stayed in the porch for 1 minute.", where)
-    assert not unrelated("The apple is in the blue_box.", where)
+    assert not unrelated("The green_pepper is in the blue_box.", where)
+    assert not unrelated("Mia moved the green_pepper to the blue_box.", where)
+    # another object's place says nothing about the green_pepper's, though it names one of its containers
+    assert unrelated("The apple is in the blue_box.", where)
+    assert unrelated("Mia lost her phone. Mia moved the apple to the blue_box.", where)
+    assert not unrelated("The apple is in the blue_box. The green_pepper is in the red_box.", where)
+    assert not unrelated("Mary put the wine in the fridge.", CABINET)  # the object the hypotheses name
 
 
 @pytest.mark.parametrize("hypotheses", [
@@ -173,3 +180,67 @@ async def test_an_unrelated_but_latent_observation_is_asked_at_a_windows_first_s
     post, trace, calls = await _solve("A dog barked in the garden.", "unrelated")
     first = [r for r in calls if "dog" in str(r.facts) and r not in _transitions(calls)]
     assert first and NO_EVIDENCE_UNRELATED not in trace["fixed_by_rule"]
+
+
+PEPPER = [f"Jacob really thinks the green_pepper is in the {c}." for c in ("blue_basket", "red_cupboard", "blue_pantry")]
+MILK = ["Noor believes the milk pitcher contains oat milk.", "Noor believes the milk pitcher contains almond milk."]
+
+
+def _act(act: str, hypotheses: list[str], agent: str, parents: tuple[tuple[str, str], ...] | None = None,
+         **kw: object) -> tuple[float, str] | None:
+    parents = ((BELIEF, hypotheses[0]),) if parents is None else parents
+    kw.setdefault("act_observed", True)
+    return fixed_factor(ACTION, act, parents, hypotheses, agent=agent, **kw)  # type: ignore[arg-type]
+
+
+def test_an_observed_act_unrelated_to_the_belief_is_no_evidence() -> None:
+    assert _act("Jacob exited the porch.", PEPPER, "Jacob") == (1.0, ACT_UNRELATED)
+    assert _act("Jacob made no movements and stayed in the master_bedroom for 1 minute.", PEPPER, "Jacob") \
+        == (1.0, ACT_UNRELATED)
+    assert fixed_factor(UTTER, "Jacob said hello.", ((BELIEF, PEPPER[1]),), PEPPER, act_observed=True,
+                        agent="Jacob") == (1.0, ACT_UNRELATED)
+    # what the beliefs share (the object) or tell apart (a container) is evidence: asked
+    assert _act("Jacob moved the green_pepper to the blue_basket.", PEPPER, "Jacob") is None
+    assert _act("Jacob publicly claimed that the green_pepper is in the red_cupboard now.", PEPPER, "Jacob") is None
+    assert _act("Jacob publicly claimed that apple is in the red_cupboard now.", PEPPER, "Jacob") \
+        == (1.0, ACT_UNRELATED)  # a claim about another object
+    assert _act("Noor grabs a milk pitcher and fills it.", MILK, "Noor") is None
+    # a hypothetical act (the query's), an act a Goal may explain, or the literal rule: asked
+    assert _act("Jacob exited the porch.", PEPPER, "Jacob", act_observed=False) is None
+    assert _act("Jacob exited the porch.", PEPPER, "Jacob", ((GOAL, "Jacob wants to leave."), (BELIEF, PEPPER[0]))) is None
+    assert _act("Jacob exited the porch.", PEPPER, "Jacob", rule="nothing-observed") is None
+    # the agent's name is not what a belief is about; beliefs told apart by a negation never use the rule
+    assert _act("Jacob waved.", PEPPER, "Jacob") == (1.0, ACT_UNRELATED)
+    assert _act("Anne waved.", ["Anne thinks the ball is in the box.", "Anne thinks the ball is not in the box."],
+                "Anne") is None
+
+
+ACT_STORY = "The ball is in the basket. Ann looked at the basket. {act} Bob walked in. Ann looked at the door."
+
+
+async def _acts(act: str, persistence: str = "unrelated") -> tuple[dict, list[LikelihoodRequest]]:
+    calls: list[LikelihoodRequest] = []
+
+    def flat(req: LikelihoodRequest) -> float:  # never confident: the discovery walks back over every step
+        calls.append(req)
+        return 0.5
+
+    method = AutoToM(AutoToMConfig(llm_steps=False, persistence=persistence),  # type: ignore[arg-type]
+                     likelihood=ScriptedLikelihood(flat))
+    ans = await method.solve(None, ACT_STORY.format(act=act), "Where will Ann look for the ball?", ["basket", "box"])
+    assert ans.error is None
+    return ans.trace, calls
+
+
+async def test_an_unrelated_act_is_never_asked() -> None:
+    trace, calls = await _acts("Ann waved at the window.")
+    assert not [r for r in calls if "waved" in r.value]
+    assert trace["fixed_by_rule"].get(ACT_UNRELATED, 0) >= 2  # each belief hypothesis at the waving step
+    # the literal rule asks it, once per belief
+    trace_literal, calls_literal = await _acts("Ann waved at the window.", "nothing-observed")
+    assert len({r for r in calls_literal if "waved" in r.value}) == 2
+    assert ACT_UNRELATED not in trace_literal["fixed_by_rule"]
+    # an act on the ball is asked
+    trace_ball, calls_ball = await _acts("Ann kicked the ball.")
+    assert len({r for r in calls_ball if "kicked" in r.value}) == 2
+    assert ACT_UNRELATED not in trace_ball["fixed_by_rule"]

@@ -230,7 +230,8 @@ class AutoToM:
 
         def fixed_here(step: int, var: str, value: str, parents: tuple[tuple[str, str], ...]) -> tuple[float, str] | None:
             return fixed_factor(var, value, parents, grounding.belief_values, cfg.persistence,
-                                observation_latent=step in grounding.latent_observation)
+                                observation_latent=step in grounding.latent_observation,
+                                act_observed=(step, var) in grounding.observed_acts, agent=grounding.agent_name)
 
         async def factor(step: int, var: str, value: str, parents: tuple[tuple[str, str], ...]) -> float:
             got = fixed_here(step, var, value, parents)
@@ -353,6 +354,8 @@ class _Grounding:
         self.belief_values: tuple[str, ...] = ()
         #: steps (by index) whose Observation is latent in a grounded model (factors.fixed_reason reads it)
         self.latent_observation: set[int] = set()
+        #: (step index, Action or Utterance) where the story states the agent's act (not a hypothesis to weigh)
+        self.observed_acts: set[tuple[int, str]] = set()
 
     @property
     def belief_of_state(self) -> bool:
@@ -591,7 +594,9 @@ class _Grounding:
             else:
                 if ACTION in V and st.action:
                     nodes[ACTION] = Node(ACTION, [st.action], observed=True)
+                    self.observed_acts.add((st.index, ACTION))
                 if UTTER in V and st.utterance:
                     nodes[UTTER] = Node(UTTER, [st.utterance], observed=True)
+                    self.observed_acts.add((st.index, UTTER))
             out.append(StepModel(st.index, nodes))
         return ProblemModel(self.agent_name, out, slot, constant=constant)

@@ -16,6 +16,17 @@
   (0.037 vs. 0.048 on a ToMi item; 0.024 vs. 0.027 given "Jacob loves the beans."), and the window's later
   steps decide. A latent observation is always asked there: its branches are weighed against each other, and
   a fixed 1.0 beside the model's asked values would outweigh them.
+- An observed act UNRELATED to the belief (`persistence="unrelated"` too): an action or utterance the story
+  states, whose only parent in the model is the Belief, and that mentions nothing the belief hypotheses are
+  about (neither the words they share, such as the object, nor those that tell them apart; the agent's name and
+  verbs of thinking do not count), has the same likelihood under every hypothesis (1.0). "Jacob exited the
+  porch" says nothing about which of seven containers he thinks the green_pepper is in; asked, each such act cost
+  one request per hypothesis (7) for the model's taste for a wording. An act that mentions the object or a
+  container is asked ("Noor grabs a milk pitcher" against "oat milk" / "almond milk"), and so is every act
+  beside a Goal (it may be explained by the goal) and every hypothetical (latent) act.
+Both UNRELATED rules read an observation or act without its clauses that place an object the hypotheses never name:
+"The apple is in the blue_pantry." and "Jacob publicly claimed that apple is in the red_container now." say nothing
+about where the green_pepper is, though each names one of its containers (`wording.without_other_placements`).
 `persistence="nothing-observed"` keeps only the first rule (before; for replays).
 Observed-only factors (e.g. P(O | S) with both observed) are constants that the inference skips itself.
 """
@@ -26,9 +37,9 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Literal
 
-from .model_space import BELIEF, OBS, PREV_BELIEF
+from .model_space import ACTION, BELIEF, OBS, PREV_BELIEF, UTTER
 from .timeline import NO_OBSERVATION, NOTHING_NEW
-from .wording import NOT, terms
+from .wording import NOT, THINKING_WORDS, terms, without_other_placements
 
 #: observation texts that mean "nothing was perceived at this step"
 NOTHING_OBSERVED = frozenset({NOTHING_NEW, NO_OBSERVATION})
@@ -40,6 +51,7 @@ NOTHING = "nothing observed"
 UNRELATED = "observation unrelated to the hypotheses"
 NO_EVIDENCE = "nothing observed at the first step"
 NO_EVIDENCE_UNRELATED = "observation unrelated to the hypotheses at the first step"
+ACT_UNRELATED = "observed act unrelated to the belief"
 
 
 @lru_cache(maxsize=256)
@@ -61,17 +73,42 @@ def telling_apart(hypotheses: tuple[str, ...]) -> frozenset[str] | None:
     return apart
 
 
+def evidence_terms(text: str, hypotheses: Sequence[str]) -> frozenset[str]:
+    """The content words of an observation or act that can bear on the hypotheses: a clause placing an object the
+    hypotheses never name ("The apple is in the blue_pantry." against beliefs about the green_pepper) is left out."""
+    named = frozenset().union(*(terms(h) for h in hypotheses))
+    return terms(without_other_placements(text, named))
+
+
 def unrelated(observation: str, hypotheses: Sequence[str]) -> bool:
     """The observation mentions none of the words that tell the hypotheses apart (and the rule applies)."""
     apart = telling_apart(tuple(hypotheses))
-    return apart is not None and not (terms(observation) & apart)
+    return apart is not None and not (evidence_terms(observation, hypotheses) & apart)
+
+
+def act_unrelated(act: str, hypotheses: Sequence[str], agent: str) -> bool:
+    """The act mentions nothing the belief hypotheses are about (the words they share or that tell them apart,
+    other than the agent's name and verbs of thinking), and the hypotheses each name something of their own."""
+    hyps = tuple(hypotheses)
+    apart = telling_apart(hyps)
+    if apart is None:
+        return False
+    about = (apart | frozenset.intersection(*(terms(h) for h in hyps))) - terms(agent) - THINKING_WORDS
+    return not (evidence_terms(act, hyps) & about)
 
 
 def fixed_reason(variable: str, parents: tuple[tuple[str, str], ...], hypotheses: Sequence[str] = (),
-                 rule: PersistenceRule = "unrelated", observation_latent: bool = False) -> str | None:
-    """Why this belief factor is fixed (NOTHING, UNRELATED, NO_EVIDENCE or NO_EVIDENCE_UNRELATED), or None when
-    it must be asked. `hypotheses` are the belief's values (the UNRELATED rules read them);
-    `observation_latent`: the step's Observation is inferred (then its first-step factors are all asked)."""
+                 rule: PersistenceRule = "unrelated", observation_latent: bool = False, *,
+                 value: str = "", act_observed: bool = False, agent: str = "") -> str | None:
+    """Why this factor is fixed (NOTHING, UNRELATED, NO_EVIDENCE, NO_EVIDENCE_UNRELATED or ACT_UNRELATED), or None
+    when it must be asked. `hypotheses` are the belief's values (the UNRELATED rules read them);
+    `observation_latent`: the step's Observation is inferred (then its first-step factors are all asked);
+    `act_observed`: an Action / Utterance factor's `value` is what the story says the agent did (not a hypothesis)."""
+    if variable in (ACTION, UTTER):
+        only_belief = {p for p, _ in parents} == {BELIEF}
+        if rule == "unrelated" and act_observed and only_belief and act_unrelated(value, hypotheses, agent):
+            return ACT_UNRELATED
+        return None
     if variable != BELIEF:
         return None
     given = dict(parents)
@@ -94,11 +131,13 @@ def fixed_reason(variable: str, parents: tuple[tuple[str, str], ...], hypotheses
 
 
 def fixed_factor(variable: str, value: str, parents: tuple[tuple[str, str], ...], hypotheses: Sequence[str] = (),
-                 rule: PersistenceRule = "unrelated", observation_latent: bool = False) -> tuple[float, str] | None:
+                 rule: PersistenceRule = "unrelated", observation_latent: bool = False, *,
+                 act_observed: bool = False, agent: str = "") -> tuple[float, str] | None:
     """(the factor's value, why it is fixed) when the method fixes it, else None (ask the likelihood)."""
-    reason = fixed_reason(variable, parents, hypotheses, rule, observation_latent)
+    reason = fixed_reason(variable, parents, hypotheses, rule, observation_latent, value=value,
+                          act_observed=act_observed, agent=agent)
     if reason is None:
         return None
-    if reason in (NO_EVIDENCE, NO_EVIDENCE_UNRELATED):
+    if reason in (NO_EVIDENCE, NO_EVIDENCE_UNRELATED, ACT_UNRELATED):
         return 1.0, reason
     return (1.0 if value == dict(parents)[PREV_BELIEF] else 0.0), reason

@@ -17,6 +17,11 @@ _STOP = frozenset({"the", "and", "that", "this", "there", "was", "were", "has", 
                    "being", "could", "more", "only", "other", "over", "such", "them", "these", "those", "very",
                    "while", "your"})
 
+#: words of thinking ("thinks", "really believes"), as content words: belief hypotheses all carry them, so they say
+#: nothing about what a belief is about
+THINKING_WORDS = frozenset({"think", "thought", "believe", "belief", "know", "knew", "expect", "assume", "suppose",
+                          "consider", "feel", "sure", "certain", "really"})
+
 
 def terms(text: str) -> frozenset[str]:
     """Content words of a text: lower-case, 3+ letters, plural -s dropped, names like red_box kept whole;
@@ -40,6 +45,21 @@ def _singular(word: str) -> str:
     if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
         return word[:-1]
     return word
+
+
+_ARTICLE = r"(?:(?:the|a|an) )?"
+#: "the apple is in the blue_pantry", "that apple is in the red_container", "moved the apple to the red_box"
+_PLACEMENT = re.compile(rf"\b(?:(?:moved|moves|put|puts|placed|places) {_ARTICLE}(?P<moved>[\w'-]+) "
+                        rf"(?:to|in|into|inside|on|onto)|{_ARTICLE}(?P<thing>[\w'-]+) (?:is|are|was|were) "
+                        rf"(?:in|inside|on)) {_ARTICLE}[\w'-]+", re.I)
+
+
+def without_other_placements(text: str, named: frozenset[str]) -> str:
+    """The text without its clauses that place an object none of `named` (content words) is: "The apple is in the
+    blue_pantry." says nothing about where the green_pepper is, though it names one of its containers."""
+    def keep(m: re.Match[str]) -> str:
+        return m.group(0) if terms(m.group("moved") or m.group("thing")) & named else " "
+    return _PLACEMENT.sub(keep, text)
 
 
 def restates(text: str, statement: str, coverage: float = 0.8) -> bool:
