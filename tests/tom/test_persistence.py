@@ -244,3 +244,33 @@ async def test_an_unrelated_act_is_never_asked() -> None:
     trace_ball, calls_ball = await _acts("Ann kicked the ball.")
     assert len({r for r in calls_ball if "kicked" in r.value}) == 2
     assert ACT_UNRELATED not in trace_ball["fixed_by_rule"]
+
+
+async def test_extending_the_window_over_steps_without_evidence_asks_nothing() -> None:
+    """Sally enters, a dog barks, she waves (no evidence about the ball: all fixed), then she sees the ball. With a
+    likelihood that is never confident the discovery walks back to the first step; from the steps without evidence
+    the belief it would carry is uniform, which is no belief, so the window from the ball's step is the same model
+    and the ball's step is never asked as a transition from a uniform belief (2 requests, not 2 + 4)."""
+    story = ("1 Sally entered the kitchen.\n2 A dog barked.\n3 Sally waved.\n4 The ball is in the basket.\n"
+             "5 Sally looked at the window.\n6 The cat slept.")
+    perception = {"Sally": {"observed": [1, 2, 3, 4, 5, 6], "actions": [1, 3, 5]}}
+
+    async def run(persistence: str) -> tuple[dict, list[LikelihoodRequest]]:
+        calls: list[LikelihoodRequest] = []
+
+        def flat(req: LikelihoodRequest) -> float:
+            calls.append(req)
+            return 0.5
+
+        ans = await AutoToM(AutoToMConfig(persistence=persistence),  # type: ignore[arg-type]
+                            likelihood=ScriptedLikelihood(flat)).solve(
+            competent_model(perception=perception), story, "Where does Sally think the ball is?", ["basket", "box"])
+        assert ans.error is None
+        return ans.trace, calls
+
+    trace, calls = await run("unrelated")
+    assert [h["start"] for h in trace["discovery"]["history"] if h["phase"] == "extend-time"][-1] == 0
+    assert not _transitions(calls)
+    assert trace["likelihood_requests"] == 2  # P(belief | the ball in the basket), once per hypothesis
+    _, literal = await run("nothing-observed")
+    assert _transitions(literal)

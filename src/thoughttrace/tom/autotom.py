@@ -35,7 +35,7 @@ from .analysis import QuestionAnalysis, analyse_question
 from .belief_state import outer_state_posterior, state_hypotheses
 from .discovery import DEFAULT_ALPHA, DEFAULT_THRESHOLD, BudgetExhausted, ModelSpec, SearchRule, discover
 from .extract import extract_steps
-from .factors import PersistenceRule, fixed_factor
+from .factors import PersistenceRule, fixed_factor, fixed_reason
 from .inference import CarryRule, InferenceConfig, InferenceResult, PruneRule, gather_settled, infer
 from .likelihood import ChoiceRequest, Likelihood, LikelihoodRequest, LLMLikelihood, row_both_orders, rows_of
 from .model_space import (
@@ -429,7 +429,8 @@ class _Grounding:
     def effective(self, spec: ModelSpec) -> ModelSpec:
         """`spec` without the variables that add no node with a factor at its timesteps: an Action or Utterance
         that no modelled step has (and the query is not), a Goal that neither an Action nor an Utterance node
-        depends on, or that the question already states. Its grounded model is the same, so it is evaluated as
+        depends on, that the question already states, or for which no hypothesis was found; and the window's first
+        steps that carry no evidence (`no_evidence_at`). Its grounded model is the same, so it is evaluated as
         that model: no hypotheses proposed and no requests, and the discovery sees U fall by alpha (no gain)."""
         used, slot, v = self.steps[spec.start:], self.a.slot, set(spec.variables)
         if ACTION in v and slot != ACTION and not any(s.action for s in used):
@@ -438,9 +439,38 @@ class _Grounding:
             v.discard(UTTER)
         goal_has_child = slot in (ACTION, UTTER) or (ACTION in v and any(s.action for s in used)) \
             or (UTTER in v and any(s.utterance for s in used))
-        if GOAL in v and slot != GOAL and ("goal" in self.known or not goal_has_child):
+        no_goals = self.hypotheses.get(GOAL) == []  # proposed, and none found: the ground model has no Goal
+        if GOAL in v and slot != GOAL and ("goal" in self.known or not goal_has_child or no_goals):
             v.discard(GOAL)
-        return spec if v == spec.variables else replace(spec, variables=frozenset(v))
+        start = spec.start
+        while start < len(self.steps) - 1 and self.no_evidence_at(self.steps[start], frozenset(v)):
+            start += 1
+        if v == spec.variables and start == spec.start:
+            return spec
+        return replace(spec, variables=frozenset(v), start=start)
+
+    def no_evidence_at(self, st: Step, variables: frozenset[str]) -> bool:
+        """Whether step `st`, as the first step of a window, carries no evidence: every factor there is fixed to the
+        same value for every belief (factors.py: nothing new or an unrelated observation at a window's first step, an
+        observed act unrelated to the belief). The belief it passes on is then uniform, which is no belief at all,
+        so the window from the next step is the same model: extending the time back over it asks nothing (a Hi-ToM
+        item spent its last 26 requests on 49 transitions from such a uniform belief). Only with the belief's
+        values known (set by `ground`) and the default persistence rule."""
+        hyps, cfg = self.belief_values, self.cfg
+        if BELIEF not in variables or len(hyps) < 2 or cfg.persistence != "unrelated":
+            return False
+        if OBS in variables:
+            if st.observation is None:  # latent: its branches are weighed
+                return False
+            latent = self.nested and st.observation != NOTHING_NEW
+            if fixed_reason(BELIEF, ((OBS, st.observation),), hyps, cfg.persistence, latent) is None:
+                return False
+        parents = ((GOAL, ""), (BELIEF, hyps[0])) if GOAL in variables else ((BELIEF, hyps[0]),)
+        for var, act in ((ACTION, st.action), (UTTER, st.utterance)):
+            if var in variables and act and fixed_reason(var, parents, hyps, cfg.persistence, value=act,
+                                                         act_observed=True, agent=self.agent_name) is None:
+                return False
+        return True
 
     def candidates(self) -> list[str]:
         out = [v for v in ALL_VARIABLES if v != STATE]
