@@ -154,3 +154,20 @@ async def test_explain_shows_both_levels() -> None:
     assert "belief of state (Anne about Sally):" in text
     assert "step 1: what Anne believes is true: The ball is in the basket.=0.90" in text
     assert "what Anne believes Sally believes: Sally thinks the ball is in the basket.=0.79" in text
+
+
+async def test_an_observation_that_cannot_move_the_belief_is_not_inferred() -> None:
+    """"A dog barked." names nothing of Sally's beliefs about the ball: whether Anne thinks Sally perceived it is not
+    asked (nor Anne's belief of the state there), since either way Sally's belief would not move; the ball's step is."""
+    story = ("1 Anne entered the kitchen.\n2 Sally entered the kitchen.\n3 The ball is in the basket.\n"
+             "4 Sally looked at the window.\n5 A dog barked.\n6 Sally exited the kitchen.\n7 Anne moved the ball to the box.")
+    perception = {"Anne": {"observed": [1, 2, 3, 4, 5, 6, 7], "actions": [1, 7]},
+                  "Sally": {"observed": [1, 2, 3, 4, 5, 6], "actions": [2, 4, 6]}}
+    lik = ScriptedLikelihood(script())
+    ans = await AutoToM(AutoToMConfig(), likelihood=lik).solve(
+        competent_model(agents=["Anne", "Sally"], perception=perception), story, QUESTION, CHOICES)
+    assert ans.error is None
+    observed = [r for r in lik.calls if isinstance(r, LikelihoodRequest) and r.variable == OBSERVED]
+    assert observed and not [r for r in observed if "dog" in r.value]
+    assert [r for r in observed if "basket" in r.value]
+    assert ans.letter == "A"

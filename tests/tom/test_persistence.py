@@ -44,6 +44,7 @@ def test_what_tells_the_hypotheses_apart() -> None:
     assert unrelated("Mia lost her phone. Mia moved the apple to the blue_box.", where)
     assert not unrelated("The apple is in the blue_box. The green_pepper is in the red_box.", where)
     assert not unrelated("Mary put the wine in the fridge.", CABINET)  # the object the hypotheses name
+    assert not unrelated("Sarah mentioned it was in the blue_box.", where)  # "it" may be the green_pepper
 
 
 @pytest.mark.parametrize("hypotheses", [
@@ -190,7 +191,7 @@ def _act(act: str, hypotheses: list[str], agent: str, parents: tuple[tuple[str, 
          **kw: object) -> tuple[float, str] | None:
     parents = ((BELIEF, hypotheses[0]),) if parents is None else parents
     kw.setdefault("act_observed", True)
-    return fixed_factor(ACTION, act, parents, hypotheses, agent=agent, **kw)  # type: ignore[arg-type]
+    return fixed_factor(ACTION, act, parents, hypotheses, names=agent, **kw)  # type: ignore[arg-type]
 
 
 def test_an_observed_act_unrelated_to_the_belief_is_no_evidence() -> None:
@@ -198,7 +199,7 @@ def test_an_observed_act_unrelated_to_the_belief_is_no_evidence() -> None:
     assert _act("Jacob made no movements and stayed in the master_bedroom for 1 minute.", PEPPER, "Jacob") \
         == (1.0, ACT_UNRELATED)
     assert fixed_factor(UTTER, "Jacob said hello.", ((BELIEF, PEPPER[1]),), PEPPER, act_observed=True,
-                        agent="Jacob") == (1.0, ACT_UNRELATED)
+                        names="Jacob") == (1.0, ACT_UNRELATED)
     # what the beliefs share (the object) or tell apart (a container) is evidence: asked
     assert _act("Jacob moved the green_pepper to the blue_basket.", PEPPER, "Jacob") is None
     assert _act("Jacob publicly claimed that the green_pepper is in the red_cupboard now.", PEPPER, "Jacob") is None
@@ -211,6 +212,10 @@ def test_an_observed_act_unrelated_to_the_belief_is_no_evidence() -> None:
     assert _act("Jacob exited the porch.", PEPPER, "Jacob", rule="nothing-observed") is None
     # the agent's name is not what a belief is about; beliefs told apart by a negation never use the rule
     assert _act("Jacob waved.", PEPPER, "Jacob") == (1.0, ACT_UNRELATED)
+    # a nested question: the outer agent's name, in every hypothesis, is not what the belief is about either
+    nested = [f"Where does Mia think Jacob thinks the green_pepper is: {c}" for c in ("blue_basket", "red_cupboard")]
+    assert _act("Jacob, Charlotte and Mia entered the waiting_room.", nested, "Mia Jacob") == (1.0, ACT_UNRELATED)
+    assert _act("Jacob, Charlotte and Mia entered the waiting_room.", nested, "Jacob") is None
     assert _act("Anne waved.", ["Anne thinks the ball is in the box.", "Anne thinks the ball is not in the box."],
                 "Anne") is None
 

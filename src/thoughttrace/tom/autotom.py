@@ -35,7 +35,7 @@ from .analysis import QuestionAnalysis, analyse_question
 from .belief_state import outer_state_posterior, state_hypotheses
 from .discovery import DEFAULT_ALPHA, DEFAULT_THRESHOLD, BudgetExhausted, ModelSpec, SearchRule, discover
 from .extract import extract_steps
-from .factors import PersistenceRule, fixed_factor, fixed_reason
+from .factors import PersistenceRule, fixed_factor, fixed_reason, unrelated
 from .inference import CarryRule, InferenceConfig, InferenceResult, PruneRule, gather_settled, infer
 from .likelihood import ChoiceRequest, Likelihood, LikelihoodRequest, LLMLikelihood, row_both_orders, rows_of
 from .model_space import (
@@ -231,7 +231,7 @@ class AutoToM:
         def fixed_here(step: int, var: str, value: str, parents: tuple[tuple[str, str], ...]) -> tuple[float, str] | None:
             return fixed_factor(var, value, parents, grounding.belief_values, cfg.persistence,
                                 observation_latent=step in grounding.latent_observation,
-                                act_observed=(step, var) in grounding.observed_acts, agent=grounding.agent_name)
+                                act_observed=(step, var) in grounding.observed_acts, names=grounding.names)
 
         async def factor(step: int, var: str, value: str, parents: tuple[tuple[str, str], ...]) -> float:
             got = fixed_here(step, var, value, parents)
@@ -340,6 +340,9 @@ class _Grounding:
         self.model = model
         self.cfg = cfg
         self.agent_name = analysis.agent or "the narrator"
+        #: the question's agents, outermost first: their names are not what a belief is about ("Where does Mia think
+        #: Jacob thinks ..." against "Jacob, Charlotte and Mia entered the waiting_room.")
+        self.names = " ".join(analysis.agents) or self.agent_name
         self.hypotheses: dict[str, list[str]] = {}
         self.traces: dict[str, Any] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -449,6 +452,17 @@ class _Grounding:
             return spec
         return replace(spec, variables=frozenset(v), start=start)
 
+    def asks_perception(self, observation: str) -> bool:
+        """In a nested model, whether the inner agent's perception of this observation is inferred (latent, {what
+        happened, no observation}) rather than assumed. An observation that cannot move the belief (nothing new, or
+        unrelated to the belief hypotheses, as the persistence rule reads them) is taken as perceived: whichever
+        branch held, the belief's factor would be the same for every hypothesis, so asking it would only cost the
+        outer agent's belief of the state and both branches' requests (22 for a Hi-ToM step with seven
+        containers, on "Charlotte lost his phone. The apple is in the blue_pantry.")."""
+        if not self.nested or observation == NOTHING_NEW:
+            return False
+        return not (self.cfg.persistence == "unrelated" and unrelated(observation, self.belief_values))
+
     def no_evidence_at(self, st: Step, variables: frozenset[str]) -> bool:
         """Whether step `st`, as the first step of a window, carries no evidence: every factor there is fixed to the
         same value for every belief (factors.py: nothing new or an unrelated observation at a window's first step, an
@@ -462,13 +476,13 @@ class _Grounding:
         if OBS in variables:
             if st.observation is None:  # latent: its branches are weighed
                 return False
-            latent = self.nested and st.observation != NOTHING_NEW
+            latent = self.asks_perception(st.observation)
             if fixed_reason(BELIEF, ((OBS, st.observation),), hyps, cfg.persistence, latent) is None:
                 return False
         parents = ((GOAL, ""), (BELIEF, hyps[0])) if GOAL in variables else ((BELIEF, hyps[0]),)
         for var, act in ((ACTION, st.action), (UTTER, st.utterance)):
             if var in variables and act and fixed_reason(var, parents, hyps, cfg.persistence, value=act,
-                                                         act_observed=True, agent=self.agent_name) is None:
+                                                         act_observed=True, names=self.names) is None:
                 return False
         return True
 
@@ -593,7 +607,8 @@ class _Grounding:
             self.states = state_hypotheses(belief_values, list(a.agents))
             if len(self.states) >= 2:
                 # State is latent only where the inner agent's Observation is (it is its only child)
-                latent_obs = [st for j, st in enumerate(used) if observation_of(j, st) != NOTHING_NEW]
+                latent_obs = [st for j, st in enumerate(used)
+                              if (o := observation_of(j, st)) is None or self.asks_perception(o)]
                 states = self.states
                 got = await gather_settled([self.outer_prior(st, states) for st in latent_obs])
                 priors = {st.index: p for st, p in zip(latent_obs, got)}
@@ -608,7 +623,7 @@ class _Grounding:
                 nodes[STATE] = Node(STATE, [st.state], observed=True)
             observation = observation_of(j, st)
             if OBS in V:
-                if observation is not None and self.nested and observation != NOTHING_NEW:
+                if observation is not None and self.asks_perception(observation):
                     # did the inner agent perceive it, as the outer agent believes? (inferred, not assumed)
                     nodes[OBS] = Node(OBS, [observation, NO_OBSERVATION])
                 elif observation is not None:

@@ -18,8 +18,8 @@
   a fixed 1.0 beside the model's asked values would outweigh them.
 - An observed act UNRELATED to the belief (`persistence="unrelated"` too): an action or utterance the story
   states, whose only parent in the model is the Belief, and that mentions nothing the belief hypotheses are
-  about (neither the words they share, such as the object, nor those that tell them apart; the agent's name and
-  verbs of thinking do not count), has the same likelihood under every hypothesis (1.0). "Jacob exited the
+  about (neither the words they share, such as the object, nor those that tell them apart; the names of the
+  question's agents and words of thinking do not count), has the same likelihood under every hypothesis (1.0). "Jacob exited the
   porch" says nothing about which of seven containers he thinks the green_pepper is in; asked, each such act cost
   one request per hypothesis (7) for the model's taste for a wording. An act that mentions the object or a
   container is asked ("Noor grabs a milk pitcher" against "oat milk" / "almond milk"), and so is every act
@@ -86,27 +86,29 @@ def unrelated(observation: str, hypotheses: Sequence[str]) -> bool:
     return apart is not None and not (evidence_terms(observation, hypotheses) & apart)
 
 
-def act_unrelated(act: str, hypotheses: Sequence[str], agent: str) -> bool:
+def act_unrelated(act: str, hypotheses: Sequence[str], names: str) -> bool:
     """The act mentions nothing the belief hypotheses are about (the words they share or that tell them apart,
-    other than the agent's name and verbs of thinking), and the hypotheses each name something of their own."""
+    other than the `names` of the question's agents and words of thinking), and the hypotheses each name something
+    of their own."""
     hyps = tuple(hypotheses)
     apart = telling_apart(hyps)
     if apart is None:
         return False
-    about = (apart | frozenset.intersection(*(terms(h) for h in hyps))) - terms(agent) - THINKING_WORDS
+    about = (apart | frozenset.intersection(*(terms(h) for h in hyps))) - terms(names) - THINKING_WORDS
     return not (evidence_terms(act, hyps) & about)
 
 
 def fixed_reason(variable: str, parents: tuple[tuple[str, str], ...], hypotheses: Sequence[str] = (),
                  rule: PersistenceRule = "unrelated", observation_latent: bool = False, *,
-                 value: str = "", act_observed: bool = False, agent: str = "") -> str | None:
+                 value: str = "", act_observed: bool = False, names: str = "") -> str | None:
     """Why this factor is fixed (NOTHING, UNRELATED, NO_EVIDENCE, NO_EVIDENCE_UNRELATED or ACT_UNRELATED), or None
     when it must be asked. `hypotheses` are the belief's values (the UNRELATED rules read them);
     `observation_latent`: the step's Observation is inferred (then its first-step factors are all asked);
-    `act_observed`: an Action / Utterance factor's `value` is what the story says the agent did (not a hypothesis)."""
+    `act_observed`: an Action / Utterance factor's `value` is what the story says the agent did (not a hypothesis);
+    `names`: the question's agents (their names are not what a belief is about)."""
     if variable in (ACTION, UTTER):
         only_belief = {p for p, _ in parents} == {BELIEF}
-        if rule == "unrelated" and act_observed and only_belief and act_unrelated(value, hypotheses, agent):
+        if rule == "unrelated" and act_observed and only_belief and act_unrelated(value, hypotheses, names):
             return ACT_UNRELATED
         return None
     if variable != BELIEF:
@@ -132,10 +134,10 @@ def fixed_reason(variable: str, parents: tuple[tuple[str, str], ...], hypotheses
 
 def fixed_factor(variable: str, value: str, parents: tuple[tuple[str, str], ...], hypotheses: Sequence[str] = (),
                  rule: PersistenceRule = "unrelated", observation_latent: bool = False, *,
-                 act_observed: bool = False, agent: str = "") -> tuple[float, str] | None:
+                 act_observed: bool = False, names: str = "") -> tuple[float, str] | None:
     """(the factor's value, why it is fixed) when the method fixes it, else None (ask the likelihood)."""
     reason = fixed_reason(variable, parents, hypotheses, rule, observation_latent, value=value,
-                          act_observed=act_observed, agent=agent)
+                          act_observed=act_observed, names=names)
     if reason is None:
         return None
     if reason in (NO_EVIDENCE, NO_EVIDENCE_UNRELATED, ACT_UNRELATED):

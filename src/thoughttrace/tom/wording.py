@@ -56,9 +56,11 @@ _PLACEMENT = re.compile(rf"\b(?:(?:moved|moves|put|puts|placed|places) {_ARTICLE
 
 def without_other_placements(text: str, named: frozenset[str]) -> str:
     """The text without its clauses that place an object none of `named` (content words) is: "The apple is in the
-    blue_pantry." says nothing about where the green_pepper is, though it names one of its containers."""
+    blue_pantry." says nothing about where the green_pepper is, though it names one of its containers. A pronoun
+    ("it was in the microwave") may be the named object: kept."""
     def keep(m: re.Match[str]) -> str:
-        return m.group(0) if terms(m.group("moved") or m.group("thing")) & named else " "
+        thing = terms(m.group("moved") or m.group("thing"))
+        return m.group(0) if not thing or thing & named else " "
     return _PLACEMENT.sub(keep, text)
 
 
