@@ -212,12 +212,12 @@ def test_an_observed_act_unrelated_to_the_belief_is_no_evidence() -> None:
     assert _act("Jacob exited the porch.", PEPPER, "Jacob", rule="nothing-observed") is None
     # the agent's name is not what a belief is about; beliefs told apart by a negation never use the rule
     assert _act("Jacob waved.", PEPPER, "Jacob") == (1.0, ACT_UNRELATED)
+    assert _act("Anne waved.", ["Anne thinks the ball is in the box.", "Anne thinks the ball is not in the box."],
+                "Anne") is None
     # a nested question: the outer agent's name, in every hypothesis, is not what the belief is about either
     nested = [f"Where does Mia think Jacob thinks the green_pepper is: {c}" for c in ("blue_basket", "red_cupboard")]
     assert _act("Jacob, Charlotte and Mia entered the waiting_room.", nested, "Mia Jacob") == (1.0, ACT_UNRELATED)
     assert _act("Jacob, Charlotte and Mia entered the waiting_room.", nested, "Jacob") is None
-    assert _act("Anne waved.", ["Anne thinks the ball is in the box.", "Anne thinks the ball is not in the box."],
-                "Anne") is None
 
 
 ACT_STORY = "The ball is in the basket. Ann looked at the basket. {act} Bob walked in. Ann looked at the door."
