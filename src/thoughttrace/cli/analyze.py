@@ -69,53 +69,54 @@ def command(file: str, out_dir: str, compare: tuple[str, ...], label_files: tupl
 
     if not Path(file).exists():
         raise UserFacingError(f"{file}: no such file; check the path")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    files = [Path(p) for p in label_files]
-    relation_source: dict[str, Any] = {}
-    usage: dict[str, Any] | None = None
-    if relations or model_spec:
-        from thoughttrace.label import label_dataset
+    from thoughttrace.outputs import output_dir
 
-        spec = model_spec or "local"
-        model = build_model(spec, base_url, cache_path, no_cache, offline)
-        rel_file = out / "relations.labels.jsonl"
-        summary = label_dataset(file, model, rel_file, kinds=("relation",), method=relation_method,  # type: ignore[arg-type]
-                                limit=relation_limit, skip_invalid=skip_invalid, progress=sys.stderr.isatty())
-        files.append(rel_file)
-        usage = print_usage(model)
-        relation_source = {"model": spec, "method": relation_method, "file": rel_file.name, **summary.as_dict(),
-                           "description": f"{relation_method} with {spec}; End is structural"}
-        click.echo(f"relations: {summary.labelled} labelled, {summary.unlabelled} unlabelled, "
-                   f"{summary.skipped} already done ({rel_file})", err=True)
-    overlay = load_label_records(files) if files else None
-    opts = AnalysisOptions(
-        n_stages=n_stages, stage_position=stage_position,  # type: ignore[arg-type]
-        embeddings=not no_embeddings, embedding_model=embedding_model,
-        embedding_cache=embedding_cache or True, max_pairs=max_pairs, projection=projection,  # type: ignore[arg-type]
-        skip_invalid=skip_invalid, progress=sys.stderr.isatty(), title=title, compare=_compare_spec(compare),
-    )
-    embedder = None
-    if engine == "ray" and not no_embeddings:
-        from thoughttrace.analysis.ray_embed import RayEmbedder
+    with output_dir(out_dir) as out:  # a failed analysis leaves no folder it made
+        files = [Path(p) for p in label_files]
+        relation_source: dict[str, Any] = {}
+        usage: dict[str, Any] | None = None
+        if relations or model_spec:
+            from thoughttrace.label import label_dataset
 
-        embedder = RayEmbedder(embedding_model, cache=embedding_cache or True, workers=workers,
-                               ray_address=ray_address)
-    try:
-        result = analyze_file(file, out, opts, labels=overlay, relation_source=relation_source, usage=usage,
-                              embedder=embedder)
-    except Exception as exc:  # a worker's error arrives wrapped by Ray: show its one line
-        if type(exc).__module__.startswith("ray"):
-            from thoughttrace.batch import worker_error
+            spec = model_spec or "local"
+            model = build_model(spec, base_url, cache_path, no_cache, offline)
+            rel_file = out / "relations.labels.jsonl"
+            summary = label_dataset(file, model, rel_file, kinds=("relation",), method=relation_method,  # type: ignore[arg-type]
+                                    limit=relation_limit, skip_invalid=skip_invalid, progress=sys.stderr.isatty())
+            files.append(rel_file)
+            usage = print_usage(model)
+            relation_source = {"model": spec, "method": relation_method, "file": rel_file.name, **summary.as_dict(),
+                               "description": f"{relation_method} with {spec}; End is structural"}
+            click.echo(f"relations: {summary.labelled} labelled, {summary.unlabelled} unlabelled, "
+                       f"{summary.skipped} already done ({rel_file})", err=True)
+        overlay = load_label_records(files) if files else None
+        opts = AnalysisOptions(
+            n_stages=n_stages, stage_position=stage_position,  # type: ignore[arg-type]
+            embeddings=not no_embeddings, embedding_model=embedding_model,
+            embedding_cache=embedding_cache or True, max_pairs=max_pairs, projection=projection,  # type: ignore[arg-type]
+            skip_invalid=skip_invalid, progress=sys.stderr.isatty(), title=title, compare=_compare_spec(compare),
+        )
+        embedder = None
+        if engine == "ray" and not no_embeddings:
+            from thoughttrace.analysis.ray_embed import RayEmbedder
 
-            raise UserFacingError(worker_error(exc)) from exc
-        raise
-    if as_json:
-        echo_json(result.stats)
-    else:
-        t1 = result.stats["overview"]["table1"]
-        click.echo(f"analysed {t1['conversations']:,} conversations, {t1['messages']:,} messages, "
-                   f"{t1['thoughts']:,} thoughts -> {result.report_path} ({len(result.stats['figures'])} figures), "
-                   f"{result.stats_path}")
-        for warning in result.stats.get("warnings", []):
-            click.echo(f"warning: {warning}", err=True)
+            embedder = RayEmbedder(embedding_model, cache=embedding_cache or True, workers=workers,
+                                   ray_address=ray_address)
+        try:
+            result = analyze_file(file, out, opts, labels=overlay, relation_source=relation_source, usage=usage,
+                                  embedder=embedder)
+        except Exception as exc:  # a worker's error arrives wrapped by Ray: show its one line
+            if type(exc).__module__.startswith("ray"):
+                from thoughttrace.batch import worker_error
+
+                raise UserFacingError(worker_error(exc)) from exc
+            raise
+        if as_json:
+            echo_json(result.stats)
+        else:
+            t1 = result.stats["overview"]["table1"]
+            click.echo(f"analysed {t1['conversations']:,} conversations, {t1['messages']:,} messages, "
+                       f"{t1['thoughts']:,} thoughts -> {result.report_path} ({len(result.stats['figures'])} figures), "
+                       f"{result.stats_path}")
+            for warning in result.stats.get("warnings", []):
+                click.echo(f"warning: {warning}", err=True)

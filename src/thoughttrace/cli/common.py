@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import json
 from collections.abc import Callable, Iterator
@@ -25,7 +26,7 @@ def _known_error_types() -> tuple[type[BaseException], ...]:
     from thoughttrace.data.io import DatasetError
     from thoughttrace.llm.errors import LLMError
 
-    types: list[type[BaseException]] = [DatasetError, LLMError, FileNotFoundError, PermissionError]
+    types: list[type[BaseException]] = [DatasetError, LLMError]
     with contextlib.suppress(ImportError):
         from pydantic import ValidationError
 
@@ -42,8 +43,35 @@ def friendly_errors() -> Iterator[None]:
         raise
     except _known_error_types() as exc:
         raise UserFacingError(f"{type(exc).__name__}: {exc}") from exc
+    except OSError as exc:  # a bad path, a full disk, no permission: the file and the reason, not a traceback
+        raise UserFacingError(os_error_message(exc)) from exc
     except ValueError as exc:
         raise UserFacingError(str(exc)) from exc
+
+
+def os_error_message(exc: OSError) -> str:
+    """`cannot write /dev/full: No space left on device` style: the path, the system's reason, the fix."""
+    where = exc.filename if exc.filename is not None else ""
+    reason = exc.strerror or str(exc)
+    hint = {
+        "ENOSPC": "free space or choose another disk",
+        "EACCES": "choose a path you may write, or fix its permissions",
+        "EPERM": "choose a path you may write, or fix its permissions",
+        "ENOTDIR": "a part of the path is a file, not a folder: choose another path",
+        "EISDIR": "that is a folder: give a file path",
+        "ENOENT": "check the path",
+        "EROFS": "the file system is read-only: choose another path",
+    }.get(errno.errorcode.get(exc.errno or 0, ""), "check the path")
+    return f"{where}: {reason} ({hint})" if where else f"{reason} ({hint})"
+
+
+def limit_option(what: str) -> Callable[[F], F]:
+    """`--limit N` with one meaning everywhere: at most N of the command's items, `what` saying what one is.
+
+    N < 1 is refused by click with one line (a negative slice would silently drop the LAST items).
+    """
+    return click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N",
+                        help=f"only the first N items (N >= 1); an item here is {what}")
 
 
 def model_options(default: str = "local") -> Callable[[F], F]:
@@ -59,12 +87,41 @@ def model_options(default: str = "local") -> Callable[[F], F]:
                          help="cache file (default: THOUGHTTRACE_CACHE or ~/.cache/thoughttrace/llm-cache.sqlite)"),
             click.option("--no-cache", is_flag=True, help="do not read or write the response cache"),
             click.option("--offline", is_flag=True, help="replay from the cache only; fail on a miss"),
+            click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, expose_value=False,
+                         callback=_remember_timeout, is_eager=False,
+                         help="seconds to wait for a server's answer before it counts as hung (taken out of the "
+                              "pool, the request moved on); default 120; per endpoint: `timeout` in the fleet YAML"),
         ]
         for opt in reversed(options):
             fn = opt(fn)
         return fn
 
     return decorator
+
+
+def _remember_timeout(ctx: click.Context, _param: click.Parameter, value: float | None) -> None:
+    """--timeout goes to every model the command builds (kept in the context: no option added to signatures)."""
+    if value is not None:
+        ctx.meta["thoughttrace.timeout"] = float(value)
+
+
+#: model strings whose backend takes `timeout` (the HTTP ones)
+_TIMEOUT_SPECS = ("openai/", "openai-compatible/")
+
+
+def _with_timeout(model_spec: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    ctx = click.get_current_context(silent=True)
+    timeout = ctx.meta.get("thoughttrace.timeout") if ctx is not None else None
+    if timeout is not None and model_spec.startswith(_TIMEOUT_SPECS) and "timeout" not in kwargs:
+        kwargs = {**kwargs, "timeout": timeout}
+    return kwargs
+
+
+def resolve_base_url(base_url: str | None) -> str | None:
+    """A fleet YAML path made absolute here, where the user typed it (a Ray worker runs elsewhere)."""
+    if base_url and base_url.strip().endswith((".yaml", ".yml")) and "://" not in base_url:
+        return str(Path(base_url.strip()).expanduser().resolve())
+    return base_url
 
 
 def ray_options(fn: F) -> F:
@@ -101,7 +158,8 @@ def model_recipe(model_spec: str, base_url: str | None, cache_path: str | None, 
     from thoughttrace.batch import ModelRecipe
 
     cache = None if no_cache else (str(Path(cache_path).resolve()) if cache_path else "default")
-    return ModelRecipe(spec=model_spec, base_url=base_url, cache=cache, offline=offline, kwargs=kwargs)
+    return ModelRecipe(spec=model_spec, base_url=resolve_base_url(base_url), cache=cache, offline=offline,
+                       kwargs=_with_timeout(model_spec, kwargs))
 
 
 def run_on_ray(job: Any, file: str | Path, workdir: str | Path, recipes: Any, *, ray_address: str | None,
@@ -149,6 +207,7 @@ def build_model(model_spec: str, base_url: str | None, cache_path: str | None, n
     from thoughttrace.llm import get_model
 
     cache: Any = False if no_cache else (Path(cache_path) if cache_path else True)
+    kwargs = _with_timeout(model_spec, kwargs)
     if base_url:
         kwargs["base_url"] = base_url
     return get_model(model_spec, cache=cache, offline=offline, **kwargs)

@@ -16,6 +16,7 @@ from .common import (
     build_model,
     echo_json,
     engine_options,
+    limit_option,
     model_options,
     model_recipe,
     print_usage,
@@ -36,7 +37,7 @@ KIND_CHOICE = click.Choice(["reason", "reaction", "domain", "relation"])
 @click.option("--method", type=click.Choice(["generate", "logprobs"]), default="generate", show_default=True,
               help="generate: parse the named label; logprobs: option-number probabilities, two orders")
 @click.option("--only-missing", is_flag=True, help="label only thoughts/domains without a label")
-@click.option("--limit", default=None, type=click.IntRange(1, None), help="at most this many items")
+@limit_option("one thing to label (a thought, a domain or a turn relation, as --kind picks)")
 @click.option("--batch-size", default=16, show_default=True, type=click.IntRange(1, 1024))
 @click.option("--max-attempts", default=3, show_default=True, type=click.IntRange(1, 10),
               help="tries per item, the parse error fed back each time; then recorded as unlabelled")
@@ -56,6 +57,7 @@ def label_command(file: str, out: str, kinds: tuple[str, ...], method: str, only
                   shard_size: int, shard_format: str) -> None:
     """Label the thoughts (and optionally domains, turn relations) of FILE with an LLM into OUT."""
     from thoughttrace.label import LabelFileError, label_dataset, write_meta
+    from thoughttrace.label.labeler import labels_file_summary
 
     if not Path(file).exists():
         raise UserFacingError(f"{file}: no such file; check the path")
@@ -77,8 +79,11 @@ def label_command(file: str, out: str, kinds: tuple[str, ...], method: str, only
     except LabelFileError as exc:
         raise UserFacingError(str(exc)) from exc
     usage = print_usage(model)
+    # `summary`: what the labels file holds after this run (a rerun that only skips must not report zeros);
+    # `summary_this_run`: what this run did
     meta = {"input": file, "labels": out, "model": model_spec, "method": method, "constrained": constrained,
-            "kinds": list(kinds or ("reason", "reaction")), "summary": summary.as_dict(), "usage": usage}
+            "kinds": list(kinds or ("reason", "reaction")), "summary": labels_file_summary(out),
+            "summary_this_run": summary.as_dict(), "usage": usage}
     meta_path = write_meta(out, meta)
     if as_json:
         echo_json(meta)

@@ -16,6 +16,7 @@ from typing import IO, Any
 
 from pydantic import ValidationError
 
+from ..outputs import open_output
 from .schema import Conversation
 
 
@@ -174,26 +175,30 @@ def read_conversations(path: str | Path, *, skip_invalid: bool = False) -> list[
 
 
 def validate_file(path: str | Path, max_errors: int | None = None) -> ReadReport:
-    """Read the whole file and report every bad line (not only the first)."""
+    """Read the whole file and report every bad line (not only the first).
+
+    Through `data.fast` (msgspec, pydantic for the lines it cannot accept): the same verdicts and
+    messages, without building a model per good line."""
+    from .fast import iter_validated
+
     report = ReadReport()
-    for _ in iter_conversations(path, skip_invalid=True, report=report):
+    for _ in iter_validated(path, skip_invalid=True, report=report):
         if max_errors is not None and len(report.errors) >= max_errors:
             break
     return report
 
 
 def write_conversations(conversations: Iterable[Conversation | dict[str, Any]], path: str | Path) -> int:
-    """Write JSONL (the released field names); returns the number written. Writes via a temp file."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
+    """Write JSONL (the released field names); returns the number written.
+
+    By thoughttrace.outputs' rules: complete or not at all, a device or FIFO written in place, `-` for stdout,
+    a symlink refused."""
     n = 0
-    with open_text(tmp, "w") if p.suffix != ".gz" else gzip.open(tmp, "wt", encoding="utf-8") as fh:
+    with open_output(path, "w", allow_stdout=True) as fh:
         for conv in conversations:
             if isinstance(conv, Conversation):
                 fh.write(conv.model_dump_json() + "\n")  # same content as to_json_dict(), without the dict
             else:
                 fh.write(json.dumps(conv, ensure_ascii=False) + "\n")
             n += 1
-    tmp.replace(p)
     return n

@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from thoughttrace.llm import Model
 from thoughttrace.llm.errors import ParseError
+from thoughttrace.llm.window import ordered_window
 
 from .items import LabelItem
 from .labelsets import LabelSet, get_label_set
@@ -174,24 +175,35 @@ class Labeler:
         out.parent.mkdir(parents=True, exist_ok=True)
         _end_with_newline(out)
         with open(out, "a", encoding="utf-8") as fh:
-            for start in range(0, len(todo), batch_size):
-                batch = todo[start:start + batch_size]
-                results = self.model.run(_gather([self.alabel(it) for it in batch]))
-                for r in results:
-                    fh.write(json.dumps(r.record(self.model.spec, self.method), ensure_ascii=False) + "\n")
-                    summary.by_kind.setdefault(r.item.kind, Counter())[r.label or "(unlabelled)"] += 1
-                    if r.label:
-                        summary.labelled += 1
-                    else:
-                        summary.unlabelled += 1
-                fh.flush()
-                if bar is not None:
-                    bar.update(len(batch))
-                if on_batch is not None:
-                    on_batch(results)
+            # a sliding window of `batch_size` calls (thoughttrace.llm.window): a batch would wait for its slowest
+            self.model.run(self._label_into(fh, todo, batch_size, summary, bar, on_batch))
         if bar is not None:
             bar.close()
         return summary
+
+
+    async def _label_into(self, fh: Any, todo: list[LabelItem], window: int, summary: LabelRunSummary, bar: Any,
+                          on_batch: Callable[[list[LabelResult]], None] | None) -> None:
+        """Label `todo` with `window` calls in flight, writing each record in input order as it is ready."""
+        chunk: list[LabelResult] = []
+        async for r in ordered_window(self.alabel, todo, window):
+            fh.write(json.dumps(r.record(self.model.spec, self.method), ensure_ascii=False) + "\n")
+            summary.by_kind.setdefault(r.item.kind, Counter())[r.label or "(unlabelled)"] += 1
+            if r.label:
+                summary.labelled += 1
+            else:
+                summary.unlabelled += 1
+            if bar is not None:
+                bar.update(1)
+            chunk.append(r)
+            if len(chunk) >= window:
+                fh.flush()
+                if on_batch is not None:
+                    on_batch(chunk)
+                chunk = []
+        fh.flush()
+        if chunk and on_batch is not None:
+            on_batch(chunk)
 
 
 def label_schema(labels: Sequence[str]) -> dict[str, Any]:
@@ -238,6 +250,19 @@ def read_done(path: Path, model: str, method: str, retry_unlabelled: bool = Fals
             if rec.get("status") == "ok" or not retry_unlabelled:
                 done.add(rec["item_id"])
     return done
+
+
+def labels_file_summary(path: str | Path) -> dict[str, Any]:
+    """Counts over a whole labels file (the last record of each item): items, labelled, unlabelled, by kind."""
+    records = read_label_records(path) if Path(path).exists() else []
+    by_kind: dict[str, Counter[str]] = {}
+    labelled = 0
+    for rec in records:
+        ok = rec.get("status") == "ok"
+        labelled += ok
+        by_kind.setdefault(str(rec.get("kind")), Counter())[str(rec.get("label")) if ok else "(unlabelled)"] += 1
+    return {"items": len(records), "labelled": labelled, "unlabelled": len(records) - labelled,
+            "by_kind": {k: dict(v) for k, v in by_kind.items()}}
 
 
 def read_label_records(path: str | Path) -> list[dict[str, Any]]:

@@ -121,7 +121,9 @@ class ResponseCache(SQLiteStore):
     def export_jsonl(self, out: str | Path) -> int:
         """Write every entry as JSONL (first line: a header with the format version)."""
         n = 0
-        with open(out, "w", encoding="utf-8") as fh:
+        from ..outputs import open_output
+
+        with open_output(out, allow_stdout=True) as fh:
             fh.write(json.dumps({"thoughttrace_cache": FORMAT_VERSION}) + "\n")
             for row in self.iter_rows():
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -143,10 +145,21 @@ class ResponseCache(SQLiteStore):
 
 
 def _read_export(path: Path) -> Iterator[dict[str, Any]]:
-    with open(path, encoding="utf-8") as fh:
-        header = json.loads(fh.readline() or "{}")
-        if "thoughttrace_cache" not in header:
-            raise ValueError(f"{path} is not a thoughttrace cache export (missing header line)")
-        for line in fh:
-            if line.strip():
-                yield json.loads(line)
+    """Rows of a `cache export` file; anything else is a ValueError naming the file, the line and the fix."""
+    what = "give a file written by `thoughttrace cache export` (JSONL) or a cache .sqlite file"
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            try:
+                row = json.loads(raw.decode("utf-8")) if raw.strip() else None
+            except UnicodeDecodeError:
+                raise ValueError(f"{path}: line {number} is not UTF-8 text, so not a cache export; {what}") from None
+            except json.JSONDecodeError:
+                raise ValueError(f"{path}: line {number} is not JSON, so not a cache export; {what}") from None
+            if number == 1:
+                if not isinstance(row, dict) or "thoughttrace_cache" not in row:
+                    raise ValueError(f"{path} is not a thoughttrace cache export (no header line); {what}")
+                continue
+            if row is not None:
+                if not isinstance(row, dict) or not {"key", "model", "kind", "value"} <= row.keys():
+                    raise ValueError(f"{path}: line {number} is not a cache entry; {what}")
+                yield row
