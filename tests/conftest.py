@@ -8,8 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from thoughttrace.llm.embeddings import _packaged_model_dir as _REAL_PACKAGED_MODEL_DIR
+
+# property tests check properties, not speed: on a loaded 2-core machine one example can take over hypothesis's
+# 200 ms default deadline (DeadlineExceeded, a flaky failure), so no property test of the suite has a deadline
+settings.register_profile("thoughttrace", deadline=None)
+settings.load_profile("thoughttrace")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("THOUGHTTRACE_SHARED", REPO.parent / "shared"))

@@ -93,9 +93,13 @@ CHECKS: list[Callable[[], Check]] = [
     lambda: _package("transformers", "transformers", _extra("transformers"), True, "`transformers:` models, DPO"),
     lambda: _package("sentence-transformers", "sentence_transformers", _extra("analysis"), True, "embeddings"),
     lambda: _package("fastapi", "fastapi", _extra("platform"), True, "the study platform"),
+    # the browser tests drive Debian's chromium through the Python playwright package (never its own browser)
+    lambda: _package("playwright", "playwright", "pip install -e '.[dev]'  (make install does it)", False,
+                     "browser tests, with chromium"),
     lambda: _binary("chromium", ["chromium", "/usr/bin/chromium"],
                     "apt-get install -y --no-install-recommends chromium fonts-liberation", "browser tests"),
-    lambda: _binary("postgresql", ["pg_ctlcluster", "/usr/lib/postgresql/*/bin/postgres"],
+    # the tests start a throwaway cluster with initdb/pg_ctl (scripts/start_postgres.sh), no system service
+    lambda: _binary("postgresql", ["initdb", "/usr/lib/postgresql/*/bin/initdb"],
                     "apt-get install -y postgresql", "PostgreSQL tests and multi-worker studies"),
 ]
 

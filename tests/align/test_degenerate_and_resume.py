@@ -38,6 +38,16 @@ def test_each_kind_of_degenerate_rewrite_is_named() -> None:
     assert degenerate_reason(long, ORIGINAL) == "length_blowup"
 
 
+def test_a_short_rewrite_that_contains_the_next_message_is_degenerate() -> None:
+    # the next message once, with a few words around it: not similar enough to be a copy, but it is most of the
+    # rewrite, so it would teach the model to answer with the user's next turn
+    short = f"Sure, here you go. {NEXT_MESSAGE} Enjoy Rome."
+    assert degenerate_reason(short, ORIGINAL, NEXT_MESSAGE) == "copies_next_message"
+    # a full answer that quotes the next message once among much more is kept
+    long = f"{GOOD} You might next ask: {NEXT_MESSAGE} {GOOD.replace('Day', 'On day')}"
+    assert degenerate_reason(long, ORIGINAL + " " + ORIGINAL, NEXT_MESSAGE) is None
+
+
 def test_the_pairs_report_counts_degenerate_rewrites() -> None:
     rows = [_rw(GOOD, mid="a"), _rw(" ".join([NEXT_MESSAGE] * 20), mid="b"),
             _rw("Go early. Go early. Go early. " * 10, mid="c"), _rw(ORIGINAL + " ", mid="d"),

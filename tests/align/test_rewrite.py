@@ -100,8 +100,16 @@ def test_guard_raises_on_a_leaked_reaction(conversation):
 
 def test_guard_ignores_thoughts_that_repeat_visible_text():
     conv = make_conversation(reaction="Day 1: Colosseum.")  # the reaction quotes the answer
+    target = Target(conv, 1)
     for guide in GUIDES:
-        build_prompt(Target(conv, 1), RewriteSettings(guide=guide))  # must not raise
+        msgs = build_prompt(target, RewriteSettings(guide=guide))  # must not raise ...
+        assert [m.role for m in msgs] == ["system", "user"]
+        # ... although the thought's text IS in the prompt: as the answer being rewritten, which is visible
+        assert "Day 1: Colosseum." in msgs[1].content and target.message.content in msgs[1].content
+    # the same text as a thought nobody can see would be a leak: the guard is on, only visible text is allowed
+    hidden = make_conversation(reaction="Only in my head: PANDA-7.")
+    with pytest.raises(LeakageError):
+        check_no_leak(Target(hidden, 1), "none", [ChatMessage(role="user", content="Only in my head: PANDA-7.")])
 
 
 def test_a_rewrite_echoing_the_reaction_is_flagged(conversation):

@@ -2,16 +2,24 @@
 
 Shapes follow the public reference (docs.prolific.com/api-reference): `Authorization: Token ...`,
 paged `GET /api/v1/submissions/?study=` (`results`, `_links.next.href`), `POST .../transition/` with
-APPROVE / REJECT (message >= 100 characters and a documented `rejection_category`), bulk approve, bonus
-set-up from `csv_bonuses` (400 naming unknown ids) and pay (not idempotent). Errors come as
-`{"error": {"status", "error_code", "title", "detail"}}`. Every request is recorded in `requests`.
+APPROVE / REJECT (message >= 100 characters after trimming, as the API's text fields trim, and a
+documented `rejection_category`), bulk approve, bonus set-up from `csv_bonuses` (400 naming unknown ids or
+an amount that is not a plain decimal) and pay (not idempotent: every call pays again, as Prolific warns).
+Errors come as `{"error": {"status", "error_code", "title", "detail"}}`. Every request is recorded in
+`requests`.
+
+Never more lenient than the real API: a submission is decided once ("Once the status is changed, it can not
+be restored"); the reference calls a repeated transition "ignored", but here any second transition of a
+decided submission is a 400, so a client that relied on the repeat being harmless fails its tests.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import uuid
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -23,6 +31,9 @@ from fastapi.responses import JSONResponse
 TOKEN = "standin-token-0123456789"
 CATEGORIES = {"TOO_QUICKLY", "TOO_SLOWLY", "FAILED_INSTRUCTIONS", "INCOMP_LONGITUDINAL", "FAILED_CHECK",
               "LOW_EFFORT", "MALINGERING", "NO_CODE", "BAD_CODE", "NO_DATA", "UNSUPP_DEVICE", "OTHER"}
+
+
+PLAIN_AMOUNT = re.compile(r"^[0-9]+(\.[0-9]{1,2})?$")
 
 
 def _error(status: int, title: str, detail: Any) -> JSONResponse:
@@ -40,6 +51,8 @@ class ProlificStandIn:
                                      "status": "AWAITING REVIEW"}
         self.bonuses: dict[str, dict[str, Any]] = {}
         self.paid: list[str] = []
+        #: HTTP statuses the next pay calls answer with (after paying), e.g. [502]
+        self.pay_answers: list[int] = []
         self.requests: list[tuple[str, str, Any]] = []
         self.app = self._build()
         self.port = free_port()
@@ -93,15 +106,13 @@ class ProlificStandIn:
             data = await request.json()
             action = data.get("action")
             if action == "REJECT":
-                if len(data.get("message") or "") < 100:
+                if len((data.get("message") or "").strip()) < 100:
                     return _error(400, "Bad request", {"message": ["Ensure this field has at least 100 characters."]})
                 if data.get("rejection_category") not in CATEGORIES:
                     return _error(400, "Bad request", {"rejection_category": ["Not a valid choice."]})
             elif action != "APPROVE":
                 return _error(400, "Bad request", {"action": ["Not a valid choice."]})
             target = "APPROVED" if action == "APPROVE" else "REJECTED"
-            if sub["status"] == target:  # idempotent: the same request again is ignored
-                return sub
             if sub["status"] != "AWAITING REVIEW":
                 return _error(400, "Bad request", f"Cannot transition a submission from {sub['status']}.")
             sub["status"] = target
@@ -114,6 +125,9 @@ class ProlificStandIn:
             unknown = [i for i in ids if i not in me.submissions]
             if unknown:
                 return _error(400, "Bad request", f"Unknown submission ids: {unknown}")
+            decided = [i for i in ids if me.submissions[i]["status"] != "AWAITING REVIEW"]
+            if decided:
+                return _error(400, "Bad request", f"Submissions not awaiting review: {decided}")
             for i in ids:
                 me.submissions[i]["status"] = "APPROVED"
             return "The request to bulk approve has been handled successfully."
@@ -128,7 +142,9 @@ class ProlificStandIn:
                 pid, amount = line.split(",")
                 if pid not in known:
                     bad.append(pid)
-                total += round(float(amount) * 100)
+                if not PLAIN_AMOUNT.match(amount):
+                    return _error(400, "Bad request", {"csv_bonuses": [f"Invalid amount: {amount!r}"]})
+                total += int(Decimal(amount) * 100)
             if bad or data.get("study_id") != me.study_id:
                 return _error(400, "Bad request", {"csv_bonuses": [f"Invalid participant or submission ids: {bad}"]}
                               if bad else {"study_id": ["Unknown study."]})
@@ -141,7 +157,9 @@ class ProlificStandIn:
         async def pay(bid: str) -> Any:
             if bid not in me.bonuses:
                 return _error(404, "Not found", "No BulkBonusPayment matches the given query.")
-            me.paid.append(bid)
+            me.paid.append(bid)  # Prolific pays on every call, even for the same id
+            if me.pay_answers:  # a scripted server error AFTER the payment went through (tests of "in doubt")
+                return _error(me.pay_answers.pop(0), "Server error", "Something went wrong.")
             return JSONResponse({}, status_code=202)
 
         return app

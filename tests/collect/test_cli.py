@@ -8,6 +8,10 @@ from collect_helpers import fresh_pg_url, write_study
 
 from thoughttrace.cli.main import cli
 
+#: random-looking secrets: production refuses low-entropy ones such as "t" * 24
+TOKEN = "Zq3xV8pLm2Rk7TwY9bNc4Hd6"
+KEY = "Jf5sW1gQ8vXe3Ku7Pa2Lr9Dm6Tb4Yc0N"
+
 
 @pytest.fixture
 def runner(monkeypatch):
@@ -27,19 +31,19 @@ def test_serve_refuses_missing_secrets_in_production(runner, tmp_path):
 
 def test_serve_check_with_secrets_prints_urls_but_not_the_token(runner, tmp_path):
     study = write_study(tmp_path / "study.yaml", name="mystudy")
-    env = {"THOUGHTTRACE_ADMIN_TOKEN": "t" * 24, "THOUGHTTRACE_SECRET_KEY": "k" * 32}
+    env = {"THOUGHTTRACE_ADMIN_TOKEN": TOKEN, "THOUGHTTRACE_SECRET_KEY": KEY}
     r = runner.invoke(cli, ["serve", "--check", "--study", str(study), "--db", f"sqlite:///{tmp_path / 's.sqlite'}",
                             "--port", "8123"], env=env)
     assert r.exit_code == 0, r.output
     assert "study 'mystudy'" in r.output and "http://127.0.0.1:8123/start" in r.output
-    assert "/admin/login" in r.output and "t" * 24 not in r.output
+    assert "/admin/login" in r.output and TOKEN not in r.output
     assert (tmp_path / "s.sqlite").exists()
 
 
 def test_serve_reports_bad_study_and_workers_on_sqlite(runner, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("models: []\n")
-    env = {"THOUGHTTRACE_ADMIN_TOKEN": "t" * 24, "THOUGHTTRACE_SECRET_KEY": "k" * 32}
+    env = {"THOUGHTTRACE_ADMIN_TOKEN": TOKEN, "THOUGHTTRACE_SECRET_KEY": KEY}
     r = runner.invoke(cli, ["serve", "--check", "--study", str(bad)], env=env)
     assert r.exit_code == 1 and "models" in r.output and "Traceback" not in r.output
     r = runner.invoke(cli, ["serve", "--check", "--workers", "2", "--model", "scripted"], env=env)

@@ -70,8 +70,9 @@ def test_reload_resumes_where_the_participant_was(app_maker):
     c3 = client()
     r = c3.get("/start?PROLIFIC_PID=p9&STUDY_ID=s&SESSION_ID=x1", follow_redirects=True)
     assert str(r.url).endswith("/tutorial")
-    # a second SESSION_ID of the same Prolific id resumes the same person (logged), never a new participant
-    r = client().get("/start?PROLIFIC_PID=p9&STUDY_ID=s&SESSION_ID=other", follow_redirects=True)
+    # a second SESSION_ID of the same Prolific id from the first browser resumes the same person (logged),
+    # never a new participant (from a new browser it needs the resume code: see test_resume.py)
+    r = c2.get("/start?PROLIFIC_PID=p9&STUDY_ID=s&SESSION_ID=other", follow_redirects=True)
     assert str(r.url).endswith("/tutorial")
     from sqlalchemy import func, select
 
@@ -137,7 +138,8 @@ def test_admin_progress_payments_withdraw(app_maker):
     assert admin.get("/admin/export.jsonl", headers=ADMIN).text == ""
     # the payment row is kept and marked, not silently deleted; the audit log says what happened
     pay = admin.get("/admin/payments.csv", headers=ADMIN).text.splitlines()
-    assert pay[1].startswith("aaa,st,s1,withdrawn,0,") and pay[1].split(",")[6] == "1"
+    # ... and `completed` stays 1: they finished before withdrawing (`withdrawn` says the rest)
+    assert pay[1].startswith("aaa,st,s1,withdrawn,1,") and pay[1].split(",")[6] == "1"
     events = admin.get("/admin/events.csv", headers=ADMIN).text
     assert "withdraw" in events and "asked by email" in events and "deleted 2 conversation(s), 4 message(s)" in events
     # the withdrawn participant's cookie no longer opens anything, nor does their Prolific link

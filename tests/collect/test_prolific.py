@@ -40,7 +40,8 @@ def test_real_calls_change_the_stand_in(standin):
     subs = c.submissions("STUDY1")  # paged: 5 submissions over 3 pages
     assert [s["id"] for s in subs] == [f"sub{i:03d}" for i in range(5)]
     assert c.approve("sub000")["status"] == "APPROVED"
-    assert c.approve("sub000")["status"] == "APPROVED"  # idempotent on Prolific's side
+    with pytest.raises(ProlificError, match="HTTP 400.*Cannot transition a submission from APPROVED"):
+        c.approve("sub000")  # a decided submission stays decided: the ledger never sends this twice
     assert c.reject("sub001", MESSAGE, "LOW_EFFORT")["status"] == "REJECTED"
     c.bulk_approve("STUDY1", ["sub002", "sub003"])
     assert [standin.submissions[f"sub{i:03d}"]["status"] for i in range(4)] == ["APPROVED", "REJECTED", "APPROVED",
@@ -97,7 +98,9 @@ def test_error_answers_are_clear(standin, monkeypatch):
     with pytest.raises(ProlificError, match="at least 100 characters"):
         c.reject("sub002", "too short", "OTHER")
     with pytest.raises(ProlificError, match="at most 100"):
-        c.bonus("STUDY1", [("pid000", "150.001")])
+        c.bonus("STUDY1", [("pid000", "150.00")])  # too much, and nothing else wrong with it
+    with pytest.raises(ProlificError, match="2 decimals"):
+        c.bonus("STUDY1", [("pid000", "1.505")])  # a third decimal, and nothing else wrong with it
     assert len(standin.requests) == n
     monkeypatch.setenv("PROLIFIC_TOKEN", "wrong")
     with pytest.raises(ProlificError, match="HTTP 401.*Invalid token.*check PROLIFIC_TOKEN"):
@@ -105,6 +108,31 @@ def test_error_answers_are_clear(standin, monkeypatch):
     monkeypatch.delenv("PROLIFIC_TOKEN")
     with pytest.raises(ProlificError, match="PROLIFIC_TOKEN is not set"):
         ProlificClient.from_env(dry_run=False)
+
+
+@pytest.mark.parametrize("amount", ["1.505", "0.999", "10.001", 1.505])
+def test_a_bonus_with_more_than_two_decimals_is_refused_not_rounded(standin, amount):
+    c = ProlificClient.from_env()
+    with pytest.raises(ProlificError, match="2 decimals"):
+        c.set_up_bonuses("STUDY1", [("pid000", amount)])
+    assert c.actions == [] and standin.requests == []  # nothing described, nothing sent
+
+
+@pytest.mark.parametrize("amount, sent", [("1.5", "1.50"), ("2", "2.00"), ("0.01", "0.01"), ("100.00", "100.00")])
+def test_a_bonus_amount_is_sent_with_two_decimals(standin, amount, sent):
+    out = ProlificClient.from_env().set_up_bonuses("STUDY1", [("pid000", amount)])
+    assert out["would_send"]["body"]["csv_bonuses"] == f"pid000,{sent}\n"
+
+
+@pytest.mark.parametrize("message", [" " * 100, "too short" + " " * 100, " " * 60 + "too short" + " " * 60,
+                                     "x" * 99 + "\n" * 5])
+def test_padding_does_not_count_towards_a_rejection_messages_length(standin, message):
+    c = ProlificClient.from_env()
+    with pytest.raises(ProlificError, match="at least 100 characters"):
+        c.reject("sub002", message, "OTHER")
+    assert c.actions == []
+    c.reject("sub002", "x" * 100, "OTHER")  # exactly the minimum passes
+    assert [a.action for a in c.actions] == ["reject"]
 
 
 def test_cli_dry_run_execute_and_audit_log(standin, tmp_path):
@@ -121,7 +149,8 @@ def test_cli_dry_run_execute_and_audit_log(standin, tmp_path):
     out = r.invoke(cli, ["prolific", "bonus", "--study", "STUDY1", "--pay", "pid003", "0.75", "--execute", "--db", db,
                          "--json"])
     assert out.exit_code == 0, out.output
-    assert json.loads(out.output)["result"]["setup"]["amount"] == 75 and len(standin.paid) == 1
+    assert [o["state"] for o in json.loads(out.output)["outcomes"]] == ["sent"] and len(standin.paid) == 1
+    assert standin.bonuses[standin.paid[0]]["amount"] == 75
     out = r.invoke(cli, ["prolific", "submissions", "--study", "STUDY1"])
     assert out.exit_code == 0 and out.output.count("\t") == 10
     from sqlalchemy import select
@@ -164,3 +193,12 @@ def test_admin_page_actions_are_dry_by_default_and_logged(standin, app_maker):
     assert r.status_code == 400 and "at least 100 characters" in r.text
     log = admin.get("/admin/events.csv").text
     assert log.count("prolific_approve") == 2 and log.count("prolific_reject") == 1
+
+
+def test_cli_approve_completed_with_nobody_finished_says_so(standin, app_maker, settings):
+    client, _app, _ = app_maker(tasks_per_participant=1)
+    Participant(client(), PROLIFIC_PID="pid001", STUDY_ID="STUDY1", SESSION_ID="sub001").start()
+    out = CliRunner().invoke(cli, ["prolific", "approve", "--completed", "--db", settings.db_url, "--execute"])
+    assert out.exit_code == 1
+    assert "has finished the study yet" in out.output and "--completed --db" not in out.output
+    assert standin.requests == []

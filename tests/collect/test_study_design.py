@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import time
+from datetime import datetime
 
 import pytest
 from collect_helpers import Participant, key
@@ -192,7 +193,11 @@ def test_quality_flags_in_admin_list_csv_and_filters(app_maker):
     table = list(csv.DictReader(io.StringIO(admin.get("/admin/participants.csv", headers=ADMIN).text)))
     by_pid = {r["prolific_pid"]: r for r in table}
     assert by_pid["bad1"]["flag_attention_check_failed"] == "1" and by_pid["good1"]["flag_attention_check_failed"] == "0"
-    assert by_pid["bad1"]["task1_model"] in ("alpha", "beta") and float(by_pid["bad1"]["minutes_total"]) >= 0
+    assert by_pid["bad1"]["task1_model"] in ("alpha", "beta")
+    for row in by_pid.values():  # minutes from arrival to completion, as the CSV's own timestamps say
+        took = datetime.fromisoformat(row["completed_at"]) - datetime.fromisoformat(row["created_at"])
+        assert float(row["minutes_total"]) == pytest.approx(round(took.total_seconds() / 60, 2), abs=0.0051)
+        assert 0 < took.total_seconds() < 600 and float(row["task1_minutes"]) <= float(row["minutes_total"])
     flagged = admin.get("/admin/api/participants?flag=attention_check_failed", headers=ADMIN).json()
     assert [r["prolific_pid"] for r in flagged["participants"]] == ["bad1"]
     assert admin.get("/admin/api/participants?flag=nonsense", headers=ADMIN).status_code == 400
@@ -217,3 +222,86 @@ def test_participants_list_pages(app_maker):
     second = admin.get("/admin/conversations?page=2")
     assert second.text.count("<tr data-public-id") == 3 and ">p52<" in second.text
     assert admin.get("/admin/conversations?page=x").status_code == 400
+
+
+def _admin_rows(client) -> dict[str, dict]:
+    listed = client().get("/admin/api/participants", headers=ADMIN).json()["participants"]
+    return {r["prolific_pid"]: r for r in listed}
+
+
+def _to_first_task(client, pid: str) -> Participant:
+    p = Participant(client(), PROLIFIC_PID=pid, STUDY_ID="s", SESSION_ID=pid)
+    p.start()
+    p.consent()
+    assert str(p.quiz().url).endswith("/task")  # the design row is given when the quiz is passed
+    return p
+
+
+def test_a_withdrawn_participant_frees_their_design_row(app_maker):
+    client, _app, _ = app_maker()
+    _to_first_task(client, "wa")
+    _to_first_task(client, "wb")
+    rows = _admin_rows(client)
+    assert (rows["wa"]["design_row"], rows["wb"]["design_row"]) == (0, 1)  # least-filled, ties to the lowest
+    r = client().post(f"/admin/participants/{rows['wb']['public_id']}/withdraw", headers=ADMIN,
+                      json={"confirm": "yes"})
+    assert r.status_code == 200, r.text
+    _to_first_task(client, "wc")
+    # wb's row is free again: the next participant gets it (counting wb would give row 2, or row 0)
+    assert _admin_rows(client)["wc"]["design_row"] == 1
+
+
+MC_SCREENING = [{"id": "uses", "type": "multiple", "question": "Which assistants have you used?",
+                 "options": ["ChatGPT", "Claude", "None of these"], "screen_out_if": ["None of these"]}]
+
+
+@pytest.mark.parametrize("ticked, screened_out", [
+    (["None of these"], True),
+    (["ChatGPT", "None of these"], True),  # a listed answer ticked with others still screens out
+    (["ChatGPT", "Claude"], False),
+])
+def test_a_multiple_choice_screening_item_screens_out_on_any_listed_answer(app_maker, ticked, screened_out):
+    client, _app, _ = app_maker(completion_codes=CODES, screening=MC_SCREENING)
+    p = Participant(client())
+    p.start()
+    p.consent()
+    p.get("/screening")
+    r = p.form("/screening", {"uses": ticked})
+    if screened_out:
+        assert str(r.url).endswith("/end") and "cc=SCRN1" in r.text
+    else:
+        assert str(r.url).endswith("/tutorial"), r.text
+
+
+MC_CHECK = [*SURVEY[:3], {"id": "attention", "type": "multiple", "question": "Tick only 'Blue' and 'Green' here",
+                          "options": ["Red", "Blue", "Green"], "attention_check": ["Blue", "Green"]}, SURVEY[4]]
+
+
+@pytest.mark.parametrize("ticked, failed", [
+    (["Blue", "Green"], False), (["Green", "Blue"], False),
+    (["Blue", "Green", "Red"], True),  # an extra box ticked: not what was instructed
+    (["Blue"], True),
+])
+def test_a_multiple_choice_attention_check_needs_exactly_the_instructed_boxes(app_maker, ticked, failed):
+    client, _app, _ = app_maker(tasks_per_participant=1, survey_items=MC_CHECK)
+    p = journey_to_survey(client, PROLIFIC_PID="mc1", STUDY_ID="s", SESSION_ID="a")
+    r = p.c.post("/survey", data={"csrf_token": p.csrf, **GOOD_SURVEY, "attention": ticked}, follow_redirects=True)
+    assert r.status_code == 200 and str(r.url).endswith("/done"), r.text  # accepted either way
+    flags = _admin_rows(client)["mc1"]["flags"]
+    assert flags.get("attention_check_failed", 0) == int(failed), flags
+
+
+def test_an_attention_check_in_the_screening_is_judged(app_maker):
+    screening = [{"id": "uses_ai", "type": "single", "question": "Do you use AI assistants?",
+                  "options": ["Yes", "No"], "screen_out_if": ["No"]},
+                 {"id": "att", "type": "single", "question": "Please choose 'Blue' here", "options": ["Red", "Blue"],
+                  "attention_check": "Blue"}]
+    client, _app, _ = app_maker(completion_codes=CODES, screening=screening)
+    for pid, colour in (("careful", "Blue"), ("careless", "Red")):
+        p = Participant(client(), PROLIFIC_PID=pid, STUDY_ID="s", SESSION_ID=pid)
+        p.start()
+        p.consent()
+        p.get("/screening")
+        assert str(p.form("/screening", {"uses_ai": "Yes", "att": colour}).url).endswith("/tutorial")
+    rows = _admin_rows(client)
+    assert rows["careless"]["flags"] == {"attention_check_failed": 1} and rows["careful"]["flags"] == {}

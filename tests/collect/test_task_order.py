@@ -1,9 +1,10 @@
-"""Fixed task lists are counterbalanced: each participant gets the listed tasks in a rotated order,
-balanced over (task, position), crossed with the model rotation so no model is tied to one task, and
-assigned through the same race-free design row as the models."""
+"""Fixed task lists are counterbalanced: each participant gets the listed tasks in the order of a row
+of a balanced Latin square (Williams), balanced over (task, position), crossed with the model orders so
+no model is tied to one task, and assigned through the same race-free design row as the models."""
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 
 import pytest
@@ -27,7 +28,10 @@ def _study(n_models: int, n_tasks: int, **extra: object):
 def test_rows_filled_in_turn_balance_both_rotations_and_cross_them(n_models, n_tasks):
     study = _study(n_models, n_tasks)
     size = flow.design_size(study)
-    assert size == n_models * n_tasks
+    williams = {n: n if n % 2 == 0 else 2 * n for n in range(1, 6)}
+    model_rows = williams[n_models] if n_tasks >= n_models else len(list(itertools.permutations(range(n_models),
+                                                                                                  n_tasks)))
+    assert size == model_rows * williams[n_tasks]
     for n in range(1, 3 * size + 1):
         rows = [r % size for r in range(n)]  # least-filled first, ties lowest: row 0, 1, ... in turn
         models = Counter((m, k) for r in rows for k, m in enumerate(flow.model_sequence(study, r)))
@@ -39,9 +43,12 @@ def test_rows_filled_in_turn_balance_both_rotations_and_cross_them(n_models, n_t
     for r in range(size):
         seq = flow.task_sequence(study, r)
         assert sorted(seq) == list(range(n_tasks))  # every task once
-        assert all((seq[k + 1] - seq[k]) % n_tasks == 1 for k in range(n_tasks - 1))  # a rotation of the list
-    # one full cycle of rows meets every (model offset, task offset) pair once: models are not tied to tasks
-    pairs = Counter((flow.model_sequence(study, r)[0], flow.task_sequence(study, r)[0]) for r in range(size))
+    # each task immediately precedes each other task equally often over a full cycle (a Williams square)
+    follows = Counter((s[k], s[k + 1]) for s in (flow.task_sequence(study, r) for r in range(size))
+                      for k in range(n_tasks - 1))
+    assert len(follows) == n_tasks * (n_tasks - 1) and len(set(follows.values())) == 1, follows
+    # one full cycle of rows meets every (model order, task order) pair once: models are not tied to tasks
+    pairs = Counter((tuple(flow.model_sequence(study, r)), tuple(flow.task_sequence(study, r))) for r in range(size))
     assert len(pairs) == size and set(pairs.values()) == {1}, pairs
 
 
@@ -83,8 +90,9 @@ def test_participants_get_rotated_fixed_tasks_through_the_app(app_maker):
         by_person.setdefault(c.participant_id, []).append(c.task_statement)
     listed = [t["statement"] for t in TASKS]
     for seq in by_person.values():
-        start = listed.index(seq[0])
-        assert seq == [listed[(start + k) % 3] for k in range(3)], seq  # all three, in a rotated order
+        assert sorted(seq) == listed, seq  # all three
+    orders = Counter(tuple(seq) for seq in by_person.values())
+    assert len(orders) == 6 and set(orders.values()) == {2}, orders  # every task order, equally often
     task_cells = Counter((c.task_statement, c.task_index) for c in convs)
     assert len(task_cells) == 9 and max(task_cells.values()) - min(task_cells.values()) <= 1, task_cells
     model_cells = Counter((c.model_key, c.task_index) for c in convs)

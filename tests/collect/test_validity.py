@@ -95,9 +95,11 @@ def test_model_sequence_is_a_latin_square():
 
 def test_one_participant_per_prolific_id(app_maker):
     client, app, _ = app_maker()
+    device = client()  # the same browser (its cookie) with new SESSION_IDs; a new browser needs the resume code
     for session in ("s1", "s2", "", "s1"):
-        r = client().get(f"/start?PROLIFIC_PID=same&STUDY_ID=st&SESSION_ID={session}", follow_redirects=True)
+        r = device.get(f"/start?PROLIFIC_PID=same&STUDY_ID=st&SESSION_ID={session}", follow_redirects=True)
         assert r.status_code == 200
+    assert client().get("/start?PROLIFIC_PID=same&STUDY_ID=st&SESSION_ID=s9").status_code == 403
     prog = client().get("/admin/api/progress", headers=ADMIN).json()
     assert prog["participants"] == 1
     pay = client().get("/admin/payments.csv", headers=ADMIN).text.splitlines()
@@ -136,9 +138,9 @@ def test_admin_login_is_throttled(app_maker):
         assert c.post("/admin/login", data={"token": "guess"}).status_code == 401
     r = c.post("/admin/login", data={"token": "admin-token-for-tests-0123"})
     assert r.status_code == 429 and int(r.headers["retry-after"]) > 0 and "too many failed logins" in r.text
-    # a bearer header with a wrong token is still a plain 401 (and a right one works)
-    assert c.get("/admin/api/progress", headers={"Authorization": "Bearer nope"}).status_code == 401
-    assert c.get("/admin/api/progress", headers=ADMIN).status_code == 200
+    # bearer tokens share the throttle: this address is locked out for them too, the right token included
+    assert c.get("/admin/api/progress", headers={"Authorization": "Bearer nope"}).status_code == 429
+    assert c.get("/admin/api/progress", headers=ADMIN).status_code == 429
 
 
 def test_throttle_window_ages_out(app_maker):

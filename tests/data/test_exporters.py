@@ -90,7 +90,7 @@ def test_hf_round_trip(mixed: list[Conversation], tmp_path: Path) -> None:
     assert len(ds) == len(mixed) and "messages" in ds.column_names
     assert list(iter_hf(out)) == mixed
     assert json.loads((out / MANIFEST_NAME).read_text())["format_version"] == 1
-    with pytest.raises(DatasetError, match="already exists"):
+    with pytest.raises(DatasetError, match="already exists; pass --overwrite"):
         export(mixed, "hf", out)
     assert export(mixed[:3], "hf", out, overwrite=True) == 3
 

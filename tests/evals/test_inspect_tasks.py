@@ -119,12 +119,12 @@ def test_next_message_task_matches_our_eval(examples_path: Path, server_url: str
 
     from thoughttrace.evals.inspect_tasks import next_message
 
-    ours = _ours(examples_path, server_url, tmp_path, "reaction", 3)
+    ours = _ours(examples_path, server_url, tmp_path, "reaction", 2)
     monkeypatch.setenv("LLAMACPP_BASE_URL", server_url)
     monkeypatch.setenv("LLAMACPP_API_KEY", "not-needed")
-    (log,) = inspect_eval(next_message(file=str(examples_path), condition="reaction", limit=3),
+    (log,) = inspect_eval(next_message(file=str(examples_path), condition="reaction", limit=2),
                           model="openai-api/llamacpp/smollm2", log_dir=str(tmp_path / "logs"), display="none")
-    assert log.status == "success" and log.samples is not None and len(log.samples) == 3
+    assert log.status == "success" and log.samples is not None and len(log.samples) == 2
     for s in log.samples:
         rec = ours[str(s.id)]
         sc = next(iter(s.scores.values()))  # type: ignore[union-attr]
@@ -146,7 +146,7 @@ def test_the_inspect_cli_runs_the_task(examples_path: Path, server_url: str, tmp
     env = {**os.environ, "LLAMACPP_BASE_URL": server_url, "LLAMACPP_API_KEY": "x"}
     inspect_bin = Path(sys.executable).with_name("inspect")
     r = subprocess.run([str(inspect_bin), "eval", f"{task}@thought_inference", "-T",
-                        f"file={examples_path}", "-T", "limit=2", "--model", "openai-api/llamacpp/smollm2",
+                        f"file={examples_path}", "-T", "limit=1", "--model", "openai-api/llamacpp/smollm2",
                         "--log-dir", str(tmp_path / "logs"), "--display", "none"],
                        capture_output=True, text=True, env=env, timeout=900)
     assert r.returncode == 0, r.stderr[-2000:]

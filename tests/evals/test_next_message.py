@@ -141,7 +141,7 @@ async def test_gain_over_history_with_ci_and_upper_bound_label(scripted: Any, sy
 async def test_limit_keeps_conditions_paired(scripted: Any, synth: Any, tmp_path: Path) -> None:
     ev = NextMessageEval(scripted(), None)
     store = ItemStore(tmp_path / "items.jsonl")
-    await ev.arun(synth, store, ALL, limit=1)
+    await ev.arun(synth, store, ALL, limit=len(ALL))  # limit counts items: one message under every condition
     recs = store.records()
     assert {r["condition"] for r in recs} == set(ALL) and len({r["message_id"] for r in recs}) == 1
 
@@ -355,3 +355,19 @@ def test_direct_and_model_based_inferences_in_one_folder_are_reported_apart(tmp_
     shares = {r["inferred"]: r["share_of_oracle_gain"]["mean"] for r in summary["oracle_share"]}
     assert shares == {"inferred (direct)": pytest.approx(1 / 3), "inferred (model-based)": pytest.approx(2 / 3)}
     assert "| inferred (model-based) |" in md
+
+
+def test_gains_pair_by_conversation_and_message_not_message_id_alone() -> None:
+    # message ids repeat across conversations (m0, m1 in each); each target is its own pair
+    recs = []
+    for conv, shift in (("c1", 0), ("c2", 40)):
+        for k in range(2):
+            recs.append({"model": "m", "condition": "history", "conversation_id": conv, "message_id": f"m{k}",
+                         "score": 10 + shift + k})
+            recs.append({"model": "m", "condition": "reaction", "conversation_id": conv, "message_id": f"m{k}",
+                         "score": 20 + shift + 3 * k})
+    (row,) = [r for r in nm.gains(recs, "score") if r["condition"] == "reaction"]
+    assert row["n"] == 4
+    assert row["history_mean"] == pytest.approx((10 + 11 + 50 + 51) / 4)
+    assert row["condition_mean"] == pytest.approx((20 + 23 + 60 + 63) / 4)
+    assert row["difference"]["mean"] == pytest.approx((10 + 12 + 10 + 12) / 4)

@@ -73,26 +73,33 @@ def test_no_relative_gain_on_a_scale_that_can_be_zero_or_negative() -> None:
 def test_paired_difference_is_the_mean_of_differences_with_a_bootstrap_interval() -> None:
     base = [0.10, 0.30, 0.20, 0.05, 0.40, 0.25, 0.15, 0.35, 0.22, 0.18]
     treated = [0.20, 0.32, 0.45, 0.10, 0.41, 0.50, 0.12, 0.60, 0.30, 0.19]
-    est = paired_difference(base, treated, scale=COS)
+    est = paired_difference(base, treated, scale=COS, n_boot=20000)
     diffs = [t - b for b, t in zip(base, treated)]
     assert est.mean == pytest.approx(sum(diffs) / len(diffs))
-    # an independent check: the normal-theory interval of the paired differences, computed by hand
+    # an independent check: the normal-theory interval of the paired differences, computed by hand, with the sd
+    # the bootstrap resamples from (divisor n: the bootstrap world is the sample itself). Within 10 %: the 90 %
+    # interval is 16 % narrower, and a resampler that never draws the last pair moves the centre by 16 % of it
     m = sum(diffs) / len(diffs)
-    sd = math.sqrt(sum((d - m) ** 2 for d in diffs) / (len(diffs) - 1))
+    sd = math.sqrt(sum((d - m) ** 2 for d in diffs) / len(diffs))
     half = 1.96 * sd / math.sqrt(len(diffs))
     assert est.low is not None and est.high is not None
-    assert est.low == pytest.approx(m - half, abs=0.35 * half) and est.high == pytest.approx(m + half, abs=0.35 * half)
+    assert est.low == pytest.approx(m - half, abs=0.1 * half) and est.high == pytest.approx(m + half, abs=0.1 * half)
+    ninety = paired_difference(base, treated, scale=COS, n_boot=20000, confidence=0.90)
+    assert ninety.low is not None and ninety.high is not None
+    assert ninety.high - ninety.low == pytest.approx(1.645 / 1.96 * 2 * half, rel=0.1)
 
 
 def test_the_bootstrap_really_resamples() -> None:
     """A 'bootstrap' that reuses the sample (no resampling) gives a zero-width interval; this one must not."""
     values = [float(v) for v in range(20)]
-    boot = bootstrap_ci(values, n_boot=1000, seed=1)
+    boot = bootstrap_ci(values, n_boot=4000, seed=1)
     assert boot.low is not None and boot.high is not None
-    # the sd of the mean of 0..19 is 5.916/sqrt(20) = 1.32: a 95% interval is about +-2.6 wide
-    assert 1.8 < boot.mean - boot.low < 3.4 and 1.8 < boot.high - boot.mean < 3.4
-    pd = paired_difference([0.0] * 20, values, n_boot=1000, seed=1)
-    assert pd.low is not None and pd.high is not None and 1.8 < pd.mean - pd.low < 3.4
+    # the bootstrap sd of the mean of 0..19 is 5.766/sqrt(20) = 1.289 (divisor n): a 95% interval is +-2.53;
+    # a 90% one would be +-2.12, and one that never draws 19 is centred at 9.0, not 9.5
+    assert boot.mean - boot.low == pytest.approx(2.53, abs=0.2) and boot.high - boot.mean == pytest.approx(2.53, abs=0.2)
+    pd = paired_difference([0.0] * 20, values, n_boot=4000, seed=1)
+    assert pd.low is not None and pd.high is not None
+    assert pd.mean - pd.low == pytest.approx(2.53, abs=0.2) and pd.high - pd.mean == pytest.approx(2.53, abs=0.2)
     # different seeds draw different resamples
     assert bootstrap_ci(values, n_boot=200, seed=2).low != bootstrap_ci(values, n_boot=200, seed=3).low
 
@@ -134,6 +141,22 @@ def test_wilson_interval_known_values_and_small_cells() -> None:
     mid = wilson_ci(50, 100)
     assert mid.low == pytest.approx(0.4038, abs=1e-3) and mid.high == pytest.approx(0.5962, abs=1e-3) and not mid.small
     assert wilson_ci(0, 0).share is None
+
+
+def test_a_cell_of_exactly_the_small_cell_size_is_not_small() -> None:
+    from thoughttrace.data.intervals import SMALL_CELL
+
+    assert SMALL_CELL == 20  # "fewer than 20 items" is what the reports print
+    assert wilson_ci(7, 19).small and not wilson_ci(7, 20).small and not wilson_ci(7, 21).small
+
+
+def test_the_bootstrap_draws_every_item_including_the_last() -> None:
+    # only the last item is non-zero: a resampler that never draws it gives a [0, 0] interval
+    values = [0.0] * 19 + [1.0]
+    for est in (bootstrap_ci(values, seed=0), paired_difference([0.0] * 20, values, seed=0)):
+        assert est.low == 0.0 and est.high is not None and est.high >= 0.1
+    gain = paired_relative_gain([1.0] * 20, [1.0] * 19 + [2.0], scale=RATIO, seed=0)
+    assert gain.high is not None and gain.high > 0
 
 
 def test_agreement_perfect_inverse_and_constant() -> None:

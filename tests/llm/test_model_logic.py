@@ -158,3 +158,132 @@ def test_grammar_score_refuses_another_token_path_or_no_tokenizer():
         _GrammarServer([12619, 3231], answer_ids=[216, 33]).model.score("p", [" Banana"])
     with pytest.raises(CapabilityError, match="score"):
         _GrammarServer(None).model.score("p", [" Banana"])
+
+
+def test_offline_replay_never_calls_the_model(tmp_path):
+    """`--offline` replays from the cache: a miss is a CacheMissError, and the backend is never called."""
+    from thoughttrace.llm.errors import CacheMissError
+
+    calls: list[str] = []
+    cache = tmp_path / "c.sqlite"
+
+    def fn(messages, config):
+        calls.append(messages[-1].content)
+        return "answer"
+
+    online = get_model("scripted", cache=cache, fn=fn, score_fn=lambda p, c: -1.0)
+    assert online.generate("asked before").text == "answer" and calls == ["asked before"]
+    online.score("p", [" c"])
+    replay = get_model("scripted", cache=cache, fn=fn, score_fn=lambda p, c: -1.0 / 0, offline=True)
+    assert replay.generate("asked before").text == "answer"  # a hit replays
+    assert replay.score("p", [" c"]).logprobs == [-1.0]
+    with pytest.raises(CacheMissError, match="offline replay: no cached generate"):
+        replay.generate("never asked")
+
+    async def stream() -> str:
+        return "".join([p async for p in replay.astream("never asked either")])
+
+    with pytest.raises(CacheMissError):
+        replay.run(stream())
+    with pytest.raises(CacheMissError, match="no cached score"):
+        replay.score("p", [" other"])
+    assert calls == ["asked before"]  # the misses reached no model
+    assert replay.usage.report().calls == 0 and replay.usage.report().cache_hits == 2
+
+
+def test_offline_cli_miss_is_one_line_and_exit_1(tmp_path):
+    from click.testing import CliRunner
+
+    from thoughttrace.cli.main import cli
+
+    r = CliRunner().invoke(cli, ["llm", "ping", "--model", "scripted", "--cache", str(tmp_path / "empty.sqlite"),
+                                 "--offline"])
+    assert r.exit_code == 1, r.output
+    assert "offline replay: no cached" in r.output and "Traceback" not in r.output
+
+
+def test_a_new_scoring_version_does_not_reuse_old_scores(tmp_path, monkeypatch):
+    """Scores cached before a scoring change (a bug fixed in how a backend scores) are never replayed."""
+    from thoughttrace.llm import model as model_module
+
+    scored: list[str] = []
+
+    def score_fn(prompt: str, cont: str) -> float:
+        scored.append(cont)
+        return -float(len(scored))
+
+    cache = tmp_path / "c.sqlite"
+    first = get_model("scripted", cache=cache, score_fn=score_fn)
+    assert first.score("p", [" a"]).logprobs == [-1.0]
+    assert get_model("scripted", cache=cache, score_fn=score_fn).score("p", [" a"]).logprobs == [-1.0]  # a hit
+    monkeypatch.setattr(model_module, "SCORING_VERSION", model_module.SCORING_VERSION + 1)
+    again = get_model("scripted", cache=cache, score_fn=score_fn)
+    assert again.score("p", [" a"]).logprobs == [-2.0]  # scored anew
+    assert scored == [" a", " a"] and again.usage.report().cache_hits == 0
+
+
+class _EchoServer:
+    """What vLLM answers to `echo` with `logprobs`: every prompt token's log-prob and offset, then one generated."""
+
+    TOKENS = [("The", None), (" capital", -2.0), (" of", -0.5), (" France", -1.0), (" is", -0.3),
+              (" Paris", -0.7), (" city", -1.1), (".", -0.2)]
+
+    def __init__(self) -> None:
+        from thoughttrace.llm.backends.openai_protocol import OpenAIProtocolBackend
+
+        tokens = self.TOKENS
+
+        class Fake(OpenAIProtocolBackend):
+            kind = "fake-vllm"
+            score_method = "echo"
+
+            async def _post(self, path: str, body: dict) -> dict:
+                offsets, off = [], 0
+                for text, _ in tokens:
+                    offsets.append(off)
+                    off += len(text)
+                return {"choices": [{"text": body["prompt"] + ".", "logprobs": {
+                    "tokens": [t for t, _ in tokens], "token_logprobs": [v for _, v in tokens],
+                    "text_offset": offsets}}], "usage": {"prompt_tokens": 7, "completion_tokens": 1}}
+
+            def _post_stream(self, path: str, body: dict):  # pragma: no cover - not used
+                raise NotImplementedError
+
+        self.model = Model(Fake(model_id="fake-vllm", endpoint="fake:vllm"))
+
+
+def test_echo_score_sums_every_continuation_token_and_nothing_else():
+    # " Paris" starts exactly where the prompt ends; the generated "." after the continuation is not counted
+    got = _EchoServer().model.score("The capital of France is", [" Paris city"]).logprobs
+    assert got == [pytest.approx(-0.7 - 1.1)]
+
+
+def test_llamacpp_tokenize_asks_for_no_special_tokens():
+    """llama.cpp's /tokenize adds BOS when asked to (`add_special`); a BOS id would lead the forced grammar ids."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from thoughttrace.llm.backends.openai_protocol import tokenize_at
+
+    class Tokenizer(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            ids = ([1] if body.get("add_special") else []) + [ord(ch) for ch in body["content"]]
+            data = json.dumps({"tokens": ids}).encode() if self.path == "/tokenize" else b"{}"
+            self.send_response(200 if self.path == "/tokenize" else 404)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Tokenizer)
+    threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{srv.server_address[1]}/v1"
+        assert asyncio.run(tokenize_at(url, " Banana")) == [ord(ch) for ch in " Banana"]
+    finally:
+        srv.shutdown()
+        srv.server_close()

@@ -93,6 +93,11 @@ def servers() -> Iterator[list[ThreadingHTTPServer]]:
         s.server_close()
 
 
+def _first(url: str, *others: str) -> list[object]:
+    """A pool whose rotation starts at `url` whatever its random start (weight 100 against 1)."""
+    return [{"url": url, "weight": 100}, *others]
+
+
 def _burst(model, n: int) -> list[str]:
     async def go() -> list[str]:
         gens = await asyncio.gather(*[model.agenerate(f"q{i}", max_tokens=4) for i in range(n)])
@@ -134,12 +139,12 @@ def test_unreachable_endpoint_is_taken_out_and_the_request_moves_on(servers):
     b = _start("b")
     servers.append(b)
     dead = f"http://127.0.0.1:{_free_port()}/v1"
-    model = get_model("openai-compatible/m", base_url=f"{dead},{_url(b)}", cache=False, max_retries=0,
+    model = get_model("openai-compatible/m", base_url=_first(dead, _url(b)), cache=False, max_retries=0,
                       probe_interval=60.0)
     texts = [model.generate(f"q{i}", max_tokens=4).text for i in range(5)]
     assert texts == ["from b"] * 5
     usage = model.usage.report()
-    # the first request tried the dead server (listed first), failed over at once; then it was out of rotation
+    # the first request tried the dead server (weight 100: first in the rotation), failed over at once; then it was out of rotation
     assert usage.by_endpoint[dead] == {"requests": 1, "errors": 1, "failovers": 1, "taken_out": 1,
                                        "prompt_tokens": 0, "completion_tokens": 0}
     assert usage.by_endpoint[_url(b)]["requests"] == 5
@@ -164,7 +169,7 @@ def test_taken_out_endpoint_is_probed_back_in(servers):
 def test_server_error_is_retried_on_another_endpoint_without_taking_it_out(servers):
     bad, good = _start("bad", status=503), _start("good")
     servers += [bad, good]
-    model = get_model("openai-compatible/m", base_url=f"{_url(bad)},{_url(good)}", cache=False, max_retries=0)
+    model = get_model("openai-compatible/m", base_url=_first(_url(bad), _url(good)), cache=False, max_retries=0)
     assert model.generate("q", max_tokens=4).text == "from good"
     stats = model.backend.endpoint_stats()
     assert stats[_url(bad)]["up"] is True  # a 5xx answer means the server is there: not taken out
@@ -186,14 +191,15 @@ def test_cache_key_does_not_depend_on_which_server_answered(servers, tmp_path):
     cache = tmp_path / "c.sqlite"
     pooled = get_model("openai-compatible/m", base_url=f"{_url(a)},{_url(b)}", cache=cache)
     first = pooled.generate("hello", max_tokens=4)
-    assert first.text == "from a"
-    # the same request through b alone, through the pool in the other order: served from the cache, same result
-    for base in (_url(b), f"{_url(b)},{_url(a)}"):
+    answered, idle = (a, b) if first.text == "from a" else (b, a)
+    assert first.text == f"from {answered.name}" and answered.hits == 1  # type: ignore[attr-defined]
+    # the same request through the other server alone, through the pool in the other order: from the cache
+    for base in (_url(idle), f"{_url(idle)},{_url(answered)}"):
         other = get_model("openai-compatible/m", base_url=base, cache=cache)
         again = other.generate("hello", max_tokens=4)
         assert again.cached and again.text == first.text
         assert other.usage.report().calls == 0
-    assert b.hits == 0  # type: ignore[attr-defined]
+    assert idle.hits == 0  # type: ignore[attr-defined]
     payload = {"messages": [{"role": "user", "content": "x"}], "config": {}}
     assert pooled._key("generate", payload) == get_model("openai-compatible/m", base_url=_url(b),
                                                          cache=False)._key("generate", payload)
@@ -203,7 +209,9 @@ def test_stream_fails_over_before_the_first_chunk(servers):
     b = _start("b")
     servers.append(b)
     dead = f"http://127.0.0.1:{_free_port()}/v1"
-    model = get_model("openai-compatible/m", base_url=f"{dead},{_url(b)}", cache=False, max_retries=0)
+    # weight 100: the rotation tries the dead server first whatever its random start
+    model = get_model("openai-compatible/m", base_url=[{"url": dead, "weight": 100}, _url(b)], cache=False,
+                      max_retries=0)
 
     async def go() -> str:
         return "".join([p async for p in model.astream("q", max_tokens=4)])

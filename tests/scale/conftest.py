@@ -26,14 +26,32 @@ def completions(url: str) -> int:
         return int(json.loads(r.read())["completions"])
 
 
+def server_stats(url: str) -> dict[str, int]:
+    """The fake server's counters: completions, in_flight, max_in_flight (the most POSTs it held at once)."""
+    with urllib.request.urlopen(url + "/stats", timeout=5) as r:
+        return dict(json.loads(r.read()))
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[None]:
+    """One local Ray (2 CPUs) for every Ray test of the session; run_batch joins it (start-up paid once)."""
+    ray = pytest.importorskip("ray")
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+                 runtime_env={"env_vars": {"PYTHONPATH": SRC}})
+    yield
+    ray.shutdown()
+
+
 @pytest.fixture
-def fake_servers() -> Iterator[Callable[[int], list[tuple[subprocess.Popen[str], str]]]]:
+def fake_servers() -> Iterator[Callable[..., list[tuple[subprocess.Popen[str], str]]]]:
+    """start(n, *options): n fake servers (thoughttrace.llm.fakeserver) as processes, with CLI options."""
     procs: list[subprocess.Popen[str]] = []
 
-    def start(n: int) -> list[tuple[subprocess.Popen[str], str]]:
+    def start(n: int, *options: str) -> list[tuple[subprocess.Popen[str], str]]:
         out = []
         for i in range(n):
-            p = subprocess.Popen([sys.executable, "-m", "thoughttrace.llm.fakeserver", "--name", f"s{i}"],
+            p = subprocess.Popen([sys.executable, "-m", "thoughttrace.llm.fakeserver", "--name", f"s{i}", *options],
                                  stdout=subprocess.PIPE, text=True, env=child_env())
             procs.append(p)
             assert p.stdout is not None

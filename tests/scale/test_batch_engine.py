@@ -147,3 +147,87 @@ def test_a_shard_with_failed_records_is_redone_by_the_rerun_and_only_it(dataset,
     assert [r["id"] for r in iter_records(out)] == ids and all(r["ok"] for r in iter_records(out))
     done = run_batch(job, dataset, out, recipe, engine="local", shard_rows=10)
     assert done.done_before == first.n_shards and done.summary == {}
+
+
+@dataclass(frozen=True)
+class _TransientJob:
+    """Each shard's model calls fail transiently `failures` times (counted in a file), then succeed."""
+
+    counter: str
+    failures: int
+    name: str = "transient"
+
+    def fingerprint(self, model_spec: str) -> dict[str, Any]:
+        return {"job": self.name, "model": model_spec}
+
+    def run_shard(self, conversations, model):
+        from thoughttrace.llm import ServerError
+
+        path = Path(self.counter)
+        seen = int(path.read_text() or 0) if path.exists() else 0
+        path.write_text(str(seen + 1))
+        if seen < self.failures:
+            raise ServerError("every endpoint of the pool is out")
+        records = [{"id": c.id} for c in conversations]
+        return records, {"items": len(records)}
+
+
+@pytest.mark.parametrize("failures, succeeds", [(2, True), (3, False)])
+def test_a_transiently_failing_shard_is_tried_twice_more(dataset, tmp_path, monkeypatch, failures, succeeds):
+    from thoughttrace.batch import engine
+
+    monkeypatch.setattr(engine.time, "sleep", lambda seconds: None)  # the pause between tries, not its length
+    counter = tmp_path / "tries.txt"
+    plan = plan_shards(dataset, 100).as_dict()
+    out = tmp_path / "o"
+    (out / "shards").mkdir(parents=True)
+    job = _TransientJob(str(counter), failures)
+    if succeeds:
+        done = engine.process_shard(job, get_model("scripted", cache=False), plan, 0, out, "jsonl", False)
+        assert done["attempts"] == 3 and done["records"] == 60
+    else:
+        with pytest.raises(Exception, match="every endpoint of the pool is out"):
+            engine.process_shard(job, get_model("scripted", cache=False), plan, 0, out, "jsonl", False)
+        assert not (out / "shards" / "part-00000.done.json").exists()
+    assert counter.read_text() == "3"  # the first try and shard_retries=2 more, never a fourth
+
+
+def test_records_of_a_shard_without_its_done_marker_are_not_read(dataset, tmp_path):
+    ids = [c.id for c in iter_any(dataset)]
+    out, none_failing = tmp_path / "o", tmp_path / "none.txt"
+    none_failing.write_text("")
+    run_batch(_FlakyJob(str(none_failing)), dataset, out, ModelRecipe("scripted", cache=None), engine="local",
+              shard_rows=10)
+    assert [r["id"] for r in iter_records(out)] == ids
+    shard2 = {c.id for c in read_shard(plan_shards(dataset, 10).as_dict(), 2)}
+    assert shard2
+    (out / "shards" / "part-00002.done.json").unlink()  # its records file stays: stale or unfinished output
+    assert (out / "shards" / "part-00002.jsonl").exists()
+    assert [r["id"] for r in iter_records(out)] == [i for i in ids if i not in shard2]
+
+
+@dataclass(frozen=True)
+class _TwoModelJob:
+    """Per conversation one record for each model, models in the order given (an eval's model order)."""
+
+    models: tuple[str, ...] = ("zeta", "alpha", "mid")
+    name: str = "two-model"
+
+    def fingerprint(self, model_spec: str) -> dict[str, Any]:
+        return {"job": self.name, "model": model_spec}
+
+    def run_shard(self, conversations, model):
+        records = [{"model": m, "id": c.id} for c in conversations for m in self.models]
+        return records, {"items": len(records)}
+
+
+def test_merged_output_keeps_each_group_in_first_appearance_order(dataset, tmp_path):
+    from thoughttrace.batch import write_merged
+
+    ids = [c.id for c in iter_any(dataset)]
+    out = tmp_path / "o"
+    run_batch(_TwoModelJob(), dataset, out, ModelRecipe("scripted", cache=None), engine="local", shard_rows=7)
+    dest = tmp_path / "merged.jsonl"
+    assert write_merged(out, dest, group_by="model") == 3 * len(ids)
+    got = [json.loads(line) for line in dest.read_text().splitlines()]
+    assert [(r["model"], r["id"]) for r in got] == [(m, i) for m in ("zeta", "alpha", "mid") for i in ids]

@@ -20,7 +20,6 @@ from thoughttrace.data import write_synthetic
 from thoughttrace.llm import get_model
 
 from . import scripted_roles
-from .conftest import SRC
 
 ray = pytest.importorskip("ray")
 
@@ -28,15 +27,11 @@ ray = pytest.importorskip("ray")
 VOLATILE = {"created", "usage", "usage_this_run", "seconds", "wall_seconds"}
 
 
-@pytest.fixture(scope="module")
-def ray_session():
-    """One local Ray (2 CPUs) shared by every test of this module; run_batch joins it."""
-    if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
-                 runtime_env={"env_vars": {"PYTHONPATH": SRC}})
+@pytest.fixture(scope="module", autouse=True)
+def _scripted_by_value(ray_session):
+    """The session's Ray (conftest.py) ships this test module's scripted roles by value to its workers."""
     ray.cloudpickle.register_pickle_by_value(scripted_roles)
     yield
-    ray.shutdown()
 
 
 @pytest.fixture
@@ -100,7 +95,8 @@ def convs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize("which, extra", [
-    ("thought-inference", ["--with-next-message", "-m", "a", "-m", "b", "--judge2", "j2"]),
+    # models listed out of sorted order: the merged items.jsonl keeps the listed order, as the local engine does
+    ("thought-inference", ["--with-next-message", "-m", "b", "-m", "a", "--judge2", "j2"]),
     ("next-message", ["--condition", "history", "--condition", "thoughts", "--condition", "inferred"]),
 ])
 def test_evals_on_ray_equal_the_local_engine_and_resume_with_no_call(ray_session, scripted, convs, tmp_path,

@@ -27,6 +27,20 @@ async def test_ties_are_reported() -> None:
     lik = ScriptedLikelihood(lambda r: 0.5)
     out = await posterior_over_hypotheses(None, "ctx", ["a", "b"], "e", likelihood=lik)
     assert out.ties == [0, 1] and out.posterior == pytest.approx([0.5, 0.5])
+    assert out.best == 0  # a tie names the first tied hypothesis
+
+
+async def test_a_tie_reports_the_first_tied_option() -> None:
+    from thoughttrace.tom.result import Answer
+
+    table = {"a": 0.1, "b": 0.6, "c": 0.6, "d": 0.6}
+    out = await posterior_over_hypotheses(None, "ctx", list(table), "e",
+                                          likelihood=ScriptedLikelihood(lambda r: table[r.facts[0][1]]))
+    assert out.ties == [1, 2, 3] and out.best == 1
+    ans = Answer.from_posterior("direct", ["w", "x", "y", "z"], [0.1, 0.3, 0.3, 0.3])
+    assert (ans.answer, ans.letter, ans.ties, ans.is_tie) == (1, "B", [1, 2, 3], True)
+    least = Answer.from_posterior("direct", ["w", "x", "y", "z"], [0.4, 0.1, 0.4, 0.1], least=True)
+    assert (least.answer, least.ties) == (1, [1, 3])
 
 
 async def test_with_a_model_uses_calibrated_next_token_probabilities() -> None:

@@ -15,6 +15,7 @@ from thoughttrace.tom.factors import NOTHING, fixed_factor
 from thoughttrace.tom.items import select
 from thoughttrace.tom.likelihood import LikelihoodRequest, ScriptedLikelihood
 from thoughttrace.tom.model_space import ACTION, BELIEF, GOAL, OBS, STATE, UTTER, answerable, valid_model
+from thoughttrace.tom.rules import with_rules
 from thoughttrace.tom.timeline import NOTHING_NEW, PerceptionResult, Step, build_timeline, is_utterance
 
 from .scripted import CHOICES, STORY, competent_model
@@ -162,10 +163,16 @@ def test_choices_that_name_nothing_in_the_story_are_filtered() -> None:
 
 async def test_filtered_choices_get_zero_and_are_recorded() -> None:
     story = "1 Ava entered the den.\n2 The pear is in the red_box.\n3 The red_box is beside the tin.\n4 Ava exited the den."
-    method = AutoToM(AutoToMConfig(llm_steps=False), likelihood=ScriptedLikelihood(lambda r: 0.6))
-    ans = await method.solve(None, story, "Where does Ava think the pear is?", ["green_drawer", "red_box", "tin", "blue_crate"])
+    choices = ["green_drawer", "red_box", "tin", "blue_crate"]
+    method = AutoToM(AutoToMConfig(llm_steps=False, rules=with_rules("choice_filter")),
+                     likelihood=ScriptedLikelihood(lambda r: 0.6))
+    ans = await method.solve(None, story, "Where does Ava think the pear is?", choices)
     assert ans.trace["choices_filtered"] == ["green_drawer", "blue_crate"]
     assert ans.posterior[0] == 0.0 and ans.posterior[3] == 0.0 and sum(ans.posterior[1:3]) == pytest.approx(1.0)
+    # off by default (issue 28): a choice the story never names may be the answer ("Not Given")
+    default = await AutoToM(AutoToMConfig(llm_steps=False), likelihood=ScriptedLikelihood(lambda r: 0.6)).solve(
+        None, story, "Where does Ava think the pear is?", choices)
+    assert default.trace["choices_filtered"] == [] and all(p > 0 for p in default.posterior)
 
 
 def test_utterances_with_or_without_quotes() -> None:

@@ -3,7 +3,9 @@ same likelihood requests in the same order and the same trace, with the belief-o
 default). The golden file was written from main (11759b2); see first_order_golden.py. The only default that
 changed first-order answers on purpose are the prune and carry rules (inference.prune_keep) and the discovery's
 search rule and the persistence rule, so these runs pin the old ones ("absolute", "eager", "v2",
-"nothing-observed"); test_prune_rule.py, test_discovery.py and test_persistence.py guard the new ones."""
+"nothing-observed"); test_prune_rule.py, test_discovery.py and test_persistence.py guard the new ones. Issue 28's
+rules (no choice filter, own acts fed to the belief) changed hitom-00001, hitom-00021 and muma_tom-00004 on purpose,
+so the runs also pin the rule set before it (rules.LEGACY_RULES); test_rules.py guards the new ones."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from thoughttrace.tom.rules import LEGACY_RULES
+
 from .first_order_golden import GOLDEN, run_all
 
 
@@ -19,7 +23,8 @@ from .first_order_golden import GOLDEN, run_all
 async def test_first_order_traces_and_requests_are_unchanged(tom_dir: Path, belief_of_state: bool) -> None:
     golden = json.loads(GOLDEN.read_text())["scenarios"]
     now = await run_all(tom_dir, {"belief_of_state": belief_of_state, "prune_rule": "absolute", "carry_rule": "eager",
-                         "discovery_rule": "v2", "persistence": "nothing-observed"})
+                         "discovery_rule": "v2", "persistence": "nothing-observed",
+                                  "rules": LEGACY_RULES})
     assert set(now) == set(golden)
     for name, want in golden.items():
         assert now[name] == want, name

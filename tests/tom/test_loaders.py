@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from thoughttrace.tom.benchmarks import BENCHMARKS, load_official, load_uniform, official_group
@@ -65,6 +65,7 @@ sentence = st.lists(word, min_size=1, max_size=6).map(" ".join)
 
 
 @given(story=sentence, question=sentence, choices=st.lists(sentence, min_size=2, max_size=4))
+@settings(deadline=None)  # parsing time varies with machine load; the property is what counts
 def test_mmtom_prompt_round_trip(story: str, question: str, choices: list[str]) -> None:
     opts = " ".join(f"({chr(97 + i)}) {c}" for i, c in enumerate(choices))
     prompt = f"{story}\nQuestion: {question} {opts} Please respond with either a or b."
@@ -72,18 +73,21 @@ def test_mmtom_prompt_round_trip(story: str, question: str, choices: list[str]) 
 
 
 @given(question=sentence, choices=st.lists(sentence, min_size=2, max_size=5))
+@settings(deadline=None)  # parsing time varies with machine load; the property is what counts
 def test_muma_question_round_trip(question: str, choices: list[str]) -> None:
     text = question + "\n" + "\n".join(f"{chr(65 + i)}) {c}" for i, c in enumerate(choices))
     assert split_question(text) == (question, choices)
 
 
 @given(choices=st.lists(st.from_regex(r"[a-z]{1,6}_[a-z]{1,6}", fullmatch=True), min_size=2, max_size=15))
+@settings(deadline=None)  # parsing time varies with machine load; the property is what counts
 def test_hitom_choices_round_trip(choices: list[str]) -> None:
     text = ", ".join(f"{chr(65 + i)}. {c}" for i, c in enumerate(choices))
     assert split_choices(text) == choices
 
 
 @given(body=st.text(alphabet=st.characters(blacklist_categories=("Cs",), max_codepoint=0x7e, min_codepoint=0x20)))
+@settings(deadline=None)  # parsing time varies with machine load; the property is what counts
 def test_muma_description_decodes_escapes_without_eval(body: str) -> None:
     encoded = repr(body.encode("utf-8"))  # b'...' as Python prints it
     assert decode_description(encoded) == body.strip()

@@ -14,6 +14,7 @@ from thoughttrace.tom.autotom import AutoToM, AutoToMConfig
 from thoughttrace.tom.inference import InferenceConfig, infer, prune_keep
 from thoughttrace.tom.likelihood import LikelihoodRequest, ScriptedLikelihood
 from thoughttrace.tom.model_space import BELIEF, OBS, Node, ProblemModel, StepModel
+from thoughttrace.tom.rules import LEGACY_RULES
 from thoughttrace.tom.timeline import NOTHING_NEW
 
 from .first_order_golden import GOLDEN, run_all
@@ -73,7 +74,8 @@ async def test_a_question_whose_steps_all_score_low_is_not_answered_with_certain
     method = AutoToM(AutoToMConfig(), likelihood=ScriptedLikelihood(lik))
     ans = await method.solve(model, story, "What does Kofi believe the soup contains?", ["peanut butter", "tomato paste"])
     assert max(ans.posterior) < 0.99, ans.posterior
-    old = AutoToM(AutoToMConfig(prune_rule="absolute", carry_rule="eager", persistence="nothing-observed"),
+    old = AutoToM(AutoToMConfig(prune_rule="absolute", carry_rule="eager", persistence="nothing-observed",
+                                rules=LEGACY_RULES),
                   likelihood=ScriptedLikelihood(lik))
     ans_old = await old.solve(competent_model(agents=["Kofi"], perception=perception, statements=[B1, B2]), story,
                               "What does Kofi believe the soup contains?", ["peanut butter", "tomato paste"])
@@ -131,7 +133,7 @@ async def test_the_lazy_carry_still_approximates_where_it_saves_requests() -> No
 async def test_the_lazy_carry_makes_the_same_requests_as_before(tom_dir: Path) -> None:
     golden = json.loads(GOLDEN.read_text())["scenarios"]
     now = await run_all(tom_dir, {"prune_rule": "absolute", "carry_rule": "lazy",
-                                   "discovery_rule": "v2", "persistence": "nothing-observed"})
+                                   "discovery_rule": "v2", "persistence": "nothing-observed", "rules": LEGACY_RULES})
     for name, want in golden.items():
         assert now[name]["requests_sha256"] == want["requests_sha256"], name
         assert now[name]["posterior"] == pytest.approx(want["posterior"]), name

@@ -86,9 +86,11 @@ CHOICES = ["basket", "box", "shelf"]
 
 
 def _place(value: str, facts: dict[str, str]) -> float:
-    """0.9 for the place Sally last perceived the ball in (else the one she believed before), 0.3 otherwise."""
+    """0.9 for the place Sally last perceived the ball in (the last place named; else the one she believed before),
+    0.3 otherwise. Her own act "Sally looked at the shelf." opens what she perceived next (rules.py
+    `own_acts_observed`), before the move."""
     seen = facts.get("What Sally perceived", "")
-    named = [c for c in CHOICES if f"the {c}" in seen and "ball" in seen]
+    named = sorted((c for c in CHOICES if f"the {c}" in seen and "ball" in seen), key=lambda c: seen.rfind(f"the {c}"))
     where = named[-1] if named else next((c for c in CHOICES if c in facts.get("What Sally believed before", "")), "")
     return 0.9 if where and where in value else 0.3
 

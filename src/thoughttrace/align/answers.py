@@ -55,6 +55,8 @@ class Answer(BaseModel):
     usage: dict[str, int] = Field(default_factory=dict)
     #: style features for style control (length, headers, lists, bold); None: counted from `answer`
     style: dict[str, float] | None = None
+    #: the arena-hard-auto line this answer was read from (kept so an export writes it back unchanged)
+    source: dict[str, Any] | None = Field(default=None, exclude=True)
 
 
 def load_questions(path: str | Path | None = None, limit: int | None = None) -> list[Question]:

@@ -12,12 +12,14 @@ The layout of an arena-hard-auto data folder (`data/<bench>/`):
 Each category is scored against its own baseline (`resources/arena_hard_baselines.yaml`, as v2 does), so a
 folder of arena-hard-auto files gives a table per category comparable with its `show_result.py`.
 Style features from its metadata are used as they are (token_len is its tokenizer's count); an answer
-without metadata is counted by `align.style` (whitespace words), and the export writes that count.
+without metadata is counted by `align.style` (whitespace words). The export writes every line it read back
+as read (ans_id, tstamp, metadata and any other field); only answers made here get computed metadata.
 """
 
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -89,7 +91,8 @@ def answer_from_record(rec: dict[str, Any], where: str) -> Answer:
         if not isinstance(text, str) or "model" not in rec:
             raise AlignError(f"{where}: expected messages[-1].content.answer (text) and model")
         return Answer(question_id=str(rec["uid"]), model=str(rec["model"]), answer=text,
-                      generator=f"arena-hard-auto:{rec['model']}", style=style_from_metadata(rec.get("metadata")))
+                      generator=f"arena-hard-auto:{rec['model']}", style=style_from_metadata(rec.get("metadata")),
+                      source=rec)
     if "question_id" in rec and "choices" in rec:
         try:
             turn = rec["choices"][0]["turns"][0]
@@ -103,7 +106,7 @@ def answer_from_record(rec: dict[str, Any], where: str) -> Answer:
         if isinstance(turn, dict) and "token_len" in turn:
             style = style_counts(text) | {"length": float(turn["token_len"])}
         return Answer(question_id=str(rec["question_id"]), model=str(model), answer=text,
-                      generator=f"arena-hard-auto:{model}", style=style)
+                      generator=f"arena-hard-auto:{model}", style=style, source=rec)
     if "question_id" in rec and "answer" in rec and "model" in rec:
         return Answer.model_validate(rec)  # our own answers format
     raise AlignError(f"{where}: not an arena-hard-auto answer (uid + model + messages, or question_id + "
@@ -119,8 +122,43 @@ def read_answers(path: str | Path) -> list[Answer]:
     return [answer_from_record(rec, f"{f}: line {no}") for f in files for no, rec in _read_lines(f)]
 
 
+def _source_text(src: dict[str, Any]) -> str | None:
+    try:
+        return answer_from_record(src, "source").answer
+    except AlignError:
+        return None
+
+
+def _answer_record(a: Answer, prompt: str) -> dict[str, Any]:
+    """The arena-hard-auto line for one answer: the line it was read from, unchanged, unless it is new.
+
+    A v0.1 line is carried over to the current layout keeping its values (answer_id -> ans_id, tstamp,
+    token_len); only the Markdown counts it never had are computed. An answer made here gets fresh
+    metadata (token_len = whitespace words), a name-based ans_id and the time of writing.
+    """
+    src = a.source
+    if src is not None and _source_text(src) == a.answer:
+        if "uid" in src and "messages" in src:
+            return src
+        md = arena_metadata(a.answer)
+        if a.style is not None:
+            md["token_len"] = int(a.style["length"])
+        rec = {"uid": a.question_id, "ans_id": src.get("answer_id"), "model": a.model,
+               "messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": {"answer": a.answer}}],
+               "tstamp": src.get("tstamp"), "metadata": md}
+        return rec | {k: v for k, v in src.items() if k not in {"question_id", "answer_id", "model_id", "choices",
+                                                                  "tstamp", *rec}}
+    md = arena_metadata(a.answer)
+    if a.style is not None:
+        md["token_len"] = int(a.style["length"])
+    return {"uid": a.question_id, "ans_id": uuid.uuid5(uuid.NAMESPACE_URL, f"{a.model}/{a.question_id}").hex,
+            "model": a.model, "messages": [{"role": "user", "content": prompt},
+                                           {"role": "assistant", "content": {"answer": a.answer}}],
+            "tstamp": time.time(), "metadata": md}
+
+
 def write_answers(answers: Sequence[Answer], questions: Sequence[Question], out_dir: str | Path) -> list[Path]:
-    """`<out_dir>/<model>.jsonl` per model in arena-hard-auto's current format, with style metadata."""
+    """`<out_dir>/<model>.jsonl` per model in arena-hard-auto's current format (lines read from it kept as read)."""
     prompts = {q.question_id: q.prompt for q in questions}
     by_model: dict[str, list[Answer]] = defaultdict(list)
     for a in answers:
@@ -132,14 +170,7 @@ def write_answers(answers: Sequence[Answer], questions: Sequence[Question], out_
         path = out / f"{model}.jsonl"
         with open(path, "w", encoding="utf-8") as fh:
             for a in rows:
-                md = arena_metadata(a.answer)
-                if a.style is not None:
-                    md["token_len"] = int(a.style["length"])
-                rec = {"uid": a.question_id, "ans_id": uuid.uuid5(uuid.NAMESPACE_URL, f"{model}/{a.question_id}").hex,
-                       "model": model, "messages": [{"role": "user", "content": prompts.get(a.question_id, "")},
-                                                    {"role": "assistant", "content": {"answer": a.answer}}],
-                       "metadata": md}
-                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                fh.write(json.dumps(_answer_record(a, prompts.get(a.question_id, "")), ensure_ascii=False) + "\n")
         paths.append(path)
     return paths
 
@@ -175,17 +206,20 @@ def read_judgments(path: str | Path) -> list[Judgment]:
             if len(games) != 2:
                 raise AlignError(f"{where}: expected two games (baseline first, then swapped), got {len(games)}")
             judge = str(rec.get("judge", f.parent.name))
+            line = {k: v for k, v in rec.items() if k != "games"}
             for game, (a, b) in ((1, (rec["baseline"], rec["model"])), (2, (rec["model"], rec["baseline"]))):
                 g = games[game - 1]
                 out.append(Judgment(question_id=str(rec["uid"]), game=game, model_a=str(a), model_b=str(b),
                                     judge=judge, verdict=_verdict(g, f"{where}: games[{game - 1}]"),  # type: ignore[arg-type]
-                                    attempts=1, raw=_raw(g)))
+                                    attempts=1, raw=_raw(g), source={"line": line, "game": g}))
     return out
 
 
 def _game_out(g: Judgment | None) -> dict[str, Any] | None:
     if g is None:
         return None
+    if g.source is not None:
+        return g.source["game"]  # type: ignore[no-any-return]  # read from arena-hard-auto: as it was
     return {"score": g.verdict, "judgment": {"answer": g.raw}, "prompt": None}
 
 
@@ -202,8 +236,12 @@ def write_judgments(judgments: Sequence[Judgment], questions: Sequence[Question]
     for (judge, qid, model, baseline), games in pairs.items():
         name = judge_name or judge.replace("/", "_").replace(":", "_")
 
-        rec = {"uid": qid, "category": cats.get(qid), "judge": name, "model": model, "baseline": baseline,
-               "games": [_game_out(games.get(1)), _game_out(games.get(2))]}
+        rec: dict[str, Any] = {"uid": qid, "category": cats.get(qid), "judge": name, "model": model,
+                               "baseline": baseline}
+        read = next((g.source["line"] for g in games.values() if g.source is not None), None)
+        if read is not None and judge_name in (None, read.get("judge")):
+            rec = dict(read)  # the line's own fields (judge, category, any extra) as read
+        rec["games"] = [_game_out(games.get(1)), _game_out(games.get(2))]
         paths[out / name / f"{model}.jsonl"].append(json.dumps(rec, ensure_ascii=False))
     for path, lines in paths.items():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -225,22 +263,39 @@ def category_baselines(questions: Sequence[Question], overrides: dict[str, str] 
     return out
 
 
+def _judged_in(judgments: Sequence[Judgment], questions: Sequence[Question], cat: str, base: str) -> list[Judgment]:
+    cat_of = {q.question_id: q.category or "uncategorised" for q in questions}
+    return [j for j in judgments if cat_of.get(j.question_id) == cat and base in (j.model_a, j.model_b)]
+
+
+def skipped_categories(judgments: Sequence[Judgment], questions: Sequence[Question],
+                       baselines: dict[str, str]) -> dict[str, str]:
+    """category -> why it cannot be scored (no judgment against its baseline); the others are scored."""
+    return {cat: f"no judgment against its baseline {base!r}" for cat, base in baselines.items()
+            if not _judged_in(judgments, questions, cat, base)}
+
+
 def score_by_category(judgments: Sequence[Judgment], answers: dict[str, dict[str, Answer]],
-                      questions: Sequence[Question], baselines: dict[str, str], *, samples: int = 200,
-                      seed: int = 0, frozen_style: dict[str, float] | None = None) -> dict[str, Any]:
-    """One ArenaResult per category, each against that category's baseline (games with it only)."""
+                      questions: Sequence[Question], baselines: dict[str, str], *, samples: int = 100,
+                      seed: int = 0, frozen_style: dict[str, float] | None = None,
+                      frozen_centre: dict[str, float] | None = None, method: str = "arena-hard-auto",
+                      ) -> dict[str, Any]:
+    """One ArenaResult per category with judgments, each against that category's baseline (games with it only).
+
+    Categories without judgments are left out (`skipped_categories` says which and why); none at all is an error.
+    """
     from .arena import score_arena
 
-    cat_of = {q.question_id: q.category or "uncategorised" for q in questions}
     out = {}
     for cat, base in baselines.items():
-        mine = [j for j in judgments if cat_of.get(j.question_id) == cat and base in (j.model_a, j.model_b)]
+        mine = _judged_in(judgments, questions, cat, base)
         if not mine:
             continue
         if base not in answers:
             raise AlignError(f"category {cat!r}: no answers from its baseline {base!r}; add model_answer/{base}.jsonl "
                              "or pass --baseline / --category-baseline")
-        out[cat] = score_arena(mine, answers, base, samples=samples, seed=seed, frozen_style=frozen_style)
+        out[cat] = score_arena(mine, answers, base, samples=samples, seed=seed, frozen_style=frozen_style,
+                               frozen_centre=frozen_centre, method=method)
     if not out:
         raise AlignError("no judgment involves a category's baseline; check --baseline / --category-baseline")
     return out

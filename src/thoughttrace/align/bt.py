@@ -152,7 +152,7 @@ def bootstrap_bt(games: Games, baseline: str, *, style: bool = False, samples: i
     res = BootstrapResult(point=point, samples=samples)
     for i, name in enumerate(games.models):
         t = thetas[:, i]
-        wr = 1.0 / (1.0 + np.exp(-t))
+        wr = 1.0 / (1.0 + np.exp(-np.clip(t, -35, 35)))
         res.theta[name] = Interval(float(point.theta[i]), float(np.percentile(t, lo_q)), float(np.percentile(t, hi_q)))
         res.win_rate[name] = Interval(point.win_rate(name), float(np.percentile(wr, lo_q)),
                                       float(np.percentile(wr, hi_q)))

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from thoughttrace.llm import ChatMessage, Model, ParseError
 
@@ -74,6 +74,8 @@ class Judgment(BaseModel):
     attempts: int
     fallback: bool = False
     raw: str
+    #: the arena-hard-auto judgment line and game this was read from (kept so an export writes them back as read)
+    source: dict[str, Any] | None = Field(default=None, exclude=True)
 
     def outcome(self) -> tuple[float, float] | None:
         """(score for A, weight) from prompts/judge.yaml, or None when the game has no verdict."""

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from thoughttrace.data.io import first_validation_error, iter_json_objects
+from thoughttrace.outputs import open_output, write_output_text
 
 FORMAT_VERSION = 1
 
@@ -50,16 +51,12 @@ def read_models(path: str | Path, model: type[M], what: str) -> list[M]:
 
 def write_jsonl(rows: Iterable[BaseModel | dict[str, Any]], path: str | Path) -> int:
     """Write rows atomically (temp file, then rename); returns how many were written."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
     n = 0
-    with open(tmp, "w", encoding="utf-8") as fh:
+    with open_output(path) as fh:
         for row in rows:
             obj = row.model_dump(mode="json") if isinstance(row, BaseModel) else row
             fh.write(json.dumps(obj, ensure_ascii=False) + "\n")
             n += 1
-    tmp.replace(p)
     return n
 
 
@@ -73,11 +70,7 @@ def append_jsonl(row: BaseModel | dict[str, Any], path: str | Path) -> None:
 
 
 def write_json(obj: Any, path: str | Path) -> None:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    tmp.replace(p)
+    write_output_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 def read_resource(name: str) -> str:

@@ -18,11 +18,14 @@ packages (see docs/scale.md).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import sys
+import threading
 import time
+import uuid
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -30,7 +33,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from thoughttrace.data import DatasetError
-from thoughttrace.llm import Model, RetriesExhaustedError, TransientError, UsageReport, get_model
+from thoughttrace.llm import LLMError, Model, RetriesExhaustedError, TransientError, UsageReport, get_model
+from thoughttrace.llm.ledger import LEDGER_FORMAT_VERSION, UsageLedger
+from thoughttrace.llm.pool import split_limits
 
 from .sources import ShardPlan, check_same_input, plan_shards, read_shard
 
@@ -71,7 +76,8 @@ class ModelRecipe:
     """How each worker builds its own Model (a Model holds sockets and threads: it is never pickled)."""
 
     spec: str
-    base_url: str | None = None
+    #: URL(s) or fleet YAML path as given, or (after `for_workers`) the resolved endpoint list each worker uses
+    base_url: str | list[dict[str, Any]] | None = None
     #: a cache file path, "default" (THOUGHTTRACE_CACHE or the home cache of the machine the worker runs on),
     #: or None (no cache)
     cache: str | None = "default"
@@ -85,6 +91,30 @@ class ModelRecipe:
         cache: Any = True if self.cache == "default" else (self.cache or False)
         return get_model(self.spec, cache=cache, offline=self.offline, **kwargs)
 
+    def for_workers(self, workers: int) -> ModelRecipe:
+        """This recipe as each of `workers` processes must build it: endpoints resolved HERE, limits shared.
+
+        The fleet YAML is read on the driver (a relative path means the driver's working directory, not a
+        Ray worker's), the THOUGHTTRACE_BASE_URL of the driver counts, and each endpoint's `max_connections`
+        (the server's total) is divided among the workers, so the cluster never exceeds it.
+        """
+        base = self.base_url
+        if base is None and self.spec.startswith("openai-compatible/"):
+            base = os.environ.get("THOUGHTTRACE_BASE_URL") or None
+        if not base:
+            return self
+        try:
+            shared = split_limits(base, workers, default_max_connections=int(self.kwargs.get("max_connections", 8)))
+        except LLMError as exc:
+            raise BatchError(str(exc)) from exc
+        return dataclasses.replace(self, base_url=shared)
+
+    def key_variables(self) -> list[str]:
+        """Environment variables that endpoints name with `api_key_env` (forwarded to Ray workers)."""
+        if not isinstance(self.base_url, list):
+            return []
+        return [str(e["api_key_env"]) for e in self.base_url if isinstance(e, dict) and e.get("api_key_env")]
+
 
 #: one recipe (a job with one model), or role -> recipe (a job with several: model, judge, user ...)
 Recipes = ModelRecipe | Mapping[str, ModelRecipe]
@@ -95,6 +125,17 @@ def recipes_spec(recipe: Recipes) -> str:
     if isinstance(recipe, ModelRecipe):
         return recipe.spec
     return ",".join(f"{role}={r.spec}" for role, r in recipe.items())
+
+
+def recipes_for_workers(recipe: Recipes, workers: int) -> Recipes:
+    """`ModelRecipe.for_workers` over one recipe or a mapping role -> recipe."""
+    if isinstance(recipe, ModelRecipe):
+        return recipe.for_workers(workers)
+    return {role: r.for_workers(workers) for role, r in recipe.items()}
+
+
+def _recipe_list(recipe: Recipes) -> list[ModelRecipe]:
+    return [recipe] if isinstance(recipe, ModelRecipe) else list(recipe.values())
 
 
 def build_models(recipe: Recipes) -> Any:
@@ -133,11 +174,16 @@ class BatchResult:
     skipped_summary: dict[str, Any]
     #: this run's usage per model string
     usage_by_model: dict[str, UsageReport] = field(default_factory=dict)
+    #: per model string, every run into this output so far (killed workers and failed shards included)
+    cumulative: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: shard attempts the cumulative figures sum
+    ledger_runs: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {"out": str(self.out), "n_shards": self.n_shards, "shards_done_before": self.done_before,
                 "summary": self.summary, "skipped_summary": self.skipped_summary, "usage": self.usage.model_dump(),
-                "usage_by_model": {k: v.model_dump() for k, v in self.usage_by_model.items()}}
+                "usage_by_model": {k: v.model_dump() for k, v in self.usage_by_model.items()},
+                "usage_cumulative": self.cumulative, "usage_ledger_runs": self.ledger_runs}
 
 
 # -- book-keeping on disk --------------------------------------------------------------------------
@@ -176,6 +222,72 @@ def _prepare(out: Path, input_path: str | Path, shard_rows: int, fingerprint: di
     _write_atomic(plan_file, json.dumps({"format_version": BATCH_FORMAT_VERSION, "job": fingerprint,
                                          "shard_format": shard_format, "plan": plan.as_dict()}, indent=2).encode())
     return plan.as_dict()
+
+
+#: the usage ledger of a batch output: every model call of every worker, appended as it happens
+USAGE_LEDGER = "usage.jsonl"
+
+
+class ShardLedger:
+    """A worker's side of `OUT/usage.jsonl`: each call appended when it happens, each shard's usage at its end.
+
+    Why: usage summed from done markers loses what a killed worker (or a failed shard) spent; the servers saw
+    those requests. Each shard attempt is one ledger "run": its call lines count until its summary line (with
+    `by_endpoint`) supersedes them (llm/ledger.py), so a killed worker's calls are counted from its call lines.
+    """
+
+    def __init__(self, out: Path) -> None:
+        self.ledger = UsageLedger(out / USAGE_LEDGER)
+        self.run: str | None = None
+        self._lock = threading.Lock()
+        self._attached: set[int] = set()
+
+    def attach(self, models: list[Model]) -> None:
+        for m in models:
+            if id(m.usage) in self._attached:
+                continue
+            self._attached.add(id(m.usage))
+            m.usage.add_listener(self._listener(m.spec))
+
+    def _listener(self, spec: str) -> Callable[[str, dict[str, float]], None]:
+        def on_event(_model_id: str, increments: dict[str, float]) -> None:
+            self._event(spec, increments)
+
+        return on_event
+
+    def _event(self, spec: str, increments: dict[str, float]) -> None:
+        run = self.run
+        if run is None:
+            return
+        line = json.dumps({"format_version": LEDGER_FORMAT_VERSION, "run": run, "spec": spec, "event": increments})
+        with self._lock, open(self.ledger.path, "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+
+    def start(self, k: int) -> None:
+        self.ledger.path.parent.mkdir(parents=True, exist_ok=True)
+        self.run = f"shard-{k}-{uuid.uuid4().hex[:12]}"
+
+    def finish(self, by_model: dict[str, dict[str, Any]]) -> None:
+        run, self.run = self.run, None
+        if run is not None:
+            with self._lock:
+                self.ledger.append(by_model, run=run)
+
+
+def usage_by_model(models: list[Model]) -> dict[str, dict[str, Any]]:
+    """Each distinct Model's usage report, summed per model string."""
+    by_model: dict[str, dict[str, Any]] = {}
+    for m in models:
+        rep = m.usage.report().model_dump()
+        by_model[m.spec] = add_counts(by_model[m.spec], rep) if m.spec in by_model else rep
+    return by_model
+
+
+def cumulative_usage(out: str | Path) -> tuple[dict[str, dict[str, Any]], int]:
+    """Per model string, the usage of every shard attempt of every run into `out` (killed ones too); and how
+    many ledger runs (shard attempts) that is."""
+    ledger = UsageLedger(Path(out) / USAGE_LEDGER)
+    return ledger.total(), len(ledger.runs())
 
 
 #: the shard-summary count of records that failed (a model error, not a wrong answer): a shard with any is
@@ -260,7 +372,7 @@ def write_merged(out: str | Path, dest: str | Path, *, group_by: str | None = No
 
 # -- one shard, on whichever worker ---------------------------------------------------------------
 def process_shard(job: ShardJob, model: Any, plan: dict[str, Any], k: int, out: Path, fmt: str,
-                  skip_invalid: bool, shard_retries: int = 2) -> dict[str, Any]:
+                  skip_invalid: bool, shard_retries: int = 2, ledger: ShardLedger | None = None) -> dict[str, Any]:
     """Run one shard and write its records, then its done marker; a shard already done is not redone.
 
     A shard whose model calls keep failing transiently (every endpoint of the pool out, retries spent) is
@@ -272,23 +384,27 @@ def process_shard(job: ShardJob, model: Any, plan: dict[str, Any], k: int, out: 
     models = distinct_models(model)
     for m in models:
         m.usage.reset()
+    if ledger is not None:
+        ledger.attach(models)
+        ledger.start(k)
     started = time.perf_counter()
     attempt = 0
     reader = getattr(job, "read_rows", None) or read_shard
-    while True:
-        attempt += 1
-        try:
-            records, summary = job.run_shard(reader(plan, k, skip_invalid=skip_invalid), model)
-            break
-        except (RetriesExhaustedError, TransientError):
-            if attempt > shard_retries:
-                raise
-            time.sleep(5.0 * attempt)
-    write_records(shard_path(out, k, fmt), records, fmt)
-    by_model: dict[str, dict[str, Any]] = {}
-    for m in models:
-        rep = m.usage.report().model_dump()
-        by_model[m.spec] = add_counts(by_model[m.spec], rep) if m.spec in by_model else rep
+    try:
+        while True:
+            attempt += 1
+            try:
+                records, summary = job.run_shard(reader(plan, k, skip_invalid=skip_invalid), model)
+                break
+            except (RetriesExhaustedError, TransientError):
+                if attempt > shard_retries:
+                    raise
+                time.sleep(5.0 * attempt)
+        write_records(shard_path(out, k, fmt), records, fmt)
+    finally:  # what the attempt spent, finished or not, goes to the ledger
+        by_model = usage_by_model(models)
+        if ledger is not None:
+            ledger.finish(by_model)
     total = sum_usage(by_model.values(), 0.0).model_dump()
     done = {"format_version": BATCH_FORMAT_VERSION, "shard": k, "records": len(records), "summary": summary,
             "usage": total, "usage_by_model": by_model, "seconds": round(time.perf_counter() - started, 3),
@@ -298,18 +414,57 @@ def process_shard(job: ShardJob, model: Any, plan: dict[str, Any], k: int, out: 
 
 
 class _ShardWorker:
-    """The Ray Data actor: builds its Model once, then runs the shards it is handed."""
+    """The Ray Data actor: builds its Model on its first shard, then runs the shards it is handed.
+
+    An error is not raised through Ray (which prints `UserCodeException: UDF failed ...` and a traceback)
+    but returned as the one line the local engine prints; the driver raises it as a `WorkerError`.
+    """
 
     def __init__(self, job: ShardJob, recipe: Recipes, plan: dict[str, Any], out: str, fmt: str,
-                 skip_invalid: bool) -> None:
+                 skip_invalid: bool, shard_retries: int = 2) -> None:
         self.job, self.plan, self.out, self.fmt, self.skip_invalid = job, plan, Path(out), fmt, skip_invalid
-        self.model = build_models(recipe)
+        self.recipe, self.shard_retries = recipe, shard_retries
+        self.model: Any = None
+        self.ledger = ShardLedger(self.out)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
         shards = [int(k) for k in batch["shard"]]
-        done = [process_shard(self.job, self.model, self.plan, k, self.out, self.fmt, self.skip_invalid)
-                for k in shards]
-        return {"shard": shards, "done": [json.dumps(d) for d in done]}
+        done: list[str] = []
+        for k in shards:
+            try:
+                if self.model is None:
+                    self.model = build_models(self.recipe)
+                done.append(json.dumps(process_shard(self.job, self.model, self.plan, k, self.out, self.fmt,
+                                                     self.skip_invalid, self.shard_retries, ledger=self.ledger)))
+            except Exception as exc:  # noqa: BLE001 - every error becomes its one line for the driver
+                done.append(json.dumps({"shard": k, "error": error_line(exc)}))
+        return {"shard": shards, "done": done}
+
+
+class WorkerError(BatchError):
+    """A shard failed on a Ray worker; the message is the line the local engine prints for the same error."""
+
+
+def error_line(exc: BaseException) -> str:
+    """The one line `thoughttrace` prints for an error (the CLI's `friendly_errors`, on any engine)."""
+    known: tuple[type[BaseException], ...] = (DatasetError, LLMError)
+    try:
+        from pydantic import ValidationError
+
+        known = (*known, ValidationError)
+    except ImportError:  # pragma: no cover - pydantic is a dependency
+        pass
+    if isinstance(exc, BatchError):
+        return str(exc)
+    if isinstance(exc, known):
+        return f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        return f"{where}{exc.strerror} (check the path, its permissions and the free space)"
+    if isinstance(exc, ValueError):
+        return str(exc)
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}"
 
 
 # -- sums ------------------------------------------------------------------------------------------
@@ -355,8 +510,13 @@ def run_batch(
     skip_invalid: bool = False,
     progress: bool = False,
     on_shard: Callable[[dict[str, Any]], None] | None = None,
+    shard_retries: int = 2,
 ) -> BatchResult:
-    """Run `job` over every unfinished shard of `input_path` into the directory `out`; resumable."""
+    """Run `job` over every unfinished shard of `input_path` into the directory `out`; resumable.
+
+    `shard_retries`: how often a shard whose model calls keep failing transiently is tried again (after 5 s,
+    10 s ...) before the run stops with the error.
+    """
     if shard_format not in SHARD_FORMATS:
         raise BatchError(f"unknown shard format {shard_format!r}; choose {' or '.join(SHARD_FORMATS)}")
     if workers < 1:
@@ -366,6 +526,8 @@ def run_batch(
         raise BatchError(f"{out} is a file; with --engine ray, --out names a directory of shards")
     started = time.perf_counter()
     plan = _prepare(out, input_path, shard_rows, job.fingerprint(recipes_spec(recipe)), shard_format)
+    if engine == "ray":
+        recipe = recipes_for_workers(recipe, workers)
     n = int(plan["n_shards"])
     before = finished_shards(out, n)
     todo = [k for k in range(n) if k not in before]
@@ -379,7 +541,7 @@ def run_batch(
         add_counts(skipped, d["summary"])
     bar = _bar(progress, len(todo), f"{job.name} shards")
     for done in _execute(job, recipe, plan, out, shard_format, skip_invalid, todo, engine, ray_address, workers,
-                         cpus_per_worker):
+                         cpus_per_worker, shard_retries):
         add_counts(summary, done["summary"])
         usages.append(done["usage"])
         for spec, rep in (done.get("usage_by_model") or {}).items():
@@ -398,7 +560,8 @@ def run_batch(
     if missing:
         raise BatchError(f"{len(missing)} shard(s) did not finish (first: {missing[0]}); rerun the same command "
                          "to finish them")
-    result = BatchResult(out, n, len(before), summary, usage, skipped, by_model)
+    cumulative, ledger_runs = cumulative_usage(out)
+    result = BatchResult(out, n, len(before), summary, usage, skipped, by_model, cumulative, ledger_runs)
     _write_atomic(out / "manifest.json", json.dumps({"format_version": BATCH_FORMAT_VERSION, "engine": engine,
                                                      "job": job.fingerprint(recipes_spec(recipe)),
                                                      **result.as_dict()},
@@ -416,49 +579,56 @@ def _bar(progress: bool, total: int, desc: str) -> Any:
 
 def _execute(job: ShardJob, recipe: Recipes, plan: dict[str, Any], out: Path, fmt: str, skip_invalid: bool,
              todo: list[int], engine: str, ray_address: str | None, workers: int,
-             cpus_per_worker: float) -> Iterator[dict[str, Any]]:
+             cpus_per_worker: float, shard_retries: int = 2) -> Iterator[dict[str, Any]]:
     if not todo:
         return
     if engine == "local":
         model = build_models(recipe)
+        ledger = ShardLedger(out)
         try:
             for k in todo:
-                yield process_shard(job, model, plan, k, out, fmt, skip_invalid)
+                yield process_shard(job, model, plan, k, out, fmt, skip_invalid, shard_retries, ledger=ledger)
         finally:
             for m in distinct_models(model):
                 m.close()
         return
     if engine != "ray":
         raise BatchError(f"unknown engine {engine!r}; choose {' or '.join(ENGINES)}")
-    ray, data = _ray(ray_address, workers, cpus_per_worker)
+    keys = sorted({v for r in _recipe_list(recipe) for v in r.key_variables()})
+    ray, data = _ray(ray_address, workers, cpus_per_worker, keys)
     ds = data.from_items([{"shard": k} for k in todo], override_num_blocks=min(len(todo), max(workers * 4, 1)))
     with warnings.catch_warnings():  # Ray 2.60 calls max_restarts "ray_remote_args", deprecated; still honoured
         warnings.simplefilter("ignore")
-        ds = _map_shards(ds, data, job, recipe, plan, out, fmt, skip_invalid, workers, cpus_per_worker)
+        ds = _map_shards(ds, data, job, recipe, plan, out, fmt, skip_invalid, workers, cpus_per_worker,
+                         shard_retries)
     for row in ds.iter_rows():
-        yield json.loads(row["done"])
+        done = json.loads(row["done"])
+        if "error" in done:
+            raise WorkerError(done["error"])
+        yield done
 
 
 def _map_shards(ds: Any, data: Any, job: ShardJob, recipe: Recipes, plan: dict[str, Any], out: Path, fmt: str,
-                skip_invalid: bool, workers: int, cpus_per_worker: float) -> Any:
+                skip_invalid: bool, workers: int, cpus_per_worker: float, shard_retries: int = 2) -> Any:
     return ds.map_batches(
         _ShardWorker,
         fn_constructor_kwargs={"job": job, "recipe": recipe, "plan": plan, "out": str(out.resolve()), "fmt": fmt,
-                               "skip_invalid": skip_invalid},
+                               "skip_invalid": skip_invalid, "shard_retries": shard_retries},
         batch_size=1, compute=data.ActorPoolStrategy(size=workers), num_cpus=cpus_per_worker,
         # a worker that dies is restarted and its shard re-run (done markers keep that idempotent)
         max_restarts=2, max_task_retries=2,
     )
 
 
-def _ray(address: str | None, workers: int, cpus_per_worker: float) -> tuple[Any, Any]:
+def _ray(address: str | None, workers: int, cpus_per_worker: float,
+         key_variables: list[str] | None = None) -> tuple[Any, Any]:
     try:
         import ray
         import ray.data
     except ImportError as exc:
         raise BatchError("--engine ray needs Ray Data: `pip install 'thoughttrace[scale]'`") from exc
     if not ray.is_initialized():
-        env = {k: v for k, v in os.environ.items() if k.startswith(_FORWARD_PREFIXES)}
+        env = {k: v for k, v in os.environ.items() if k.startswith(_FORWARD_PREFIXES) or k in (key_variables or [])}
         if os.environ.get("PYTHONPATH"):
             env["PYTHONPATH"] = os.environ["PYTHONPATH"]
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR",
@@ -467,6 +637,10 @@ def _ray(address: str | None, workers: int, cpus_per_worker: float) -> tuple[Any
             kwargs["address"] = address
         else:
             kwargs["num_cpus"] = max(1, int(round(workers * cpus_per_worker)))
+        # Ray Data hands every actor its transformer as an object-store reference, and with restarts on
+        # (ours: a killed worker is restarted) the driver's C++ core worker logs an ERROR line about it on
+        # every run. Its other C++ errors surface as Python exceptions; set RAY_BACKEND_LOG_LEVEL to see them.
+        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
         try:
             ray.init(**kwargs)
         except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -480,14 +654,20 @@ def _ray(address: str | None, workers: int, cpus_per_worker: float) -> tuple[Any
 
 
 def worker_error(exc: BaseException) -> str:
-    """A one-line message for an error raised inside a Ray worker (Ray wraps it in its own exceptions)."""
+    """A one-line message for an error raised inside Ray (a worker's own errors arrive as `WorkerError`).
+
+    What is left is Ray's own failure: a worker process died more often than it is restarted (killed,
+    out of memory), or the cluster went away. Say that, and the fix, instead of Ray's exception text.
+    """
     seen: list[BaseException] = []
     cur: BaseException | None = exc
     while cur is not None and cur not in seen:
         seen.append(cur)
         cur = cur.__cause__ or getattr(cur, "cause", None) or cur.__context__
     ours = [e for e in seen if type(e).__module__.startswith("thoughttrace")]
-    root = ours[-1] if ours else seen[-1]
-    if isinstance(root, DatasetError | BatchError):
-        return str(root)
-    return f"{type(root).__name__}: {str(root).splitlines()[0] if str(root) else ''}"
+    if ours:
+        return error_line(ours[-1])
+    names = ", ".join(dict.fromkeys(type(e).__name__ for e in seen))
+    return (f"a Ray worker died or the cluster stopped answering before every shard was done ({names}); the "
+            "finished shards are kept: rerun the same command to do the rest; if it happens again, check the "
+            "nodes' memory (`ray status`) and the worker logs (/tmp/ray/session_latest/logs)")

@@ -35,6 +35,9 @@ class ShardPlan:
     step: int
     size: int
     mtime_ns: int
+    #: JSONL: the byte offset where each shard starts, and the end (n_shards + 1 values): cut at line starts,
+    #: so no shard is empty; plans written before this field read shard k as [k * step, (k + 1) * step)
+    offsets: tuple[int, ...] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,11 +62,61 @@ def plan_shards(path: str | Path, shard_rows: int) -> ShardPlan:
         lines = max(1, head.count(b"\n"))
         per_line = max(1, len(head) // lines)
         step = max(1, per_line * shard_rows)
-        n = max(1, -(-size // step))
-        return ShardPlan(str(p.resolve()), fmt, n, shard_rows, step, size, stat.st_mtime_ns)
+        offsets = _line_cuts(p, step, _content_end(p, size))
+        return ShardPlan(str(p.resolve()), fmt, len(offsets) - 1, shard_rows, step, size, stat.st_mtime_ns,
+                         tuple(offsets))
     rows = _count_rows(p, fmt)
-    n = max(1, -(-rows // shard_rows))
+    n = -(-rows // shard_rows)  # no rows: no shard (an empty shard is work for nothing)
     return ShardPlan(str(p.resolve()), fmt, n, shard_rows, shard_rows, rows, stat.st_mtime_ns)
+
+
+def _content_end(p: Path, size: int) -> int:
+    """The offset just past the last non-blank byte: trailing blank lines start no shard."""
+    end = size
+    with open(p, "rb") as fh:
+        while end > 0:
+            start = max(0, end - 4096)
+            fh.seek(start)
+            chunk = fh.read(end - start)
+            stripped = chunk.rstrip()
+            if stripped:
+                return start + len(stripped)
+            end = start
+    return 0
+
+
+def _line_cuts(p: Path, step: int, end: int) -> list[int]:
+    """Shard boundaries about `step` bytes apart, each moved to the next line start; none repeats.
+
+    One seek and one line read per shard (no pass over the rows). A shard is [cut_k, cut_k+1): it holds at
+    least the line that starts at cut_k, so a plan never ends with (or holds) an empty shard; an empty
+    input has no shard.
+    """
+    if end <= 0:
+        return [0]
+    cuts = [0]
+    with open(p, "rb") as fh:
+        target = step
+        while target < end:
+            fh.seek(target - 1)
+            fh.readline()  # to the end of the line holding byte target - 1
+            cut = fh.tell()
+            if cut >= end:
+                break
+            if cut > cuts[-1]:
+                cuts.append(cut)
+            target = max(target + step, cut + 1)
+    cuts.append(end)
+    return cuts
+
+
+def shard_range(plan: dict[str, Any], k: int) -> tuple[int, int]:
+    """Byte range [start, end) of JSONL shard `k` (lines that start in it belong to it)."""
+    offsets = plan.get("offsets")
+    if offsets:
+        return int(offsets[k]), int(offsets[k + 1])
+    step = int(plan["step"])
+    return k * step, (k + 1) * step
 
 
 def _count_rows(p: Path, fmt: str) -> int:
@@ -97,7 +150,7 @@ def read_shard(plan: dict[str, Any], k: int, *, skip_invalid: bool = False) -> I
     """The conversations of shard `k`, in input order."""
     fmt, path, step = plan["format"], plan["input"], int(plan["step"])
     if fmt == "jsonl":
-        yield from _jsonl_range(path, k * step, (k + 1) * step, skip_invalid)
+        yield from _jsonl_range(path, *shard_range(plan, k), skip_invalid)
         return
     start, end = k * step, min((k + 1) * step, int(plan["size"]))
     if fmt == "parquet":
@@ -114,8 +167,7 @@ def read_lines(plan: dict[str, Any], k: int) -> Iterator[tuple[int, bytes]]:
     """(byte offset, line) of every non-blank line of JSONL shard `k`: for jobs whose rows are not conversations."""
     if plan["format"] != "jsonl":
         raise DatasetError(f"{plan['input']}: this job reads a JSONL file; convert the {plan['format']} input to JSONL")
-    step = int(plan["step"])
-    yield from _lines(plan["input"], k * step, (k + 1) * step)
+    yield from _lines(plan["input"], *shard_range(plan, k))
 
 
 def _lines(path: str, start: int, end: int) -> Iterator[tuple[int, bytes]]:

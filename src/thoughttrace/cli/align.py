@@ -13,6 +13,7 @@ from .common import (
     build_model,
     echo_json,
     engine_options,
+    limit_option,
     model_options,
     model_recipe,
     print_usage,
@@ -46,9 +47,10 @@ def _meta_path(out: Path) -> Path:
               help="also rewrite answers with no next user message (the 'messages' guide skips them)")
 @click.option("--max-history-chars", type=int, default=None, help="keep only the last N chars of the history")
 @click.option("--max-answer-chars", type=int, default=None, help="truncate long answers shown to the rewriter")
-@click.option("--max-tokens", type=int, default=2048, show_default=True,
-              help="rewrite budget; rewrites cut off here are dropped by `align pairs`")
-@click.option("--limit", type=int, default=None, help="rewrite only the first N selected answers")
+@click.option("--max-tokens", type=click.IntRange(1, None), default=384, show_default=True,
+              help="rewrite budget; rewrites cut off here are dropped by `align pairs` (sized for the local "
+                   "model; with a remote model use the paper-scale 2048)")
+@limit_option("one selected answer to rewrite")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="rewrites JSONL")
 @model_options()
 @engine_options
@@ -74,8 +76,9 @@ def rewrite_cmd(conversations: str, guide: str, reactions: str, all_turns: bool,
         return
     model = build_model(model_spec, base_url, cache_path, no_cache, offline)
     out = Path(out_path)
+    recorder = durable_usage(model, out.with_name(out.name + ".usage.jsonl"))
     rows = rewrite_conversations(read_conversations(conversations), model, settings, limit=limit, out=out)
-    usage = print_usage(model)
+    usage = finish_usage(recorder, print_usage(model))
     write_json({"format_version": 1, "input": conversations, "settings": settings.model_dump(),
                 "rewriter": model.spec, "rewrites": len(rows), "usage": usage}, _meta_path(out))
     click.echo(f"wrote {len(rows)} rewrites ({guide}) to {out}")
@@ -215,8 +218,9 @@ def train_cmd(pairs: tuple[str, ...], out_dir: str | None, config_path: str | No
               help="with --adapter: its base model when the run has no train_meta.json; alone: answer with this "
                    "model through transformers (the untrained baseline on the same engine as an adapter)")
 @click.option("--name", default=None, help="the model's name in the arena (default: the model string)")
-@click.option("--max-tokens", type=int, default=1024, show_default=True)
-@click.option("--limit", type=int, default=None, help="answer only the first N questions")
+@click.option("--max-tokens", type=click.IntRange(1, None), default=384, show_default=True,
+              help="answer budget (sized for the local model; arena-hard-auto's own answers use 4096 or more)")
+@limit_option("one question to answer")
 @model_options()
 @wrap
 def answer_cmd(questions: str, out_path: str, adapter: str | None, base_model: str | None, name: str | None,
@@ -230,8 +234,9 @@ def answer_cmd(questions: str, out_path: str, adapter: str | None, base_model: s
         rows = answer_with_adapter(qs, adapter, out_path, name=name, base_model=base_model, max_tokens=max_tokens)
     else:
         model = build_model(model_spec, base_url, cache_path, no_cache, offline)
+        recorder = durable_usage(model, Path(out_path).with_name(Path(out_path).name + ".usage.jsonl"))
         rows = answer_with_model(qs, model, out_path, name=name, max_tokens=max_tokens)
-        print_usage(model)
+        finish_usage(recorder, print_usage(model))
     click.echo(f"{len(rows)} answers in {out_path}")
 
 
@@ -257,17 +262,27 @@ def answer_cmd(questions: str, out_path: str, adapter: str | None, base_model: s
 @click.option("--offline", is_flag=True, help="replay judgments from the cache only")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="directory for judgments.jsonl, results.json and results.md")
-@click.option("--max-tokens", type=int, default=1024, show_default=True, help="judge reply budget")
+@click.option("--max-tokens", type=click.IntRange(1, None), default=512, show_default=True,
+              help="judge reply budget (sized for the local model; a paper-scale judge gets 1024 or more)")
 @click.option("--retries", type=int, default=2, show_default=True, help="re-asks when no verdict can be parsed")
-@click.option("--samples", type=int, default=200, show_default=True, help="bootstrap resamples")
+@click.option("--samples", type=click.IntRange(min=1), default=100, show_default=True,
+              help="bootstrap resamples (arena-hard-auto uses 100)")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--limit", type=int, default=None, help="judge only the first N questions")
+@click.option("--method", type=click.Choice(["arena-hard-auto", "thoughttrace"]), default="arena-hard-auto",
+              show_default=True,
+              help="scoring: arena-hard-auto's show_result.py (90% CIs over battle rows, a question with a null game "
+                   "dropped whole, centred density style features) or ThoughtTrace's (95% CIs over questions, "
+                   "per-game null drop, uncentred count features); see docs/align.md")
+@click.option("--category", "categories", multiple=True, metavar="CATEGORY",
+              help="arena-hard-auto folders: score only this category (repeat for several)")
+@limit_option("one question whose answers are judged")
 @click.option("--json", "as_json", is_flag=True, help="print the results as JSON")
 @wrap
 def arena_cmd(questions: str, answer_files: tuple[str, ...], baseline: str | None, category_baselines: tuple[str, ...],
               judgments_from: str | None, freeze_style: str | None, export_dir: str | None, judge_spec: str,
               base_url: str | None, cache_path: str | None, no_cache: bool, offline: bool, out_dir: str,
-              max_tokens: int, retries: int, samples: int, seed: int, limit: int | None, as_json: bool) -> None:
+              max_tokens: int, retries: int, samples: int, seed: int, method: str, categories: tuple[str, ...],
+              limit: int | None, as_json: bool) -> None:
     """Judge candidates against --baseline on QUESTIONS (pairwise, both orders) and print the results table.
 
     QUESTIONS may be an arena-hard-auto data folder (data/<bench>/): its questions, model_answer/ files and
@@ -278,8 +293,10 @@ def arena_cmd(questions: str, answer_files: tuple[str, ...], baseline: str | Non
 
         arena_hard_folder(questions, answer_files, baseline, category_baselines, judgments_from, freeze_style,
                           export_dir, judge_spec, base_url, cache_path, no_cache, offline, out_dir, max_tokens,
-                          retries, samples, seed, limit, as_json)
+                          retries, samples, seed, limit, as_json, method=method, categories=categories)
         return
+    if categories:
+        raise UserFacingError("--category is for arena-hard-auto folders (QUESTIONS a data/<bench>/ folder)")
     if baseline is None:
         raise UserFacingError("--baseline is required (unless QUESTIONS is an arena-hard-auto data folder)")
     if not answer_files:
@@ -300,17 +317,19 @@ def arena_cmd(questions: str, answer_files: tuple[str, ...], baseline: str | Non
     judge = build_model(judge_spec, base_url, cache_path, no_cache, offline)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    recorder = durable_usage(judge, out / "usage.jsonl")
     judgments = judge.run(arun_games(qs, answers, baseline, judge, out=out / "judgments.jsonl",
                                      max_tokens=max_tokens, retries=retries))
-    frozen = _frozen_style(freeze_style)
-    result = score_arena(judgments, answers, baseline, samples=samples, seed=seed, frozen_style=frozen)
+    frozen, centre = _frozen_style(freeze_style)
+    result = score_arena(judgments, answers, baseline, samples=samples, seed=seed, frozen_style=frozen,
+                         frozen_centre=centre, method=method)
     if export_dir:
         from thoughttrace.align.arena_hard import write_answers, write_judgments
 
         write_answers([a for m in answers.values() for a in m.values()], qs, Path(export_dir) / "model_answer")
         write_judgments(judgments, qs, Path(export_dir) / "model_judgment")
-    usage = print_usage(judge)
-    table = results_markdown(result)
+    usage = finish_usage(recorder, print_usage(judge))
+    table = results_markdown(result) + f"\nUsage (all runs into {out}, resumes included): {usage['summary']}\n"
     write_json(result.as_dict() | {"usage": usage, "questions": questions}, out / "results.json")
     (out / "results.md").write_text(table, encoding="utf-8")
     if as_json:
@@ -319,14 +338,35 @@ def arena_cmd(questions: str, answer_files: tuple[str, ...], baseline: str | Non
         click.echo(table, nl=False)
 
 
-def _frozen_style(path: str | None) -> dict[str, float] | None:
-    """The style coefficients of an earlier results.json (per category files hold one per category)."""
+def _frozen_style(path: str | None) -> tuple[dict[str, float] | None, dict[str, float] | None]:
+    """(style coefficients, their centre) of an earlier results.json (per category files hold one per category)."""
     if path is None:
-        return None
+        return None, None
     import json
 
     data = json.loads(Path(path).read_text(encoding="utf-8"))
     coef = data.get("style_coefficients")
     if not isinstance(coef, dict) or not coef:
         raise UserFacingError(f"{path}: no style_coefficients; give the results.json of an earlier arena run")
-    return {str(k): float(v) for k, v in coef.items()}
+    centre = data.get("style_centre")
+    return ({str(k): float(v) for k, v in coef.items()},
+            {str(k): float(v) for k, v in centre.items()} if isinstance(centre, dict) else None)
+
+
+def durable_usage(model: Any, ledger: Path) -> Any:
+    """Append every call of `model` to the `ledger` file as it happens (a killed run's calls still count)."""
+    from thoughttrace.llm.ledger import RunRecorder
+
+    recorder = RunRecorder(ledger)
+    recorder.attach(model)
+    return recorder
+
+
+def finish_usage(recorder: Any, usage: dict[str, Any]) -> dict[str, Any]:
+    """This run's usage plus every run's into the folder, with "N calls over K runs" (also on stderr)."""
+    from thoughttrace.llm.ledger import calls_over_runs
+
+    led = recorder.finish(usage["models"])
+    summary = calls_over_runs(led["cumulative"], led["runs"])
+    click.echo(f"usage, all runs recorded in {recorder.ledger.path}: {summary}", err=True)
+    return usage | {"cumulative": led["cumulative"], "runs": led["runs"], "summary": summary}

@@ -194,10 +194,12 @@ def run_on_ray(job: Any, file: str | Path, workdir: str | Path, recipes: Any, *,
 def batch_usage(result: Any, roles: dict[str, str] | None = None) -> dict[str, Any]:
     """A Ray run's usage per model string, printed like `print_usage` (with each model's role when given)."""
     out: dict[str, Any] = {}
+    cumulative = getattr(result, "cumulative", {}) or {}
     for spec, rep in result.usage_by_model.items():
         role = (roles or {}).get(spec)
         click.echo(rep.summary_line() + (f" [{role}: {spec}]" if role else f" [{spec}]"), err=True)
-        out[spec] = ({"role": role} if role else {}) | rep.model_dump()
+        # this run's usage, and every run's into this output (killed workers included), both with by_endpoint
+        out[spec] = ({"role": role} if role else {}) | rep.model_dump() | {"cumulative": cumulative.get(spec, {})}
     return out
 
 

@@ -16,6 +16,7 @@ from .common import (
     build_model,
     echo_json,
     engine_options,
+    limit_option,
     model_recipe,
     run_on_ray,
     wrap,
@@ -23,6 +24,13 @@ from .common import (
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
+
+
+def first_items(items: Any, limit: int | None) -> list[Any]:
+    """`evals.store.first_items`, imported late like the rest of the library (keeps `--help` fast)."""
+    from thoughttrace.evals.store import first_items as take
+
+    return take(items, limit)
 
 
 def _connection_options(fn: F) -> F:
@@ -62,7 +70,6 @@ def _run_options(fn: F) -> F:
     for opt in reversed([
         click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
                      help="output folder: items.jsonl, summary.json, summary.md (an existing run is resumed)"),
-        click.option("--limit", type=int, default=None, help="only the first N items (quick looks, tests)"),
         click.option("--concurrency", type=int, default=1, show_default=True, help="items evaluated at once"),
         click.option("--no-embeddings", is_flag=True, help="skip the embedding-cosine metric"),
         click.option("--max-context-chars", type=int, default=6000, show_default=True,
@@ -230,6 +237,8 @@ def group() -> None:
               help="also infer reactions with the user's next message as evidence (its own condition)")
 @_judge_options
 @_run_options
+@limit_option("one thought to infer under one condition (a reaction counts twice with --with-next-message), "
+              "in file order; per model")
 @_connection_options
 @engine_options
 @_command_body
@@ -276,6 +285,8 @@ def thought_inference(models: _Models, opts: dict[str, Any]) -> None:
               help="how --condition inferred infers the thoughts (model-based: AutoToM posterior)")
 @_judge_options
 @_run_options
+@limit_option("one target message under one condition, in file order with each message's conditions together "
+              "(--limit 8 with 4 conditions: 2 messages); per model")
 @_connection_options
 @engine_options
 @_command_body
@@ -394,6 +405,7 @@ def _engine_info(result: Any, opts: dict[str, Any]) -> dict[str, Any]:
 @click.option("--judge-retries", type=int, default=2, show_default=True)
 @click.option("--judge-max-tokens", type=int, default=128, show_default=True)
 @_run_options
+@limit_option("one conversation; the first N of REAL and the first N of SIMULATED are compared")
 @_connection_options
 @_command_body
 def simulator(models: _Models, opts: dict[str, Any]) -> None:
@@ -412,8 +424,7 @@ def simulator(models: _Models, opts: dict[str, Any]) -> None:
     emb = _embeddings(opts)
     store = ItemStore(Path(opts["out_dir"]) / "items.jsonl")
     ev = SimulatorEval(judge, emb)
-    if opts["limit"] is not None:
-        real, sim = real[: opts["limit"]], sim[: opts["limit"]]
+    real, sim = first_items(real, opts["limit"]), first_items(sim, opts["limit"])
     coro = ev.arun(real, sim, store, concurrency=opts["concurrency"], progress=opts["progress"])
     if models.by_spec:
         stats = models.run(coro)
@@ -436,6 +447,7 @@ def simulator(models: _Models, opts: dict[str, Any]) -> None:
 @click.option("--judge-retries", type=int, default=2, show_default=True)
 @click.option("--judge-max-tokens", type=int, default=128, show_default=True)
 @_run_options
+@limit_option("one record of ITEMS, re-scored by the second judge")
 @_connection_options
 @_command_body
 def judge_agreement(models: _Models, opts: dict[str, Any]) -> None:
@@ -446,8 +458,7 @@ def judge_agreement(models: _Models, opts: dict[str, Any]) -> None:
     records = read_records(opts["items"])
     _check_resume(opts["out_dir"], "judge-agreement", opts)
 
-    if opts["limit"] is not None:
-        records = records[: opts["limit"]]
+    records = first_items(records, opts["limit"])
     model = models.get(opts["judge_spec"], "judge")
     rj = Rejudge(lambda rubric: Judge(model, rubric, samples=opts["judge_samples"],
                                       temperature=opts["judge_temperature"], swap=not opts["no_swap"],
@@ -475,7 +486,7 @@ def judge_agreement(models: _Models, opts: dict[str, Any]) -> None:
 @click.option("--out", "out_file", type=click.Path(dir_okay=False), required=True,
               help="output JSONL in the released schema (an existing file is resumed)")
 @click.option("--concurrency", type=int, default=1, show_default=True, help="conversations simulated at once")
-@click.option("--limit", type=int, default=None, help="only the first N conversations")
+@limit_option("one simulated conversation (tasks x --per-task, in order)")
 @click.option("--progress/--no-progress", default=None)
 @_connection_options
 @engine_options
@@ -495,8 +506,7 @@ def simulate_command(models: _Models, opts: dict[str, Any]) -> None:
     jobs = jobs_for(list(opts["tasks"]), opts["per_task"], opts["persona"], sources)
     if not jobs:
         raise UserFacingError(f"{opts['tasks_from']}: no conversation has a task summary or topic to simulate")
-    if opts["limit"] is not None:
-        jobs = jobs[: opts["limit"]]
+    jobs = first_items(jobs, opts["limit"])
     assistant = models.get(opts["model_spec"], "assistant")
     user = models.get(opts["user_spec"], "user")
     sim = UserSimulator(user, assistant, SimulationConfig(

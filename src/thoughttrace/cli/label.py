@@ -110,12 +110,20 @@ def _label_on_ray(file: str, out: str, kinds: tuple[str, ...], method: str, only
                         constrained=constrained, only_missing=only_missing, batch_size=batch_size)
     result = run_on_ray(job, file, out, recipe, ray_address=ray_address, workers=workers, shard_size=shard_size,
                         shard_format=shard_format, skip_invalid=skip_invalid, shards_are_output=True)
+    from thoughttrace.batch.engine import add_counts
+
+    # `summary`: the whole output (every finished shard, as the local engine counts its labels file);
+    # `summary_this_run`: what this run did
     summary = {**result.summary, "skipped_done": result.skipped_summary.get("items", 0)}
     summary["items"] = summary.get("items", 0) + summary["skipped_done"]
-    usage = {"format_version": 1, "models": {recipe.spec: result.usage.model_dump()}}  # type: ignore[attr-defined]
+    whole = add_counts(json.loads(json.dumps(result.summary)), result.skipped_summary)
+    whole.pop("skipped_done", None)
+    usage = {"format_version": 1, "models": {recipe.spec: result.usage.model_dump()},  # type: ignore[attr-defined]
+             "cumulative": result.cumulative, "runs": result.ledger_runs}
     click.echo(result.usage.summary_line() + f" [{recipe.spec}]", err=True)  # type: ignore[attr-defined]
     meta = {"input": file, "labels": out, "model": recipe.spec, "method": method,  # type: ignore[attr-defined]
-            "constrained": constrained, "kinds": list(kinds), "summary": summary, "usage": usage,
+            "constrained": constrained, "kinds": list(kinds), "summary": whole, "summary_this_run": summary,
+            "usage": usage,
             "engine": "ray", "shards": result.n_shards, "shards_done_before": result.done_before,
             "shard_format": shard_format}
     meta_path = write_meta(out.rstrip("/"), meta)

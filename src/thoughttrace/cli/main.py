@@ -28,6 +28,8 @@ COMMANDS: dict[str, str] = {
     "tom": "tom:group",
     "doctor": "doctor:command",
     "prolific": "prolific:group",
+    "db": "db:group",
+    "study": "study:group",
 }
 
 

@@ -1,9 +1,11 @@
 """`thoughttrace prolific ...`: list, approve, reject and bonus a study's Prolific submissions.
 
 Token from `PROLIFIC_TOKEN`; API URL from `PROLIFIC_API_URL` (default the public API). Every write is a
-dry run (the exact request is printed, nothing is sent) unless `--execute` is given. With `--db URL`
-every action, dry or not, is written to the study database's audit log (the admin page shows it), and
-`approve --completed` picks the submissions (SESSION_ID) of every participant who finished the study.
+dry run (the exact request is printed, nothing is sent) unless `--execute` is given; `--execute` needs
+`--db URL`, whose payment ledger (`collect/payments.py`) records each action before it is sent, so a second
+run sends nothing twice. Every action, dry or not, is also written to the study database's audit log
+(the admin page shows it), and `approve --completed` picks the submissions (SESSION_ID) of every
+participant who finished the study.
 """
 
 from __future__ import annotations
@@ -48,26 +50,6 @@ def _log(db_url: str | None, actions: list[Any]) -> None:
         db.dispose()
 
 
-def _run(execute: bool, db_url: str | None, as_json: bool, fn: Any) -> None:
-    from thoughttrace.collect.prolific import ProlificError
-
-    client, actions = _client(execute, db_url)
-    try:
-        result = fn(client)
-    except ProlificError as exc:
-        _log(db_url, actions)
-        raise UserFacingError(str(exc)) from None
-    _log(db_url, actions)
-    if as_json:
-        click.echo(json.dumps({"dry_run": not execute, "result": result}, indent=1, default=str))
-        return
-    for a in actions:
-        state = "DRY RUN (not sent)" if a.dry_run else f"sent -> HTTP {a.status}"
-        click.echo(f"{state}: {a.method} {a.path} {json.dumps(a.body) if a.body else ''}".rstrip())
-    if not execute:
-        click.echo("nothing was sent; add --execute to send these requests", err=True)
-
-
 _execute = click.option("--execute", is_flag=True, help="really send (default: dry run, prints the request)")
 _db = click.option("--db", "db_url", default=None, help="study database: log every action in its audit log")
 _json = click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
@@ -100,17 +82,57 @@ def submissions(study_id: str, status: str | None, as_json: bool) -> None:
 
 
 def _completed_sessions(db_url: str) -> list[str]:
-    from sqlalchemy import select
+    from sqlalchemy import and_, or_, select
 
     from thoughttrace.collect.db import Database, Participant
 
     db = Database(db_url)
     try:
         with db.session() as s:
+            # someone who finished and withdrew afterwards did the work: they are approved (paid) too
+            finished = or_(Participant.stage == "done",
+                           and_(Participant.stage == "withdrawn", Participant.withdrawn_from_stage == "done"))
             return [x for x in s.scalars(select(Participant.session_id).where(
-                Participant.stage == "done", Participant.session_id.is_not(None)).order_by(Participant.id)) if x]
+                finished, Participant.session_id.is_not(None)).order_by(Participant.id)) if x]
     finally:
         db.dispose()
+
+
+def _ledger_run(execute: bool, db_url: str | None, as_json: bool, fn: Any) -> None:
+    """Run a ledger operation (`fn(client, ledger)`): the audit log as before, then one line per key."""
+    from thoughttrace.collect.payments import Ledger
+    from thoughttrace.collect.prolific import ProlificError
+
+    client, actions = _client(execute, db_url)
+    db = None
+    if db_url:
+        from thoughttrace.collect.db import Database
+        from thoughttrace.collect.migrate import upgrade
+
+        db = Database(db_url)
+        upgrade(db.engine)
+    try:
+        try:
+            report = fn(client, Ledger(db) if db is not None else None)
+        except ProlificError as exc:
+            _log(db_url, actions)
+            raise UserFacingError(str(exc)) from None
+        _log(db_url, actions)
+    finally:
+        if db is not None:
+            db.dispose()
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=1, default=str))
+    else:
+        for a in actions:
+            state = "DRY RUN (not sent)" if a.dry_run else f"sent -> HTTP {a.status}"
+            click.echo(f"{state}: {a.method} {a.path} {json.dumps(a.body) if a.body else ''}".rstrip())
+        for line in report.lines():
+            click.echo(line)
+        if not execute and not report.sent_nothing:
+            click.echo("nothing was sent; add --execute to send these requests", err=True)
+    if report.failed:
+        raise UserFacingError(f"{len(report.failed)} action(s) of this run were not confirmed by Prolific (see above)")
 
 
 @group.command("approve")
@@ -122,18 +144,22 @@ def _completed_sessions(db_url: str) -> list[str]:
 @_json
 def approve(submission_ids: tuple[str, ...], study_id: str | None, completed: bool, execute: bool,
             db_url: str | None, as_json: bool) -> None:
-    """Approve submissions (SESSION_ID values)."""
+    """Approve submissions (SESSION_ID values), each once: the ledger in --db skips those already approved."""
+    from thoughttrace.collect.payments import review
+
     ids = list(submission_ids)
     if completed:
         if not db_url:
             raise UserFacingError("--completed reads the study database: add --db URL")
-        ids += _completed_sessions(db_url)
+        finished = _completed_sessions(db_url)
+        if not finished and not ids:
+            raise UserFacingError(f"nobody in {db_url} has finished the study yet (0 completed participants with a "
+                                  "SESSION_ID): nothing to approve; run it again once participants finish, or "
+                                  "give SUBMISSION_IDS")
+        ids += [i for i in finished if i not in ids]
     if not ids:
         raise UserFacingError("no submissions to approve: give SUBMISSION_IDS or --completed --db URL")
-    if study_id and len(ids) > 1:
-        _run(execute, db_url, as_json, lambda c: c.bulk_approve(study_id, ids))
-    else:
-        _run(execute, db_url, as_json, lambda c: [c.approve(i) for i in ids])
+    _ledger_run(execute, db_url, as_json, lambda c, ledger: review(c, ledger, "approve", ids, bulk_study_id=study_id))
 
 
 @group.command("reject")
@@ -146,8 +172,11 @@ def approve(submission_ids: tuple[str, ...], study_id: str | None, completed: bo
 @_json
 def reject(submission_id: str, category: str, message: str, execute: bool, db_url: str | None,
            as_json: bool) -> None:
-    """Reject one submission with a documented category and a message."""
-    _run(execute, db_url, as_json, lambda c: c.reject(submission_id, message, category))
+    """Reject one submission with a documented category and a message (once: see the ledger)."""
+    from thoughttrace.collect.payments import review
+
+    _ledger_run(execute, db_url, as_json, lambda c, ledger: review(c, ledger, "reject", [submission_id],
+                                                                    message=message, category=category))
 
 
 @group.command("bonus")
@@ -155,12 +184,20 @@ def reject(submission_id: str, category: str, message: str, execute: bool, db_ur
 @click.option("--csv", "csv_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="file of PARTICIPANT_ID,AMOUNT lines")
 @click.option("--pay", "pairs", nargs=2, multiple=True, metavar="PARTICIPANT_ID AMOUNT", help="one bonus")
+@click.option("--label", default="bonus", show_default=True,
+              help="names this bonus round: one bonus per participant and label (a second round needs a new label)")
+@click.option("--max-total", "max_total", default=None,
+              help="cap on this run's new bonuses (default PROLIFIC_BONUS_RUN_CAP or 200.00)")
+@click.option("--study-cap", "study_cap", default=None,
+              help="cap on all bonuses of the study in the ledger (default PROLIFIC_BONUS_STUDY_CAP or 1000.00)")
 @_execute
 @_db
 @_json
-def bonus(study_id: str, csv_path: Path | None, pairs: tuple[tuple[str, str], ...], execute: bool,
-          db_url: str | None, as_json: bool) -> None:
-    """Set up and pay bonuses (amounts in the study currency, e.g. 1.50)."""
+def bonus(study_id: str, csv_path: Path | None, pairs: tuple[tuple[str, str], ...], label: str,
+          max_total: str | None, study_cap: str | None, execute: bool, db_url: str | None, as_json: bool) -> None:
+    """Set up and pay bonuses (amounts in the study currency, e.g. 1.50), each participant once per label."""
+    from thoughttrace.collect.payments import PaymentRefused, parse_amount_cap, pay_bonuses
+
     rows = [(a, b) for a, b in pairs]
     if csv_path:
         with csv_path.open(encoding="utf-8", newline="") as fh:
@@ -172,4 +209,10 @@ def bonus(study_id: str, csv_path: Path | None, pairs: tuple[tuple[str, str], ..
                 rows.append((line[0].strip(), line[1].strip()))
     if not rows:
         raise UserFacingError("no bonuses: give --pay PARTICIPANT_ID AMOUNT or --csv FILE")
-    _run(execute, db_url, as_json, lambda c: c.bonus(study_id, rows))
+    try:
+        run_cap = parse_amount_cap(max_total) if max_total else None
+        cap = parse_amount_cap(study_cap) if study_cap else None
+    except PaymentRefused as exc:
+        raise UserFacingError(str(exc)) from None
+    _ledger_run(execute, db_url, as_json, lambda c, ledger: pay_bonuses(c, ledger, study_id, rows, label=label,
+                                                                         run_cap=run_cap, study_cap=cap))

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from . import serve_ops
 from .common import UserFacingError
 
 DEMO_DB = "thoughttrace-demo.sqlite"
@@ -69,7 +70,7 @@ def _check_models(study: Any) -> None:
 
 def _model_hint(exc: BaseException) -> str:
     return (f"the study's model could not be loaded or called ({type(exc).__name__}: {exc}). For the embedded "
-            "model install its weights (see docs/platform.md and DESIGN 'Offline weights'), pick another with "
+            "model install its weights (`make install`; `thoughttrace doctor` names what is missing), pick another with "
             "--model (e.g. 'local:smollm2', 'openai-compatible/NAME' with THOUGHTTRACE_BASE_URL), or try the "
             "platform without a model: --model scripted")
 
@@ -93,16 +94,36 @@ def _run(app: Any, host: str, port: int) -> None:
     import uvicorn
 
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
-                timeout_keep_alive=KEEP_ALIVE_SECONDS)
+                timeout_keep_alive=KEEP_ALIVE_SECONDS, **serve_ops.proxy_kwargs())
+
+
+def _port_free(host: str, port: int) -> None:
+    """Fail before the banner when the port is taken: the banner's URLs would point at someone else's server."""
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no conflict
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise UserFacingError(f"port {port} on {host} is already in use (another server is listening): "
+                                      f"pick a free one with --port {port + 1} (make demo PORT={port + 1})") from None
+            raise UserFacingError(f"cannot listen on {host}:{port}: {exc.strerror} (check --host and --port)") from None
 
 
 def _serve(settings: Any, study: Any, host: str, port: int, workers: int, check: bool, show_token: bool,
            study_path: str | None, model_spec: str | None) -> None:
     from thoughttrace.collect.app import create_app
 
+    _port_free(host, port)
     _check_models(study)
+    schema_line = serve_ops.schema_gate(settings.db_url)  # older: upgraded (or refused); newer: refused
     app = create_app(settings, study)  # migrations run here: a bad database fails now
     _banner(host, port, settings, study, show_token)
+    serve_ops.banner_lines(host, port, workers, settings, study, schema_line)
     if check:
         return
     click.echo("  stop with Ctrl-C", err=True)
@@ -116,8 +137,10 @@ def _serve(settings: Any, study: Any, host: str, port: int, workers: int, check:
         if model_spec:
             os.environ["THOUGHTTRACE_MODEL"] = model_spec
         app.state.ctx.db.dispose()
+        serve_ops.prepare_worker_metrics(workers)
         uvicorn.run("thoughttrace.collect.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                    log_level="warning", access_log=False, timeout_keep_alive=KEEP_ALIVE_SECONDS)
+                    log_level="warning", access_log=False, timeout_keep_alive=KEEP_ALIVE_SECONDS,
+                    **serve_ops.proxy_kwargs())
         return
     _run(app, host, port)
 
@@ -143,9 +166,18 @@ def _common(fn: Any) -> Any:
 @_common
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
               help="app processes (use PostgreSQL for more than one)")
+@click.option("--trusted-proxy", default=None, help="addresses whose X-Forwarded-For/-Proto are believed (comma "
+              "list; 'none'); default 127.0.0.1, a proxy on this host (env THOUGHTTRACE_TRUSTED_PROXIES)")
+@click.option("--secure-cookies", is_flag=True, default=False, help="mark cookies Secure (behind HTTPS; env "
+              "THOUGHTTRACE_SECURE_COOKIES=1)")
 def command(db_url: str | None, study_path: str | None, model_spec: str | None, host: str, port: int, check: bool,
-            workers: int) -> None:
+            workers: int, trusted_proxy: str | None, secure_cookies: bool) -> None:
     """Run the study platform (production mode: THOUGHTTRACE_ADMIN_TOKEN and THOUGHTTRACE_SECRET_KEY must be set)."""
+    if trusted_proxy is not None:
+        os.environ[serve_ops.TRUSTED_ENV] = trusted_proxy
+    if secure_cookies:
+        os.environ["THOUGHTTRACE_SECURE_COOKIES"] = "1"  # the workers read it too
+    serve_ops.request_log_on()
     study_path = study_path or os.environ.get("THOUGHTTRACE_STUDY")
     mode = os.environ.get("THOUGHTTRACE_MODE", "production")
     settings = _settings(mode, db_url)

@@ -13,6 +13,7 @@ from .common import (
     build_model,
     echo_json,
     engine_options,
+    limit_option,
     model_options,
     model_recipe,
     print_usage,
@@ -91,7 +92,7 @@ def solve_command(story: str, question: str, choices: tuple[str, ...], method: s
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--method", type=METHOD_CHOICE, default="autotom", show_default=True)
 @click.option("--split", type=click.Choice(["dev", "test", "all"]), default="dev", show_default=True)
-@click.option("--limit", type=click.IntRange(1), default=None, help="items per benchmark (stratified by question type)")
+@limit_option("one question, per benchmark in FILE (stratified by question type)")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="output directory (one per method and model: rows of another method are dropped)")
 @click.option("--concurrency", type=click.IntRange(1, 256), default=1, show_default=True,
               help="questions in flight at once (the model layer also limits calls per endpoint)")

@@ -19,14 +19,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from thoughttrace.llm import Model, get_model
 
-from . import routes_admin, routes_participant
+from . import routes_admin, routes_ops, routes_participant
 from .context import AppContext, ctx_of
 from .db import Database
 from .flow import FlowError
+from .metrics import metered
 from .migrate import upgrade
+from .request_log import RequestObserver
 from .security import Signer
 from .settings import Settings
 from .study import StudyConfig
+from .versions import open_versions
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; frame-ancestors 'none'; form-action 'self' https://app.prolific.com")
@@ -124,12 +127,12 @@ def create_app(settings: Settings, study: StudyConfig, *, models: Mapping[str, M
     db = Database(settings.db_url)
     if run_migrations:
         upgrade(db.engine)
-    pool = dict(models) if models is not None else build_models(study)
+    pool = metered(dict(models) if models is not None else build_models(study))
     missing = [m.key for m in study.models if m.key not in pool]
     if missing:
         raise ValueError(f"no Model given for the study's model key(s) {missing}")
     ctx = AppContext(settings=settings, study=study, db=db, signer=Signer(settings.secret_key, settings.admin_token),
-                     models=pool)
+                     models=pool, versions=open_versions(db, study) if run_migrations else None)
 
     app = FastAPI(title=f"ThoughtTrace study: {study.name}", docs_url=None, redoc_url=None, openapi_url=None,
                   **_NO_TELEMETRY)
@@ -137,7 +140,8 @@ def create_app(settings: Settings, study: StudyConfig, *, models: Mapping[str, M
     app.mount("/static", StaticFiles(packages=[("thoughttrace.collect", "static")]), name="static")
     # the routes go onto the app's own router, not as included sub-routers: this FastAPI matches an included
     # router's routes twice per request (once to pick the router, once inside it), a tenth of a request's CPU
-    app.router.routes.extend([*routes_participant.router.routes, *routes_admin.router.routes])
+    app.router.routes.extend([*routes_participant.router.routes, *routes_admin.router.routes,
+                              *routes_ops.router.routes])
 
     @app.exception_handler(FlowError)
     async def _flow_error(request: Request, exc: FlowError) -> Response:
@@ -161,12 +165,9 @@ def create_app(settings: Settings, study: StudyConfig, *, models: Mapping[str, M
         return ctx_of(request).render(request, "message.html", status_code=exc.status_code, title="Not found",
                                       message=str(exc.detail), link="/next")
 
-    @app.get("/healthz", include_in_schema=False)
-    def _health() -> dict[str, str]:
-        return {"status": "ok"}
-
     app.add_middleware(SecurityHeaders)  # type: ignore[arg-type]
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)  # type: ignore[arg-type]
+    app.add_middleware(RequestObserver)  # type: ignore[arg-type]
     return app
 
 

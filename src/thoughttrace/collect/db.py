@@ -82,6 +82,15 @@ class Participant(Base):
     screening: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     #: the row of the model design (a Latin square) this participant follows; set at the first task
     design_row: Mapped[int | None] = mapped_column(Integer, index=True)
+    #: the design (see `design.py`) that row belongs to: rows are counted per design
+    design_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    #: the study configuration version the participant started under (`study_versions.id`), kept to the end
+    study_version: Mapped[int | None] = mapped_column(Integer)
+    #: the version whose consent text the participant agreed to, and that text's sha256
+    consent_version: Mapped[int | None] = mapped_column(Integer)
+    consent_hash: Mapped[str | None] = mapped_column(String(64))
+    #: the stage a withdrawal started from (`done`: they finished, and are still paid as such)
+    withdrawn_from_stage: Mapped[str | None] = mapped_column(String(16))
     withdrawn_at: Mapped[datetime | None] = mapped_column(TZDateTime())
     consented_at: Mapped[datetime | None] = mapped_column(TZDateTime())
     quiz_passed_at: Mapped[datetime | None] = mapped_column(TZDateTime())
@@ -134,6 +143,8 @@ class Message(Base):
     seed: Mapped[int | None] = mapped_column(Integer)
     #: model answer time in milliseconds (assistant messages), for the live monitor
     latency_ms: Mapped[int | None] = mapped_column(Integer)
+    #: how the answer ended (assistant messages): stop, length (max_tokens) or dropped (no end marker)
+    finish_reason: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
     thoughts: Mapped[list[Thought]] = relationship(
@@ -185,6 +196,28 @@ class AdminAction(Base):
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
 
 
+class StudyVersion(Base):
+    """One version of the study configuration, stored whole: a participant keeps the one they started under."""
+
+    __tablename__ = "study_versions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    content_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    consent_hash: Mapped[str] = mapped_column(String(64))
+    design_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+
+
+class StudyState(Base):
+    """The study's state for every worker: open, paused (no new entries for now) or closed (for good)."""
+
+    __tablename__ = "study_state"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow, onupdate=utcnow)
+
+
 class LoginFailure(Base):
     """A failed admin login (client address, time): the login throttle of every worker reads these."""
 
@@ -192,6 +225,44 @@ class LoginFailure(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     address: Mapped[str] = mapped_column(String(64), index=True)
     at: Mapped[datetime] = mapped_column(TZDateTime(), index=True)
+    #: the first 24 hex digits of sha256(token tried): guesses of one token count over every address
+    token_hash: Mapped[str | None] = mapped_column(String(24), index=True)
+
+
+class PaymentEntry(Base):
+    """One Prolific payment action (approve, reject, bonus), written before it is sent (see `payments.py`).
+
+    `key` is the idempotency key (one per participant/submission and action): its unique index is what
+    makes a second run, or a concurrent one, send nothing for a key already recorded.
+    """
+
+    __tablename__ = "payment_ledger"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    action: Mapped[str] = mapped_column(String(16), index=True)
+    study_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    target: Mapped[str] = mapped_column(String(64))
+    #: a plain decimal in the study currency ("1.50"), bonuses only; text, never a float
+    amount: Mapped[str | None] = mapped_column(String(16))
+    #: pending (recorded, not answered yet), set_up (bonus set up, not paid), sent, failed (Prolific refused:
+    #: nothing happened, may be sent again), unknown (no answer: never resent automatically)
+    status: Mapped[str] = mapped_column(String(16))
+    run_id: Mapped[str] = mapped_column(String(32))
+    bulk_id: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class AdminSession(Base):
+    """A researcher's login: the admin cookie names one of these, so logging out ends it on the server."""
+
+    __tablename__ = "admin_sessions"
+    #: sha256 of the session token the cookie carries (the token itself is never stored)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(TZDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(TZDateTime())
 
 
 def make_engine(url: str) -> Engine:
@@ -239,7 +310,8 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, pool_size=size, max_overflow=overflow, pool_timeout=60)
         _ping_after_idle(engine, PING_AFTER_IDLE_SECONDS)
         return engine
-    return create_engine(url, poolclass=NullPool)
+    raise ValueError(f"--db {url!r} is not a database URL this platform runs on: use sqlite:///study.sqlite "
+                     "or postgresql+psycopg://USER:PASSWORD@HOST:5432/DB")
 
 
 #: a pooled PostgreSQL connection idle longer than this is pinged before use (see `_ping_after_idle`)
@@ -292,6 +364,8 @@ class Database:
         #: transaction that finds it busy (another thread, or nested) takes a pooled one as before
         self._kept: Connection | None = None
         self._kept_lock = threading.Lock()
+        #: SQLite: the engine of `snapshot()` readers (deferred transactions, no write lock)
+        self._reader: Engine | None = None
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -320,8 +394,60 @@ class Database:
         finally:
             self._kept_lock.release()
 
+    @contextmanager
+    def snapshot(self) -> Iterator[Session]:
+        """A read-only ORM session on a connection of its own that sees one consistent state of the
+        database and blocks no participant (exports, the researcher's long reads).
+
+        SQLite: every transaction of the main engine is BEGIN IMMEDIATE, i.e. holds the one write lock;
+        an export read through it stalled every participant for its whole length. Here a separate,
+        unpooled connection opens a plain (deferred) transaction: in WAL mode that is a reader that
+        sees the database as of its first read while writers go on. PostgreSQL: a REPEATABLE READ
+        transaction (one snapshot; readers never block writers there). An in-memory SQLite database
+        has one connection only: the ordinary session.
+        """
+        if self.is_sqlite and self.url in ("sqlite://", "sqlite:///:memory:"):
+            with self.session() as s:
+                yield s
+            return
+        if self.is_sqlite:
+            conn = self._snapshot_engine().connect()
+        else:
+            conn = self.engine.connect().execution_options(isolation_level="REPEATABLE READ")
+        try:
+            with conn.begin():
+                s = Session(bind=conn)
+                try:
+                    yield s
+                finally:
+                    s.close()
+        finally:
+            conn.close()
+
+    def _snapshot_engine(self) -> Engine:
+        with self._kept_lock:
+            if self._reader is None:
+                reader = create_engine(self.url, poolclass=NullPool,
+                                       connect_args={"check_same_thread": False, "timeout": 30})
+
+                @event.listens_for(reader, "connect")
+                def _reader_pragmas(dbapi_conn: Any, _record: Any) -> None:
+                    dbapi_conn.isolation_level = None
+                    dbapi_conn.execute("PRAGMA busy_timeout=30000")
+                    dbapi_conn.execute("PRAGMA query_only=ON")
+
+                @event.listens_for(reader, "begin")
+                def _reader_begin(conn: Any) -> None:
+                    conn.connection.dbapi_connection.execute("BEGIN")  # deferred: a WAL reader
+
+                self._reader = reader
+            return self._reader
+
     def dispose(self) -> None:
         with self._kept_lock:
+            if self._reader is not None:
+                self._reader.dispose()
+                self._reader = None
             if self._kept is not None:
                 self._kept.close()
                 self._kept = None

@@ -78,9 +78,12 @@ class You:
         self.ctx = ctx_of(request)
         self.form = form
         self.check_csrf = check_csrf
+        #: the participant's own study configuration version, once the participant is read (see `versions`)
+        self.study = self.ctx.study
 
     def participant(self, c: Connection) -> ParticipantRow:
         p = self.ctx.participant(self.request, c)
+        self.study = self.ctx.study_of(p, c)
         if self.check_csrf:
             self.ctx.check_csrf(self.request, p, self.form)
         return p
@@ -98,6 +101,7 @@ class You:
 
         def job(c: Connection) -> T:
             p, conv = self.ctx.participant_in(self.request, c, cid)
+            self.study = self.ctx.study_of(p, c)
             if self.check_csrf:
                 self.ctx.check_csrf(self.request, p, self.form)
             if conv is None:  # the same answer for unknown and for someone else's
@@ -135,7 +139,40 @@ async def read_json(request: Request) -> dict[str, Any]:
         data = {}
     if not isinstance(data, dict):
         raise FlowError(400, "the request body must be a JSON object")
+    try:
+        bad = not_utf8_field(data)
+    except RecursionError:
+        raise FlowError(400, "the request body is nested too deeply; send a flat JSON object") from None
+    if bad is not None:
+        raise FlowError(400, f"{bad}: the text is not valid Unicode (a lone surrogate such as \\ud800); "
+                             "send the text as typed, without broken escape sequences")
     return data
+
+
+def not_utf8_field(value: Any, where: str = "") -> str | None:
+    """The path of the first text (key or value) that cannot be encoded as UTF-8, or None.
+
+    JSON's `\\ud800` escapes decode to lone surrogates, which neither SQLite nor PostgreSQL can store (a 500 at
+    commit, after the checks); found here, before any database work, they are a 400 naming the field.
+    """
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return where or "body"
+        return None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            name = f"{where}.{k}" if where else str(k)
+            bad = not_utf8_field(k, name) or not_utf8_field(v, name)
+            if bad is not None:
+                return bad
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            bad = not_utf8_field(v, f"{where}.{i}" if where else str(i))
+            if bad is not None:
+                return bad
+    return None
 
 
 def json_body(model: type[M]) -> Any:

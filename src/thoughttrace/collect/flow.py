@@ -14,7 +14,6 @@ participant is at the right stage and that what they send is acceptable, and rai
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -30,13 +29,17 @@ from thoughttrace.llm.types import ChatMessage
 
 from . import queries
 from .db import AdminAction, Conversation, Event, Message, Participant, Thought, utcnow
+from .design import Design, known_design
 from .queries import ConversationRow, MessageRow, ParticipantRow, ThoughtRow
 from .study import StudyConfig, SurveyItem, TaskSpec
+from .versions import sha256_text, study_design
 
 STAGES = ("consent", "screening", "tutorial", "task", "chat", "post_task", "survey", "done", "declined",
-          "screened_out", "timed_out", "withdrawn")
+          "screened_out", "timed_out", "full", "withdrawn")
 #: stages a participant never leaves; each but `withdrawn` has its own completion page
-END_STAGES = ("done", "declined", "screened_out", "timed_out", "withdrawn")
+END_STAGES = ("done", "declined", "screened_out", "timed_out", "full", "withdrawn")
+#: the study's states (`study_state`): paused and closed refuse new entries, people mid-study finish
+STUDY_STATES = ("open", "paused", "closed")
 #: PostgreSQL advisory lock key that serialises model assignment across workers
 _ASSIGN_LOCK = 740_511_2027
 #: grace for a message sent just as the timer ran out (network, slow typing)
@@ -122,12 +125,27 @@ def require_stage(p: ParticipantRow, *stages: str) -> None:
 
 
 # ----------------------------------------------------------------------------------------- participants
+def check_open_for_entry(c: Connection, study: StudyConfig) -> None:
+    """Refuse a NEW participant while the study is paused or closed, or when every design row is full
+    (people already in the study are never stopped by this)."""
+    state, _detail = queries.study_state(c)
+    if state == "paused":
+        raise FlowError(503, study.texts.paused)
+    if state == "closed":
+        raise FlowError(410, study.texts.closed)
+    if not open_rows(c, study, except_participant_id=0):
+        raise FlowError(410, study.texts.closed)
+
+
 def find_or_create_participant(
     c: Connection, prolific_pid: str | None, study_id: str | None, session_id: str | None,
-    *, anonymous_entry: bool = True,
+    *, anonymous_entry: bool = True, study: StudyConfig | None = None, study_version: int | None = None,
 ) -> ParticipantRow:
     """One participant per PROLIFIC_PID: re-entry resumes. A new SESSION_ID (a second submission of the
-    same person) is logged and becomes the current one; it never makes a second participant."""
+    same person) is logged and becomes the current one; it never makes a second participant.
+
+    With `study`, a new participant is refused while the study is paused, closed or full
+    (`check_open_for_entry`); they are stored under `study_version` and keep it to the end."""
     prolific_pid = check_external_id(prolific_pid, "PROLIFIC_PID")
     study_id = check_external_id(study_id, "STUDY_ID")
     session_id = check_external_id(session_id, "SESSION_ID")
@@ -136,10 +154,12 @@ def find_or_create_participant(
     if prolific_pid:
         existing = queries.participant_by_prolific_pid(c, prolific_pid)
         if existing is None:
+            if study is not None:
+                check_open_for_entry(c, study)
             try:
                 with c.begin_nested():  # a concurrent first entry of the same PID wins: resume it instead
                     return queries.insert_participant(c, prolific_pid=prolific_pid, study_id=study_id,
-                                                      session_id=session_id)
+                                                      session_id=session_id, study_version=study_version)
             except IntegrityError:
                 existing = queries.participant_by_prolific_pid(c, prolific_pid)
                 if existing is None:
@@ -150,7 +170,10 @@ def find_or_create_participant(
         if study_id and existing.study_id != study_id:
             log_event(c, existing, "study_change", f"STUDY_ID {existing.study_id or '-'} -> {study_id}")
         return existing
-    return queries.insert_participant(c, prolific_pid=None, study_id=study_id, session_id=session_id)
+    if study is not None:
+        check_open_for_entry(c, study)
+    return queries.insert_participant(c, prolific_pid=None, study_id=study_id, session_id=session_id,
+                                      study_version=study_version)
 
 
 def check_time_limit(c: Connection, p: ParticipantRow, study: StudyConfig) -> bool:
@@ -171,8 +194,11 @@ def log_event(c: Connection, p: ParticipantRow, kind: str, detail: str = "",
 
 
 def give_consent(c: Connection, p: ParticipantRow, study: StudyConfig | None = None) -> None:
+    """Agreed: record when, and which consent text (the participant's version and the text's sha256)."""
     require_stage(p, "consent")
-    queries.update_participant(c, p, consented_at=utcnow(),
+    consent = {} if study is None else {"consent_version": p.study_version,
+                                        "consent_hash": sha256_text(study.texts.consent)}
+    queries.update_participant(c, p, consented_at=utcnow(), **consent,
                                stage="screening" if study is not None and study.screening else "tutorial")
 
 
@@ -216,56 +242,32 @@ def submit_quiz(c: Connection, p: ParticipantRow, study: StudyConfig, answers: M
         queries.update_participant(c, p, quiz_attempts=attempts)
     else:
         queries.update_participant(c, p, quiz_attempts=attempts, quiz_passed_at=utcnow(), stage="task")
-        assign_design_row(c, p, study)
+        assign_design_row(c, p, study)  # every row full: the participant is at `full` now
     return wrong
 
 
 # ------------------------------------------------------------------------------------------------ tasks
-def task_rotations(study: StudyConfig) -> int:
-    """How many task orders the design rotates through: the listed tasks' count when they rotate, else 1."""
-    return len(study.tasks) if study.task_order == "rotate" and len(study.tasks) > 1 else 1
+def design_of(study: StudyConfig) -> Design:
+    """The study's counterbalancing design (Williams squares / permutations, crossed): see `design.py`."""
+    return study_design(study)
 
 
 def design_size(study: StudyConfig) -> int:
-    """Design rows: one per (model rotation, task rotation) pair, M x T."""
-    return len(study.models) * task_rotations(study)
-
-
-def _offsets(study: StudyConfig, row: int) -> tuple[int, int]:
-    """(model offset, task offset) of a design row.
-
-    The model offset is row mod M and the task offset (row + row // lcm(M, T)) mod T: each is a plain
-    cycle, so rows filled in turn keep every (model, position) and every (task, position) cell within one
-    of the others, and the shift by row // lcm makes M x T consecutive rows meet every (model offset,
-    task offset) pair once, so no model is tied to one task (with M = T = 2, row mod 2 alone would
-    always pair model A with task A).
-    """
-    m, t = len(study.models), task_rotations(study)
-    return row % m, (row + row // math.lcm(m, t)) % t
+    """Design rows: model orders x task orders."""
+    return len(design_of(study).rows)
 
 
 def model_sequence(study: StudyConfig, row: int) -> list[str]:
-    """The models of one design row, by task position: a cyclic Latin square over the pool.
-
-    Position k gets the model (a + k) mod M, a the row's model offset. Rows are filled evenly, so every
-    (model, position) cell holds the same number of participants within one, every model appears at
-    every position equally often (counterbalanced order), and nobody meets a model twice until they have
-    met all M.
-    """
-    keys = [m.key for m in study.models]
-    a, _ = _offsets(study, row)
-    return [keys[(a + k) % len(keys)] for k in range(study.tasks_per_participant)]
+    """The models of one design row, by task position (a row of a balanced Latin square or a permutation)."""
+    return list(design_of(study).row(row).models)
 
 
 def task_sequence(study: StudyConfig, row: int | None) -> list[int]:
-    """Which listed task each position shows for a design row: a rotation of `tasks` (position k gets
-    task (b + k) mod T, b the row's task offset), or the listed order (`task_order: as_listed`, free
-    tasks, or no row yet)."""
-    t = task_rotations(study)
-    if t == 1 or row is None:
+    """Which listed task each position shows for a design row: a row of the tasks' Williams square, or
+    the listed order (`task_order: as_listed`, free tasks, or no row yet)."""
+    if row is None:
         return list(range(study.tasks_per_participant))
-    _, b = _offsets(study, row)
-    return [(b + k) % t for k in range(t)]
+    return list(design_of(study).row(row).tasks)
 
 
 def task_spec_of(study: StudyConfig, p: ParticipantRow) -> TaskSpec:
@@ -273,20 +275,55 @@ def task_spec_of(study: StudyConfig, p: ParticipantRow) -> TaskSpec:
     return study.task_spec(task_sequence(study, p.design_row)[p.task_index])
 
 
-def assign_design_row(c: Connection, p: ParticipantRow, study: StudyConfig) -> int:
-    """Give the participant the least-filled design row (ties: the lowest), race-free across workers.
+def open_rows(c: Connection, study: StudyConfig, except_participant_id: int) -> list[tuple[int, int]]:
+    """(row, participants in it) for every design row that can take one more participant.
+
+    Counts participants who did not withdraw or screen out. A row is closed when it holds
+    `quotas.per_design_row`, when one of its models is met by `quotas.models[key]` participants (over
+    every design the study had), or when `quotas.total` participants hold a row.
+    """
+    design = design_of(study)
+    counts = queries.design_row_counts(c, except_participant_id)
+    quotas = study.quotas
+    model_counts: dict[str, int] = {}
+    for (design_id, row), n in counts.items():
+        d = design if design_id == design.design_id or design_id is None else known_design(design_id)
+        if d is not None:
+            for key in set(d.row(row).models):
+                model_counts[key] = model_counts.get(key, 0) + n
+    if quotas.total is not None and sum(counts.values()) >= quotas.total:
+        return []
+    out = []
+    for r in design.rows:
+        n = counts.get((design.design_id, r.index), 0) + counts.get((None, r.index), 0)
+        if quotas.per_design_row is not None and n >= quotas.per_design_row:
+            continue
+        if any(model_counts.get(k, 0) >= quotas.models[k] for k in set(r.models) if k in quotas.models):
+            continue
+        out.append((r.index, n))
+    return out
+
+
+def assign_design_row(c: Connection, p: ParticipantRow, study: StudyConfig) -> int | None:
+    """Give the participant the least-filled open design row (ties: the lowest), race-free across workers.
 
     PostgreSQL: a transaction-scoped advisory lock serialises the count-and-set (each statement after
     the lock sees every earlier assignment committed). SQLite: every write transaction is BEGIN
-    IMMEDIATE, so one assignment runs at a time anyway. Withdrawn participants free their row. Called
-    when the quiz is passed, so the first task page already shows the row's first task.
+    IMMEDIATE, so one assignment runs at a time anyway. Withdrawn and screened-out participants free
+    their row. Called when the quiz is passed, so the first task page already shows the row's first
+    task. When every row is full (quotas), the participant ends at `full` (its own completion code) and
+    None is returned.
     """
     if p.design_row is not None:
         return p.design_row
     queries.advisory_xact_lock(c, _ASSIGN_LOCK)
-    counts = queries.design_row_counts(c, p.id)
-    row = min(range(design_size(study)), key=lambda r: (counts.get(r, 0), r))
-    queries.update_participant(c, p, design_row=row)
+    rows = open_rows(c, study, p.id)
+    if not rows:
+        log_event(c, p, "full", "every design row or model quota is full")
+        queries.update_participant(c, p, stage="full", completed_at=utcnow())
+        return None
+    row = min(rows, key=lambda rn: (rn[1], rn[0]))[0]
+    queries.update_participant(c, p, design_row=row, design_id=design_of(study).design_id)
     return row
 
 
@@ -294,6 +331,8 @@ def start_task(c: Connection, p: ParticipantRow, study: StudyConfig, statement: 
     """Open the chat of the participant's current task with the model their design row puts there."""
     require_stage(p, "task")
     row = assign_design_row(c, p, study)
+    if row is None:
+        raise FlowError(409, study.texts.full, redirect="/end")
     listed = task_sequence(study, row)[p.task_index]
     fixed = study.task_spec(listed).statement
     text = fixed if fixed else clean_text(statement, "the task description", study.max_message_chars)
@@ -383,7 +422,8 @@ def answer_to(c: Connection, conversation_id: int, reply_to: MessageRow) -> Mess
 
 
 def add_assistant_message(c: Connection, conversation_id: int, reply_to: MessageRow, text: str, *,
-                          seed: int | None = None, latency_ms: int | None = None) -> MessageRow:
+                          seed: int | None = None, latency_ms: int | None = None,
+                          finish_reason: str | None = None) -> MessageRow:
     """Store the answer to `reply_to` with the seed it was sampled with; when it is already there (a
     concurrent retry, maybe in another worker), return that one."""
     existing = answer_to(c, conversation_id, reply_to)
@@ -391,7 +431,7 @@ def add_assistant_message(c: Connection, conversation_id: int, reply_to: Message
         return existing
     # IntegrityError (unique seq) when another worker's answer landed after the check: the caller rereads
     return queries.insert_message(c, conversation_id=conversation_id, seq=reply_to.seq + 1, role="assistant",
-                                  content=text, seed=seed, latency_ms=latency_ms)
+                                  content=text, seed=seed, latency_ms=latency_ms, finish_reason=finish_reason)
 
 
 def owned_message(c: Connection, conv: ConversationRow, public_id: str) -> MessageRow:
@@ -566,6 +606,7 @@ def withdraw(s: Session, participant_id: int, *, reason: str = "", actor: str = 
     s.add(AdminAction(action="withdraw", participant_public_id=p.public_id, prolific_pid=p.prolific_pid,
                       detail=f"by {actor}; from stage {p.stage}; deleted {counts['conversations']} conversation(s), "
                              f"{counts['messages']} message(s){'; reason: ' + reason[:500] if reason else ''}"))
+    p.withdrawn_from_stage = p.stage
     p.stage = "withdrawn"
     p.survey = None
     p.screening = None

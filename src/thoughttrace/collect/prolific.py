@@ -18,6 +18,7 @@ Each action (dry or not) is handed to `on_action`, which the platform writes to 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -40,7 +41,16 @@ MAX_BONUS = Decimal("100")  # per participant and call: a typo of 1000 for 10.00
 
 
 class ProlificError(RuntimeError):
-    """A refused or failed API call; the message says what Prolific answered and what to check."""
+    """A refused or failed API call; the message says what Prolific answered and what to check.
+
+    `status` is Prolific's HTTP status when it answered (it refused: nothing happened), None when the
+    request was refused before sending or got no answer (`sent` then says whether it may have arrived).
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, sent: bool = False) -> None:
+        super().__init__(message)
+        self.status = status
+        self.sent = sent
 
 
 @dataclass(frozen=True)
@@ -90,7 +100,7 @@ class ProlificClient:
                               headers={"Authorization": f"Token {self.token}"})
         except httpx.HTTPError as exc:
             raise ProlificError(f"cannot reach the Prolific API at {self.base_url} ({type(exc).__name__}: {exc}); "
-                                "check the network or PROLIFIC_API_URL") from None
+                                "check the network or PROLIFIC_API_URL", sent=True) from None
         data: Any
         try:
             data = r.json() if r.content else None
@@ -100,7 +110,7 @@ class ProlificClient:
             self._record(Action(action, method, path, body, False, r.status_code, data))
         if r.status_code >= 400:
             raise ProlificError(f"Prolific refused {method} {path} with HTTP {r.status_code}: {_error_text(data)}"
-                                f"{_hint(r.status_code)}")
+                                f"{_hint(r.status_code)}", status=r.status_code, sent=True)
         return data
 
     def _record(self, a: Action) -> None:
@@ -131,7 +141,7 @@ class ProlificClient:
     def reject(self, submission_id: str, message: str, category: str) -> Any:
         check_rejection(message, category)
         return self._call("reject", "POST", f"/submissions/{_id(submission_id)}/transition/",
-                          {"action": "REJECT", "message": message, "rejection_category": category})
+                          {"action": "REJECT", "message": message.strip(), "rejection_category": category})
 
     def bulk_approve(self, study_id: str, submission_ids: Sequence[str]) -> Any:
         ids = [_id(x) for x in submission_ids]
@@ -142,7 +152,7 @@ class ProlificClient:
 
     def set_up_bonuses(self, study_id: str, bonuses: Sequence[tuple[str, str | float | Decimal]]) -> Any:
         """Create a bulk bonus (pays nothing yet); amounts in the study's currency, e.g. 1.50."""
-        lines = [f"{_id(pid)},{_amount(amount)}" for pid, amount in bonuses]
+        lines = [f"{_id(pid)},{parse_amount(amount):.2f}" for pid, amount in bonuses]
         if not lines:
             raise ProlificError("no bonuses to set up")
         return self._call("bonus_setup", "POST", "/submissions/bonus-payments/",
@@ -168,9 +178,17 @@ def check_rejection(message: str, category: str) -> None:
     """The API's own rules, checked before anything is sent."""
     if category not in REJECTION_CATEGORIES:
         raise ProlificError(f"unknown rejection category {category!r}; use one of: {', '.join(REJECTION_CATEGORIES)}")
-    if len(message.strip()) < MIN_REJECTION_MESSAGE:
+    n = rejection_message_length(message)
+    if n < MIN_REJECTION_MESSAGE:
         raise ProlificError(f"a rejection message must be at least {MIN_REJECTION_MESSAGE} characters "
-                            f"(it has {len(message.strip())}); explain to the participant why")
+                            f"(it has {n}, not counting spaces added around or between words); explain to the "
+                            "participant why")
+
+
+def rejection_message_length(message: str) -> int:
+    """Characters that count towards the 100: leading/trailing whitespace (Prolific's API trims it, as its
+    framework's text fields do) and runs of spaces inside (padding that says nothing) do not."""
+    return len(" ".join(str(message).split()))
 
 
 def _id(value: str) -> str:
@@ -180,15 +198,27 @@ def _id(value: str) -> str:
     return v
 
 
-def _amount(value: str | float | Decimal) -> str:
+_PLAIN_AMOUNT = re.compile(r"^[0-9]{1,6}(\.[0-9]{1,2})?$")
+
+
+def parse_amount(value: str | int | float | Decimal) -> Decimal:
+    """A bonus amount as Prolific documents it: a plain decimal in the study's currency, e.g. 1.50.
+
+    Refused, never rounded: exponents (`1e1`), more than 2 decimals (`10.005`), NaN/Infinity, signs,
+    thousands separators, 0 and anything above MAX_BONUS (a typo of 1000 for 10.00 stops here).
+    """
+    text = str(value).strip()
+    if isinstance(value, bool) or not _PLAIN_AMOUNT.match(text):
+        raise ProlificError(f"bonus amount {str(value)!r} is not a plain decimal with at most 2 decimals: write "
+                            "e.g. 1.50 (no exponent like 1e1, no third decimal, no sign or thousands separator)")
     try:
-        d = Decimal(str(value))
-    except InvalidOperation:
-        raise ProlificError(f"bonus amount {value!r} is not a number (write e.g. 1.50)") from None
-    if not d.is_finite() or d <= 0 or d > MAX_BONUS or d != d.quantize(Decimal("0.01")):
-        raise ProlificError(f"bonus amount {value} must be above 0, at most {MAX_BONUS} and have at most 2 decimals "
+        d = Decimal(text)
+    except InvalidOperation:  # pragma: no cover - the pattern admits only digits and one point
+        raise ProlificError(f"bonus amount {text!r} is not a number (write e.g. 1.50)") from None
+    if d <= 0 or d > MAX_BONUS:
+        raise ProlificError(f"bonus amount {text} must be above 0 and at most {MAX_BONUS} "
                             "(it is in the study's currency: 1.50 means 1.50, not 150)")
-    return f"{d:.2f}"
+    return d
 
 
 def _error_text(data: Any) -> str:

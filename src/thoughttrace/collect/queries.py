@@ -18,16 +18,19 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, func, insert, select, text, update
+from sqlalchemy import Table, and_, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.engine import Connection
 
-from .db import Conversation, Event, Message, Participant, Thought, new_public_id, utcnow
+from .db import Conversation, Event, Message, Participant, StudyState, Thought, new_public_id, utcnow
 
 PARTICIPANTS: Table = Participant.__table__  # type: ignore[assignment]
 CONVERSATIONS: Table = Conversation.__table__  # type: ignore[assignment]
 MESSAGES: Table = Message.__table__  # type: ignore[assignment]
 THOUGHTS: Table = Thought.__table__  # type: ignore[assignment]
 EVENTS: Table = Event.__table__  # type: ignore[assignment]
+STATE: Table = StudyState.__table__  # type: ignore[assignment]
+#: stages whose participants hold no place in the design (their row is free again)
+NOT_COUNTED = ("withdrawn", "screened_out")
 
 
 @dataclass(slots=True)
@@ -44,6 +47,7 @@ class ParticipantRow:
     quiz_attempts: int
     design_row: int | None
     created_at: datetime
+    study_version: int | None = None
 
 
 @dataclass(slots=True)
@@ -68,6 +72,8 @@ class MessageRow:
     content: str
     client_key: str | None
     created_at: datetime
+    #: assistant answers: stop, length or dropped (the stream ended without its end marker)
+    finish_reason: str | None = None
 
 
 @dataclass(slots=True)
@@ -93,10 +99,11 @@ _PARTICIPANT_BY_PID = select(*_P).where(PARTICIPANTS.c.prolific_pid == bindparam
 _INSERT_PARTICIPANT = insert(PARTICIPANTS)
 _UPDATE_PARTICIPANT = update(PARTICIPANTS).where(PARTICIPANTS.c.id == bindparam("row_id"))
 _DESIGN_ROW_COUNTS = (
-    select(PARTICIPANTS.c.design_row, func.count())
-    .where(PARTICIPANTS.c.design_row.is_not(None), PARTICIPANTS.c.stage != "withdrawn",
+    select(PARTICIPANTS.c.design_id, PARTICIPANTS.c.design_row, func.count())
+    .where(PARTICIPANTS.c.design_row.is_not(None), PARTICIPANTS.c.stage.not_in(NOT_COUNTED),
            PARTICIPANTS.c.id != bindparam("except_id"))
-    .group_by(PARTICIPANTS.c.design_row))
+    .group_by(PARTICIPANTS.c.design_id, PARTICIPANTS.c.design_row))
+_STUDY_STATE = select(STATE.c.state, STATE.c.detail, STATE.c.updated_at).where(STATE.c.id == 1)
 
 # a conversation is only ever looked up together with its owner (someone else's reads as absent), in the
 # same statement as the participant: one round trip for the chat routes' checks, not two
@@ -151,12 +158,12 @@ def participant_by_prolific_pid(c: Connection, pid: str) -> ParticipantRow | Non
 
 
 def insert_participant(c: Connection, *, prolific_pid: str | None, study_id: str | None,
-                       session_id: str | None) -> ParticipantRow:
-    """A new participant at the consent stage."""
+                       session_id: str | None, study_version: int | None = None) -> ParticipantRow:
+    """A new participant at the consent stage, under the study configuration version `study_version`."""
     now = utcnow()
     p = ParticipantRow(id=0, public_id=new_public_id(), prolific_pid=prolific_pid, study_id=study_id,
                        session_id=session_id, stage="consent", task_index=0, quiz_attempts=0, design_row=None,
-                       created_at=now)
+                       created_at=now, study_version=study_version)
     values = {f.name: getattr(p, f.name) for f in fields(ParticipantRow) if f.name != "id"}
     result = c.execute(_INSERT_PARTICIPANT, {**values, "updated_at": now})
     p.id = int(result.inserted_primary_key[0])  # type: ignore[index]
@@ -177,9 +184,25 @@ def update_participant(c: Connection, p: ParticipantRow, **values: Any) -> None:
     _update_row(c, _UPDATE_PARTICIPANT, p, values)
 
 
-def design_row_counts(c: Connection, except_participant_id: int) -> dict[int, int]:
-    """Participants per design row (withdrawn ones free theirs), leaving one participant out."""
-    return {int(r): int(n) for r, n in c.execute(_DESIGN_ROW_COUNTS, {"except_id": except_participant_id})}
+def design_row_counts(c: Connection, except_participant_id: int) -> dict[tuple[str | None, int], int]:
+    """Participants per (design id, design row), leaving one participant out; withdrawn and screened-out
+    participants free their place."""
+    return {(d, int(r)): int(n) for d, r, n in c.execute(_DESIGN_ROW_COUNTS, {"except_id": except_participant_id})}
+
+
+def study_state(c: Connection) -> tuple[str, str]:
+    """(state, detail): 'open' unless a researcher paused or closed the study."""
+    row = c.execute(_STUDY_STATE).first()
+    return ("open", "") if row is None else (str(row[0]), str(row[1]))
+
+
+def set_study_state(c: Connection, state: str, detail: str = "") -> None:
+    """Store the study's state (one row, id 1) for every worker to read."""
+    now = utcnow()
+    if c.execute(_STUDY_STATE).first() is None:
+        c.execute(insert(STATE), {"id": 1, "state": state, "detail": detail, "updated_at": now})
+    else:
+        c.execute(update(STATE).where(STATE.c.id == 1), {"state": state, "detail": detail, "updated_at": now})
 
 
 def advisory_xact_lock(c: Connection, key: int) -> None:
@@ -237,15 +260,24 @@ def message_in(c: Connection, conversation_id: int, public_id: str) -> MessageRo
 
 def insert_message(c: Connection, *, conversation_id: int, seq: int, role: str, content: str,
                    client_key: str | None = None, seed: int | None = None,
-                   latency_ms: int | None = None) -> MessageRow:
+                   latency_ms: int | None = None, finish_reason: str | None = None) -> MessageRow:
     """Store a message (IntegrityError when its seq or client key is taken: a concurrent writer won)."""
     m = MessageRow(id=0, public_id=new_public_id(), conversation_id=conversation_id, seq=seq, role=role,
-                   content=content, client_key=client_key, created_at=utcnow())
+                   content=content, client_key=client_key, created_at=utcnow(), finish_reason=finish_reason)
     result = c.execute(_INSERT_MESSAGE, {
         "public_id": m.public_id, "conversation_id": conversation_id, "seq": seq, "role": role, "content": content,
-        "client_key": client_key, "seed": seed, "latency_ms": latency_ms, "created_at": m.created_at})
+        "client_key": client_key, "seed": seed, "latency_ms": latency_ms, "finish_reason": finish_reason,
+        "created_at": m.created_at})
     m.id = int(result.inserted_primary_key[0])  # type: ignore[index]
     return m
+
+
+_DELETE_MESSAGE = delete(MESSAGES).where(MESSAGES.c.id == bindparam("row_id"))
+
+
+def delete_message(c: Connection, message_id: int) -> None:
+    """Remove one message (an answer cut off before its end marker, being answered again)."""
+    c.execute(_DELETE_MESSAGE, {"row_id": message_id})
 
 
 # ---------------------------------------------------------------------------------------------- thoughts

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,7 +16,9 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from .db import AdminAction, Conversation, Event, Message, Participant
+from . import queries
+from .bundle import completed
+from .db import AdminAction, Conversation, Event, Message, Participant, StudyState
 from .export import iso
 from .quality import FLAGS, quality_flags
 from .study import StudyConfig
@@ -51,13 +53,22 @@ def participant_rows(s: Session, study: StudyConfig, f: Filters, *, page_size: i
     if f.model:
         q = q.where(Participant.id.in_(select(Conversation.participant_id).where(Conversation.model_key == f.model)))
     people = list(s.scalars(q.order_by(Participant.id)))
-    flags = quality_flags(s, study, people)
-    if f.flag:
+    flags: dict[int, dict[str, int]] | None = None
+    if f.flag:  # filtering by a flag needs everyone's flags; otherwise only the page's are computed
+        flags = quality_flags(s, study, people)
         people = [p for p in people if flags.get(p.id, {}).get(f.flag)]
     total = len(people)
     if page_size is not None:
         start = (max(f.page, 1) - 1) * page_size
         people = people[start:start + page_size]
+    return rows_for(s, study, people, flags), total
+
+
+def rows_for(s: Session, study: StudyConfig, people: list[Participant],
+             flags: dict[int, dict[str, int]] | None = None) -> list[dict[str, Any]]:
+    """The list/CSV rows of these participants (their quality flags computed here unless given)."""
+    if flags is None:
+        flags = quality_flags(s, study, people)
     ids = [p.id for p in people]
     convs: dict[int, list[Conversation]] = {}
     counts: dict[int, int] = {}
@@ -75,6 +86,8 @@ def participant_rows(s: Session, study: StudyConfig, f: Filters, *, page_size: i
         rows.append({
             "user": f"user{p.id}", "public_id": p.public_id, "prolific_pid": p.prolific_pid,
             "study_id": p.study_id, "session_id": p.session_id, "stage": p.stage, "design_row": p.design_row,
+            "completed": completed(p), "study_version": p.study_version, "consent_version": p.consent_version,
+            "design_id": p.design_id,
             "models": [c.model_key for c in cs], "messages": counts.get(p.id, 0),
             "conversations": [(c.public_id, c.task_index + 1, c.model_key) for c in cs],
             "created_at": p.created_at, "completed_at": p.completed_at, "withdrawn_at": p.withdrawn_at,
@@ -82,46 +95,81 @@ def participant_rows(s: Session, study: StudyConfig, f: Filters, *, page_size: i
             "minutes_tasks": [_minutes(c.started_at, c.ended_at) for c in cs],
             "quiz_attempts": p.quiz_attempts, "flags": flags.get(p.id, {}),
         })
-    return rows, total
+    return rows
 
 
 def participants_csv(s: Session, study: StudyConfig) -> str:
     """Every participant with timing and one column per quality flag (counts), for analysis or payment."""
-    rows, _ = participant_rows(s, study, Filters(), page_size=None)
+    return "".join(participants_csv_pieces(s, study))
+
+
+def participants_csv_pieces(s: Session, study: StudyConfig, batch: int = 50) -> Iterator[str]:
+    """`participants_csv` in pieces of `batch` participants (keyset-paged), for `reads.snapshot_pieces`."""
     n_tasks = study.tasks_per_participant
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["format_version", "user", "public_id", "prolific_pid", "study_id", "session_id", "stage", "withdrawn",
-                "design_row", *[f"task{k + 1}_model" for k in range(n_tasks)], "messages", "quiz_attempts",
+                "completed", "study_version", "consent_version", "design_id", "design_row", *[f"task{k + 1}_model" for k in range(n_tasks)], "messages", "quiz_attempts",
                 "created_at", "completed_at", "minutes_total", *[f"task{k + 1}_minutes" for k in range(n_tasks)],
                 "quality_flags", *[f"flag_{f}" for f in FLAGS]])
+    last = 0
+    while True:
+        people = list(s.scalars(select(Participant).where(Participant.id > last).order_by(Participant.id).limit(batch)))
+        if not people:
+            break
+        last = people[-1].id
+        _csv_rows(w, rows_for(s, study, people), n_tasks)
+        s.expunge_all()
+        yield buf.getvalue()
+        buf.seek(0)
+        buf.truncate()
+    yield buf.getvalue()
+
+
+def _csv_rows(w: Any, rows: list[dict[str, Any]], n_tasks: int) -> None:
     for r in rows:
         models = r["models"] + [""] * (n_tasks - len(r["models"]))
         minutes = r["minutes_tasks"] + [None] * (n_tasks - len(r["minutes_tasks"]))
         w.writerow([CSV_FORMAT_VERSION, r["user"], r["public_id"], r["prolific_pid"] or "", r["study_id"] or "",
                     r["session_id"] or "", r["stage"], int(r["stage"] == "withdrawn"),
-                    "" if r["design_row"] is None else r["design_row"], *models[:n_tasks], r["messages"],
+                    int(r["completed"]), _blank(r["study_version"]), _blank(r["consent_version"]),
+                    r["design_id"] or "", "" if r["design_row"] is None else r["design_row"], *models[:n_tasks], r["messages"],
                     r["quiz_attempts"], iso(r["created_at"]) or "", iso(r["completed_at"]) or "",
                     _blank(r["minutes_total"]), *[_blank(m) for m in minutes[:n_tasks]],
                     ";".join(f"{k}={v}" for k, v in r["flags"].items()), *[r["flags"].get(f, 0) for f in FLAGS]])
-    return buf.getvalue()
 
 
 def events_csv(s: Session) -> str:
     """The event log (assignments, model errors, quiz attempts, session changes, ends) and the audit log."""
+    return "".join(events_csv_pieces(s))
+
+
+def events_csv_pieces(s: Session, batch: int = 500) -> Iterator[str]:
+    """`events_csv` in pieces of `batch` events (keyset-paged), for `reads.snapshot_pieces`."""
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["format_version", "source", "time", "kind", "user", "public_id", "conversation", "detail"])
-    q = (select(Event, Participant.public_id, Conversation.public_id)
-         .join(Participant, Participant.id == Event.participant_id)
-         .join(Conversation, Conversation.id == Event.conversation_id, isouter=True).order_by(Event.id))
-    for e, pub, conv in s.execute(q):
-        w.writerow([CSV_FORMAT_VERSION, "event", iso(e.created_at), e.kind, f"user{e.participant_id}", pub,
-                    conv or "", e.detail])
+    last = 0
+    while True:
+        q = (select(Event, Participant.public_id, Conversation.public_id)
+             .join(Participant, Participant.id == Event.participant_id)
+             .join(Conversation, Conversation.id == Event.conversation_id, isouter=True)
+             .where(Event.id > last).order_by(Event.id).limit(batch))
+        got = s.execute(q).all()
+        if not got:
+            break
+        for e, pub, conv in got:
+            w.writerow([CSV_FORMAT_VERSION, "event", iso(e.created_at), e.kind, f"user{e.participant_id}", pub,
+                        conv or "", e.detail])
+        last = got[-1][0].id
+        s.expunge_all()
+        yield buf.getvalue()
+        buf.seek(0)
+        buf.truncate()
     for a in s.scalars(select(AdminAction).order_by(AdminAction.id)):
         w.writerow([CSV_FORMAT_VERSION, "admin", iso(a.created_at), a.action, "", a.participant_public_id or "", "",
                     a.detail])
-    return buf.getvalue()
+    yield buf.getvalue()
 
 
 def audit_log(s: Session, limit: int = 200) -> Sequence[AdminAction]:
@@ -132,6 +180,27 @@ def log_admin_action(s: Session, action: str, detail: str, participant: Particip
     s.add(AdminAction(action=action, detail=detail[:4000],
                       participant_public_id=participant.public_id if participant else None,
                       prolific_pid=participant.prolific_pid if participant else None))
+
+
+def study_state_of(s: Session) -> dict[str, Any]:
+    """The study's state for the admin page: open, paused or closed, with the note and when."""
+    row = s.get(StudyState, 1)
+    if row is None:
+        return {"state": "open", "detail": "", "updated_at": None}
+    return {"state": row.state, "detail": row.detail, "updated_at": iso(row.updated_at)}
+
+
+def set_study_state(s: Session, state: str, note: str = "", *, actor: str = "admin") -> str:
+    """Pause, close or reopen the study for every worker (audited). Paused and closed refuse new entries
+    with their own page; participants already in the study go on to the end."""
+    from .flow import STUDY_STATES, FlowError
+
+    if state not in STUDY_STATES:
+        raise FlowError(400, f"unknown study state {state!r}; use one of: {', '.join(STUDY_STATES)}")
+    before = study_state_of(s)["state"]
+    queries.set_study_state(s.connection(), state, note)
+    log_admin_action(s, f"study_{state}", f"by {actor}; {before} -> {state}{'; ' + note if note else ''}")
+    return before
 
 
 def _blank(v: float | None) -> str | float:

@@ -7,6 +7,7 @@ Cookie-authenticated posts also need the CSRF token (a bearer header cannot be f
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -18,21 +19,26 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response, Streamin
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import flow, queries
+from . import admin_auth, flow, queries
+from .bundle import BUNDLE_FORMAT_VERSION, ZipSink, bundle_pieces, completed
 from .context import AppContext, ctx_of
 from .db import Conversation, Participant
 from .export import EXPORT_FORMAT_VERSION, iter_export
+from .payments import Ledger, pay_bonuses, review
 from .prolific import REJECTION_CATEGORIES, Action, ProlificClient, ProlificError
 from .quality import FLAGS
+from .reads import run_snapshot, snapshot_pieces
 from .render import render_markdown
 from .researcher import (
     PAGE_SIZE,
     Filters,
     audit_log,
-    events_csv,
+    events_csv_pieces,
     log_admin_action,
     participant_rows,
-    participants_csv,
+    participants_csv_pieces,
+    set_study_state,
+    study_state_of,
 )
 from .routes_participant import redirect, run_db
 from .security import ADMIN_COOKIE, CSRF_FIELD
@@ -50,10 +56,10 @@ def require_admin(request: Request, form: Any = None) -> AppContext:
     ctx = ctx_of(request)
     token = _bearer(request)
     if token is not None:
-        if not ctx.signer.admin_token_ok(token):
-            raise flow.FlowError(401, "wrong admin token")
+        admin_auth.check_bearer(ctx, request, token)  # throttled and logged with the login form's failures
         return ctx
-    if not ctx.signer.admin_cookie_ok(request.cookies.get(ADMIN_COOKIE)):
+    session = ctx.signer.admin_cookie_session(request.cookies.get(ADMIN_COOKIE))
+    if session is None or not admin_auth.session_live(ctx, session):
         raise flow.FlowError(401, "admin login required", redirect="/admin/login")
     if form is not None and not ctx.signer.csrf_ok(ADMIN_CSRF_SUBJECT, form.get(CSRF_FIELD)):
         raise flow.FlowError(403, "this form has expired; reload the admin page")
@@ -65,34 +71,21 @@ async def login_page(request: Request) -> Response:
     return ctx_of(request).render(request, "admin/login.html", error=None)
 
 
-def _client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
 @router.post("/login")
 async def login_post(request: Request) -> Response:
     """Log in with the token; 5 failures from one address within 15 minutes lock it out for a while (429),
     counted in the database over every worker."""
     ctx = ctx_of(request)
     form = await request.form()
-    who = _client_address(request)
+    who = admin_auth.client_address(request)
     token = str(form.get("token", ""))
-    throttle = ctx.login_throttle
 
-    def attempt(s: Session) -> tuple[int, bool]:
-        """(seconds to wait, token right): checked and recorded in one locked transaction (see throttle.py)."""
-        throttle.lock(s, who)
-        wait = throttle.retry_after(s, who)
-        if wait:
-            return wait, False
-        ok = ctx.signer.admin_token_ok(token)
-        if ok:
-            throttle.succeeded(s, who)
-        else:
-            throttle.failed(s, who)
-        return 0, ok
+    def attempt(s: Session) -> tuple[int, bool, str | None]:
+        """(seconds to wait, token right, new session): one locked transaction (see throttle.py)."""
+        wait, ok = admin_auth.attempt(ctx, s, who, token, "login form")
+        return wait, ok, admin_auth.start_session(s) if ok else None
 
-    wait, ok = await run_db(ctx, attempt)
+    wait, ok, session = await run_db(ctx, attempt)
     if wait:
         resp = ctx.render(request, "admin/login.html", status_code=429,
                           error=f"too many failed logins from your address; try again in {wait} s")
@@ -101,15 +94,19 @@ async def login_post(request: Request) -> Response:
     if not ok:
         return ctx.render(request, "admin/login.html", status_code=401, error="wrong token")
     resp = redirect("/admin")
-    resp.set_cookie(ADMIN_COOKIE, ctx.signer.admin_cookie(), httponly=True, samesite="strict",
-                    secure=ctx.settings.secure_cookies, max_age=60 * 60 * 12)
+    assert session is not None
+    resp.set_cookie(ADMIN_COOKIE, ctx.signer.admin_cookie(session), httponly=True, samesite="strict",
+                    secure=ctx.settings.secure_cookies, max_age=admin_auth.SESSION_SECONDS)
     return resp
 
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
     form = await request.form()
-    require_admin(request, form)
+    ctx = require_admin(request, form)
+    session = ctx.signer.admin_cookie_session(request.cookies.get(ADMIN_COOKIE))
+    if session is not None:  # ended on the server: a kept copy of the cookie opens nothing
+        await run_db(ctx, lambda s: admin_auth.end_session(s, session))
     resp = redirect("/admin/login")
     resp.delete_cookie(ADMIN_COOKIE, httponly=True, samesite="strict", secure=ctx_of(request).settings.secure_cookies)
     return resp
@@ -119,7 +116,9 @@ async def logout(request: Request) -> Response:
 async def progress_page(request: Request) -> Response:
     ctx = require_admin(request)
     stats = await run_db(ctx, flow.progress)
-    return ctx.render(request, "admin/progress.html", stats=stats, csrf=ctx.signer.csrf_token(ADMIN_CSRF_SUBJECT))
+    state = await run_db(ctx, study_state_of)
+    return ctx.render(request, "admin/progress.html", stats=stats, csrf=ctx.signer.csrf_token(ADMIN_CSRF_SUBJECT),
+                      study_state=state)
 
 
 @router.get("/api/progress")
@@ -148,7 +147,7 @@ async def conversations_page(request: Request) -> Response:
     """Participants with Prolific ids, search (id, PID, session), filters (stage, flag, model) and paging."""
     ctx = require_admin(request)
     f = _filters(request)
-    rows, total = await run_db(ctx, lambda s: participant_rows(s, ctx.study, f))
+    rows, total = await run_snapshot(ctx.db, lambda s: participant_rows(s, ctx.study, f))
     pages = max(1, -(-total // PAGE_SIZE))
     return ctx.render(request, "admin/conversations.html", rows=rows, total=total, filters=f, pages=pages,
                       flags=FLAGS, stages=flow.STAGES, models=[m.key for m in ctx.study.models],
@@ -159,7 +158,7 @@ async def conversations_page(request: Request) -> Response:
 async def participants_api(request: Request) -> Response:
     ctx = require_admin(request)
     f = _filters(request)
-    rows, total = await run_db(ctx, lambda s: participant_rows(s, ctx.study, f))
+    rows, total = await run_snapshot(ctx.db, lambda s: participant_rows(s, ctx.study, f))
     out = [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items() if k != "conversations"}
            for r in rows]
     return JSONResponse({"total": total, "page": f.page, "page_size": PAGE_SIZE, "participants": out})
@@ -191,15 +190,56 @@ async def export_jsonl(request: Request) -> Response:
     ctx = require_admin(request)
     include_prolific = request.query_params.get("include_prolific") in ("1", "true", "yes")
     completed_only = request.query_params.get("completed_only") in ("1", "true", "yes")
-    lines = await run_db(ctx, lambda s: [json.dumps(r, ensure_ascii=False) + "\n" for r in iter_export(
-        s, include_prolific=include_prolific, completed_only=completed_only, study=ctx.study)])
 
-    def body() -> Iterator[str]:
-        yield from lines
+    def lines(s: Session) -> Iterator[str]:
+        for r in iter_export(s, include_prolific=include_prolific, completed_only=completed_only, study=ctx.study,
+                             batch=2):
+            yield json.dumps(r, ensure_ascii=False) + "\n"
 
-    return StreamingResponse(body(), media_type="application/x-ndjson", headers={
+    # read from a snapshot in pieces: participants are never kept waiting by an export (see reads.py)
+    return StreamingResponse(snapshot_pieces(ctx.db, lines), media_type="application/x-ndjson", headers={
         "Content-Disposition": f'attachment; filename="{ctx.study.name}-thoughttrace.jsonl"',
         "X-ThoughtTrace-Format-Version": str(EXPORT_FORMAT_VERSION)})
+
+
+@router.get("/export.zip")
+async def export_zip(request: Request) -> Response:
+    """The dataset that stands alone: conversations, participants (screening and survey answers), the
+    design, the study versions and the codebook (see bundle.py), read from a snapshot in pieces."""
+    ctx = require_admin(request)
+    include_prolific = request.query_params.get("include_prolific") in ("1", "true", "yes")
+    completed_only = request.query_params.get("completed_only") in ("1", "true", "yes")
+    versions = ctx.versions
+    studies = versions.known() if versions is not None else {}
+    sink = ZipSink()
+    async for name, text in snapshot_pieces(ctx.db, lambda s: bundle_pieces(
+            s, studies, ctx.study, versions.current_id if versions else None, include_prolific=include_prolific,
+            completed_only=completed_only, batch=2)):
+        sink.add(name, text)
+    return Response(sink.finish(), media_type="application/zip", headers={
+        "Content-Disposition": f'attachment; filename="{ctx.study.name}-dataset.zip"',
+        "X-ThoughtTrace-Format-Version": str(BUNDLE_FORMAT_VERSION)})
+
+
+@router.post("/study/state")
+async def study_state_post(request: Request) -> Response:
+    """Pause, close or reopen the study (`state` = paused | closed | open): new entries get a clear page,
+    people already in the study finish. Audited."""
+    bearer = _bearer(request) is not None
+    form: Any = await request.form() if not bearer else {}
+    if bearer:
+        try:
+            form = json.loads(await request.body() or b"{}")
+        except (ValueError, RecursionError):
+            form = {}
+        form = form if isinstance(form, dict) else {}
+    ctx = require_admin(request, None if bearer else form)
+    state = str(form.get("state", ""))
+    note = str(form.get("note", ""))[:500]
+    await run_db(ctx, lambda s: set_study_state(s, state, note, actor="bearer token" if bearer else "admin page"))
+    if not bearer:
+        return RedirectResponse("/admin", status_code=303)
+    return JSONResponse({"state": state})
 
 
 @router.get("/payments.csv")
@@ -207,18 +247,23 @@ async def payments_csv(request: Request) -> Response:
     """Prolific ids of participants, with their stage, for paying them (only this file holds the ids)."""
     ctx = require_admin(request)
 
-    def work(s: Session) -> str:
+    def work(s: Session) -> Iterator[str]:
         buf = io.StringIO()
         w = csv.writer(buf)
         w.writerow(["prolific_pid", "study_id", "session_id", "stage", "completed", "completed_at", "withdrawn",
                     "withdrawn_at"])
-        for p in s.scalars(select(Participant).where(Participant.prolific_pid.is_not(None)).order_by(Participant.id)):
-            w.writerow([p.prolific_pid, p.study_id or "", p.session_id or "", p.stage, int(p.stage == "done"),
+        for n, p in enumerate(s.scalars(select(Participant).where(Participant.prolific_pid.is_not(None))
+                                        .order_by(Participant.id).execution_options(yield_per=200)), start=1):
+            w.writerow([p.prolific_pid, p.study_id or "", p.session_id or "", p.stage, int(completed(p)),
                         p.completed_at.isoformat() if p.completed_at else "", int(p.stage == "withdrawn"),
                         p.withdrawn_at.isoformat() if p.withdrawn_at else ""])
-        return buf.getvalue()
+            if n % 200 == 0:
+                yield buf.getvalue()
+                buf.seek(0)
+                buf.truncate()
+        yield buf.getvalue()
 
-    return Response(await run_db(ctx, work), media_type="text/csv",
+    return StreamingResponse(snapshot_pieces(ctx.db, work), media_type="text/csv",
                     headers={"Content-Disposition": 'attachment; filename="payments.csv"'})
 
 
@@ -226,14 +271,15 @@ async def payments_csv(request: Request) -> Response:
 async def participants_csv_route(request: Request) -> Response:
     """Participants with stage, models by position, timing and quality-flag columns (holds Prolific ids)."""
     ctx = require_admin(request)
-    return Response(await run_db(ctx, lambda s: participants_csv(s, ctx.study)), media_type="text/csv",
+    return StreamingResponse(snapshot_pieces(ctx.db, lambda s: participants_csv_pieces(s, ctx.study, batch=3)),
+                             media_type="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{ctx.study.name}-participants.csv"'})
 
 
 @router.get("/events.csv")
 async def events_csv_route(request: Request) -> Response:
     ctx = require_admin(request)
-    return Response(await run_db(ctx, events_csv), media_type="text/csv",
+    return StreamingResponse(snapshot_pieces(ctx.db, events_csv_pieces), media_type="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{ctx.study.name}-events.csv"'})
 
 
@@ -326,16 +372,19 @@ async def prolific_post(request: Request) -> Response:
     ids = [x.strip() for x in str(form.get("ids", "")).replace(",", "\n").splitlines() if x.strip()]
     result: Any = None
     error: str | None = None
-    try:
+    ledger = Ledger(ctx.db)  # every real action is recorded before it is sent: never twice (payments.py)
+
+    def send() -> Any:  # in a thread: Prolific's answers must not hold up the participants' event loop
         if action == "approve":
-            result = [client.approve(i) for i in ids] if ids else None
             if not ids:
                 raise ProlificError("list the submission ids (SESSION_ID) to approve")
-        elif action == "reject":
+            return review(client, ledger, "approve", ids)
+        if action == "reject":
             if len(ids) != 1:
                 raise ProlificError("reject one submission at a time (one submission id)")
-            result = client.reject(ids[0], str(form.get("message", "")), str(form.get("category", "")))
-        elif action == "bonus":
+            return review(client, ledger, "reject", ids, message=str(form.get("message", "")),
+                          category=str(form.get("category", "")))
+        if action == "bonus":
             pairs = []
             for line in str(form.get("ids", "")).splitlines():
                 pid, _, amount = line.strip().replace(",", " ").partition(" ")
@@ -343,9 +392,14 @@ async def prolific_post(request: Request) -> Response:
                     raise ProlificError(f"bonus line {line.strip()!r}: write 'PARTICIPANT_ID AMOUNT', e.g. 'abc123 1.50'")
                 if pid:
                     pairs.append((pid, amount.strip()))
-            result = client.bonus(str(form.get("study_id", "")), pairs)
-        else:
-            raise ProlificError("choose an action: approve, reject or bonus")
+            return pay_bonuses(client, ledger, str(form.get("study_id", "")), pairs)
+        raise ProlificError("choose an action: approve, reject or bonus")
+
+    try:
+        report = await asyncio.to_thread(send)
+        result = report.as_dict()
+        if report.failed:
+            error = "; ".join(f"{o.target}: {o.note}" for o in report.failed)[:2000]
     except ProlificError as exc:
         error = str(exc)
     await _log_actions(ctx, actions)

@@ -53,6 +53,9 @@ class MessageOut(BaseModel):
     content: str
     timestamp: str
     html: str | None = None
+    #: assistant answers: stop, length or dropped (then `incomplete`: the page offers Retry)
+    finish_reason: str | None = None
+    incomplete: bool = False
     note: NoteOut | None = None
 
 

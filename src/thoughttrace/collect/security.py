@@ -17,6 +17,8 @@ PARTICIPANT_COOKIE = "tt_participant"
 ADMIN_COOKIE = "tt_admin"
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
+#: 32 letters and digits without the look-alikes 0/O and 1/I
+RESUME_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
 
 class Signer:
@@ -55,6 +57,22 @@ class Signer:
     def _csrf_token_uncached(self, subject: str) -> str:
         return hmac.new(self._secret, f"csrf:{subject}".encode(), hashlib.sha256).hexdigest()
 
+    def resume_code(self, public_id: str) -> str:
+        """The code a participant is shown to resume on another device: an HMAC of their public id (nothing
+        stored; 50 bits, in groups of five letters/digits that are easy to copy: no 0/O, 1/I)."""
+        digest = hmac.new(self._secret, f"resume:{public_id}".encode(), hashlib.sha256).digest()
+        value = int.from_bytes(digest[:8], "big")
+        chars = []
+        for _ in range(10):
+            value, i = divmod(value, 32)
+            chars.append(RESUME_ALPHABET[i])
+        return "".join(chars[:5]) + "-" + "".join(chars[5:])
+
+    def resume_code_ok(self, public_id: str, code: str | None) -> bool:
+        given = "".join(ch for ch in str(code or "").upper() if ch.isalnum())
+        want = self.resume_code(public_id).replace("-", "")
+        return len(given) == len(want) and hmac.compare_digest(given.encode(), want.encode())
+
     def csrf_ok(self, subject: str, token: str | None) -> bool:
         return bool(token) and hmac.compare_digest(self.csrf_token(subject), str(token))
 
@@ -62,15 +80,26 @@ class Signer:
     def admin_token_ok(self, token: str | None) -> bool:
         return bool(token) and hmac.compare_digest(str(token).encode(), self._admin_token.encode())
 
-    def admin_cookie(self) -> str:
-        # bound to the token: rotating THOUGHTTRACE_ADMIN_TOKEN logs every admin out
-        return self._admin.dumps({"admin": self._admin_fingerprint})
+    def admin_cookie(self, session_token: str) -> str:
+        """The admin cookie for one server-side session (`admin_sessions`), bound to the token too: rotating
+        THOUGHTTRACE_ADMIN_TOKEN logs every admin out, and logging out ends that session on the server."""
+        return self._admin.dumps({"admin": self._admin_fingerprint, "session": session_token})
 
-    def admin_cookie_ok(self, value: str | None) -> bool:
-        if not value:
-            return False
+    def admin_cookie_session(self, value: str | None) -> str | None:
+        """The session token of a valid admin cookie (its signature and token binding checked), else None;
+        the caller still checks the session is live in the database."""
+        if not value or len(value) > 512:
+            return None
         try:
             data = self._admin.loads(value)
         except BadSignature:
-            return False
-        return isinstance(data, dict) and data.get("admin") == self._admin_fingerprint
+            return None
+        if not isinstance(data, dict) or data.get("admin") != self._admin_fingerprint:
+            return None
+        session = data.get("session")
+        return session if isinstance(session, str) and 16 <= len(session) <= 128 else None
+
+
+def session_id(session_token: str) -> str:
+    """What the database keeps of an admin session token (its sha256): a stolen table opens nothing."""
+    return hashlib.sha256(session_token.encode()).hexdigest()

@@ -82,6 +82,10 @@ class Texts(_Strict):
     declined: str = "You chose not to take part. Thank you for your time; nothing you wrote is kept."
     screened_out: str = "Thank you. Based on your answers you are not eligible for this study."
     timed_out: str = "The time for this study has run out. Thank you for your time."
+    full: str = ("All places in this study were taken while you read the instructions. Thank you for your time: "
+                 "use the code below so you are paid for it.")
+    paused: str = "This study is paused and takes no new participants right now. Please try again later."
+    closed: str = "This study is closed and takes no new participants. Thank you for your interest."
     screening_title: str = "A few questions first"
 
 
@@ -186,6 +190,7 @@ class CompletionCodes(_Strict):
     declined: str | None = Field(default=None, pattern=_CODE, description="did not consent")
     screened_out: str | None = Field(default=None, pattern=_CODE)
     timed_out: str | None = Field(default=None, pattern=_CODE, description="ran past study_time_limit_minutes")
+    full: str | None = Field(default=None, pattern=_CODE, description="every design row's quota was full")
 
 
 class QualityRules(_Strict):
@@ -196,6 +201,26 @@ class QualityRules(_Strict):
     min_keystroke_ratio: float = Field(default=0.3, ge=0, le=1,
                                        description="keystrokes / characters below this: the note was pasted")
     repeat_limit: int = Field(default=2, ge=2, description="the same note this many times is 'repeated'")
+
+
+class Quotas(_Strict):
+    """When assignment stops: per design row, per model (participants meeting it), and in all.
+
+    Counted over participants who did not withdraw or screen out; a participant who cannot get a row
+    (every row or model full) ends at the `full` page with its own completion code.
+    """
+
+    per_design_row: int | None = Field(default=None, ge=1, description="participants per design row")
+    models: dict[str, int] = Field(default_factory=dict, description="model key -> participants meeting it")
+    total: int | None = Field(default=None, ge=1, description="participants with a design row in all")
+
+    @field_validator("models")
+    @classmethod
+    def _positive(cls, models: dict[str, int]) -> dict[str, int]:
+        bad = [k for k, v in models.items() if v < 1]
+        if bad:
+            raise ValueError(f"model quota(s) for {bad} must be at least 1 (leave a model out to give it none)")
+        return models
 
 
 class StudyConfig(_Strict):
@@ -235,6 +260,7 @@ class StudyConfig(_Strict):
     screening: list[SurveyItem] = Field(default_factory=list, description="questions after consent; may screen out")
     survey_items: list[SurveyItem] | None = Field(default=None, description="default: the release's demographics")
     quality: QualityRules = Field(default_factory=QualityRules)
+    quotas: Quotas = Field(default_factory=Quotas)
 
     @field_validator("models")
     @classmethod
@@ -260,6 +286,9 @@ class StudyConfig(_Strict):
             twice = sorted({i for i in ids if ids.count(i) > 1})
             if twice:
                 raise ValueError(f"{group}: item id(s) {twice} appear twice; every item needs its own id")
+        unknown = sorted(set(self.quotas.models) - {m.key for m in self.models})
+        if unknown:
+            raise ValueError(f"quotas.models names model key(s) {unknown} that are not in models")
         if any(i.screen_out_if for i in self.survey_items or []):
             raise ValueError("survey_items cannot screen out (the study is over by then); "
                              "put screen_out_if items under screening")
@@ -272,7 +301,7 @@ class StudyConfig(_Strict):
         return self.tasks[index] if index < len(self.tasks) else TaskSpec()
 
     def completion_code(self, outcome: str) -> str | None:
-        """The Prolific code for an outcome: completed, declined, screened_out or timed_out."""
+        """The Prolific code for an outcome: completed, declined, screened_out, timed_out or full."""
         if outcome == "completed":
             return self.completion_codes.completed or self.prolific_completion_code
         return getattr(self.completion_codes, outcome, None)

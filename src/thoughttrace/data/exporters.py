@@ -120,20 +120,14 @@ def write_parquet(conversations: Iterable[Conversation], path: str | Path) -> in
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
+    from thoughttrace.outputs import open_output
+
     schema = arrow_schema()
     n = 0
-    try:
-        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-            for batch in _batches(conversations):
-                writer.write_table(pa.Table.from_pylist(batch, schema=schema))
-                n += len(batch)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    tmp.replace(p)
+    with open_output(path, "wb") as fh, pq.ParquetWriter(fh, schema, compression="zstd") as writer:
+        for batch in _batches(conversations):
+            writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+            n += len(batch)
     return n
 
 
@@ -169,14 +163,22 @@ def iter_parquet(path: str | Path) -> Iterator[Conversation]:
                 raise DatasetError(f"{path}: row {row_no}: not a thoughttrace conversation ({exc})") from None
 
 
-def write_manifest(target: Path, fmt: str, count: int, **info: Any) -> Path:
-    """`thoughttrace.json` in an HF dir, or `<file>.thoughttrace.json` beside a JSONL file."""
-    from thoughttrace import __version__
+def write_manifest(target: Path, fmt: str, count: int, **info: Any) -> Path | None:
+    """`thoughttrace.json` in an HF dir, or `<file>.thoughttrace.json` beside a JSONL file.
 
+    None (nothing written) when the output was a device, a FIFO or stdout: a side file beside /dev/null would
+    be litter the command was not asked for."""
+    from thoughttrace import __version__
+    from thoughttrace.outputs import is_stream
+
+    if not target.is_dir() and is_stream(target):
+        return None
     where = target / MANIFEST_NAME if target.is_dir() else target.with_name(target.name + "." + MANIFEST_NAME)
     manifest = {"format_version": FORMAT_VERSION, "kind": "thoughttrace-conversations", "format": fmt,
                 "count": count, "written_by": f"thoughttrace {__version__}", **info}
-    where.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    from thoughttrace.outputs import write_output_text
+
+    write_output_text(where, json.dumps(manifest, indent=2) + "\n")
     return where
 
 
@@ -188,7 +190,8 @@ def write_hf(conversations: Iterable[Conversation], out_dir: str | Path, *, over
     occupied = any(out.iterdir()) if out.is_dir() else out.exists()
     if occupied:
         if not overwrite:
-            raise DatasetError(f"{out}: already exists; remove it or choose another output directory")
+            raise DatasetError(f"{out}: already exists; pass --overwrite to replace it, or choose another output "
+                               "directory")
         shutil.rmtree(out) if out.is_dir() else out.unlink()
     with tempfile.TemporaryDirectory(prefix="thoughttrace-hf-") as tmp:
         pq_path = Path(tmp) / "data.parquet"

@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field
 
-from .io import ReadReport, iter_conversations
+from .io import ReadReport
 from .schema import Conversation
 from .taxonomy import DOMAIN_LABELS, REACTION_LABELS, REASON_LABELS
 
@@ -92,7 +93,8 @@ class StatsAccumulator:
         self.no_domain = 0
         self.users: set[str] = set()
 
-    def add(self, conv: Conversation) -> None:
+    def add(self, conv: Conversation | Any) -> None:
+        """One conversation: a `Conversation`, or anything with its attributes (`data.fast` structs)."""
         msgs = conv.messages
         self.lengths[len(msgs)] += 1
         for m in msgs:
@@ -140,7 +142,7 @@ class StatsAccumulator:
         )
 
 
-def compute_stats(conversations: Iterable[Conversation]) -> DatasetStats:
+def compute_stats(conversations: Iterable[Conversation | Any]) -> DatasetStats:
     """One pass over any iterable of conversations (a generator from `iter_conversations` keeps memory flat)."""
     acc = StatsAccumulator()
     for conv in conversations:
@@ -149,9 +151,15 @@ def compute_stats(conversations: Iterable[Conversation]) -> DatasetStats:
 
 
 def stats_file(path: str | Path, *, skip_invalid: bool = False) -> tuple[DatasetStats, ReadReport]:
-    """Stats of a JSONL file; strict unless `skip_invalid` (then the report lists the skipped lines)."""
+    """Stats of a JSONL file; strict unless `skip_invalid` (then the report lists the skipped lines).
+
+    Every line is validated; the fast reader (`data.fast`, msgspec) does it without building pydantic
+    models, and hands a line it cannot accept to pydantic for the verdict and the message.
+    """
+    from .fast import iter_validated
+
     report = ReadReport()
-    return compute_stats(iter_conversations(path, skip_invalid=skip_invalid, report=report)), report
+    return compute_stats(iter_validated(path, skip_invalid=skip_invalid, report=report)), report
 
 
 def format_table(stats: DatasetStats) -> str:

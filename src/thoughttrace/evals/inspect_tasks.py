@@ -28,6 +28,7 @@ from thoughttrace.data import read_conversations
 from thoughttrace.evals.generation import clean_text
 from thoughttrace.evals.judge import parse_score
 from thoughttrace.evals.resources import load_prompt, load_rubric
+from thoughttrace.evals.store import first_items
 from thoughttrace.evals.transcript import ClipConfig
 from thoughttrace.llm import ParseError
 
@@ -92,7 +93,7 @@ def next_message(file: str, condition: str = "history", judge: str | None = None
     if cond == "inferred":
         raise ValueError("the inferred condition runs two model steps; use `thoughttrace eval next-message`")
     convs = {c.id: c for c in read_conversations(file)}
-    items = extract_items(list(convs.values()), [cond])[:limit]
+    items = first_items(extract_items(list(convs.values()), [cond]), limit)
     clip = ClipConfig()
     samples = [Sample(input=_messages(build_prompt(convs[i.conversation_id], i, clip)), target=i.reference,
                       id=f"{i.conversation_id}|{i.message_id}|{cond}",
@@ -116,7 +117,7 @@ def thought_inference(file: str, judge: str | None = None, limit: int | None = N
     )
 
     convs = {c.id: c for c in read_conversations(file)}
-    items = extract_items(list(convs.values()))[:limit]
+    items = first_items(extract_items(list(convs.values())), limit)
     clip = ClipConfig()
     samples = []
     for i in items:

@@ -36,7 +36,7 @@ from .judge import Judge
 from .leakage import check_no_leakage
 from .resources import load_prompt
 from .stats import SCALES, agreement, paired_difference, paired_relative_gain, share_of_gain
-from .store import ItemStore, RunStats, run_items
+from .store import ItemStore, RunStats, first_items, run_items
 from .summary import cumulative_usage, group_rows, markdown_table, usage_markdown, write_summary
 from .transcript import ClipConfig, render, thoughts_text
 
@@ -192,13 +192,11 @@ class NextMessageEval:
         self, conversations: Sequence[Conversation], store: ItemStore, conditions: Sequence[str], *,
         limit: int | None = None, concurrency: int = 1, progress: bool | None = None,
     ) -> RunStats:
-        """`limit` counts target messages (each with all its conditions), so conditions stay paired."""
+        """`limit` counts items (one target message under one condition), as `--help` says. Items come in
+        file order with each message's conditions next to each other, so the first N items pair up: with 4
+        conditions, `limit=8` is 2 messages under all 4 (only a last, cut message may miss some)."""
         self._convs = {c.id: c for c in conversations}
-        items = extract_items(conversations, normalise_conditions(conditions))
-        if limit is not None:
-            targets = list(dict.fromkeys((i.conversation_id, i.message_id) for i in items))[:limit]
-            keep = set(targets)
-            items = [i for i in items if (i.conversation_id, i.message_id) in keep]
+        items = first_items(extract_items(conversations, normalise_conditions(conditions)), limit)
         return await run_items(items, self.key, self.evaluate, store, concurrency=concurrency,
                                desc=f"next message ({self.model.spec})", progress=progress)
 

@@ -102,6 +102,16 @@ class RunStats(BaseModel):
     errors: list[str] = []
 
 
+def first_items(items: Sequence[T], limit: int | None) -> list[T]:
+    """The first `limit` items (all when None). A limit below 1 is refused: `items[:-1]` would quietly drop
+    the last item instead of keeping the first ones."""
+    if limit is None:
+        return list(items)
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"limit must be a whole number of items >= 1 (got {limit!r}); leave it out for all items")
+    return list(items[:limit])
+
+
 async def run_items(
     items: Sequence[T],
     key: Callable[[T], str],

@@ -32,7 +32,7 @@ from .judge import Judge
 from .leakage import check_no_leakage
 from .resources import load_prompt
 from .stats import SCALES, agreement
-from .store import ItemStore, RunStats, run_items
+from .store import ItemStore, RunStats, first_items, run_items
 from .summary import cumulative_usage, group_rows, markdown_table, usage_markdown, write_summary
 from .transcript import ClipConfig, render, thought_labels, thoughts_text
 
@@ -242,9 +242,7 @@ class ThoughtInferenceEval:
         limit: int | None = None, concurrency: int = 1, progress: bool | None = None,
     ) -> RunStats:
         self._convs = {c.id: c for c in conversations}
-        items = extract_items(conversations, with_next_message)
-        if limit is not None:
-            items = items[:limit]
+        items = first_items(extract_items(conversations, with_next_message), limit)
         return await run_items(items, self.key, self.evaluate, store, concurrency=concurrency,
                                desc=f"thought inference ({self.model.spec})", progress=progress)
 

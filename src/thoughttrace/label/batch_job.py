@@ -1,18 +1,18 @@
 """Labelling as a shard job for the batch engine (`thoughttrace label --engine ray`).
 
-One shard's items are labelled exactly as `Labeler.label_file` labels them (same prompts, batches, retries
-and records), so the shards of a Ray run, read in order, equal the local engine's labels file.
+One shard's items are labelled exactly as `Labeler.label_file` labels them (same prompts, sliding window of
+`batch_size` calls in flight, retries and records), so the shards of a Ray run, read in order, equal the local engine's labels file.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from thoughttrace.data import Conversation
 from thoughttrace.llm import Model
+from thoughttrace.llm.window import ordered_window
 
 from .items import extract_items
 from .labeler import Labeler, LabelResult, Method
@@ -40,17 +40,15 @@ class LabelShardJob:
         records: list[dict[str, Any]] = []
         summary: dict[str, Any] = {"items": len(items), "skipped_done": 0, "labelled": 0, "unlabelled": 0,
                                    "by_kind": {}}
-        for start in range(0, len(items), self.batch_size):
-            batch = items[start:start + self.batch_size]
-            results: list[LabelResult] = model.run(_gather([labeler.alabel(it) for it in batch]))
-            for r in results:
-                records.append(r.record(model.spec, self.method))
-                kind = summary["by_kind"].setdefault(r.item.kind, {})
-                key = r.label or "(unlabelled)"
-                kind[key] = kind.get(key, 0) + 1
-                summary["labelled" if r.label else "unlabelled"] += 1
+        for r in model.run(_window(labeler, items, self.batch_size)):
+            records.append(r.record(model.spec, self.method))
+            kind = summary["by_kind"].setdefault(r.item.kind, {})
+            key = r.label or "(unlabelled)"
+            kind[key] = kind.get(key, 0) + 1
+            summary["labelled" if r.label else "unlabelled"] += 1
         return records, summary
 
 
-async def _gather(coros: list[Any]) -> list[LabelResult]:
-    return list(await asyncio.gather(*coros))
+async def _window(labeler: Labeler, items: list[Any], size: int) -> list[LabelResult]:
+    """Every item labelled with `size` calls in flight (a sliding window: a new call starts as one ends)."""
+    return [r async for r in ordered_window(labeler.alabel, items, size)]

@@ -173,19 +173,24 @@ class Model:
         )
 
     async def astream(
-        self, messages: MessagesLike, config: GenerationConfig | None = None, **overrides: Any
+        self, messages: MessagesLike, config: GenerationConfig | None = None, *,
+        on_final: Callable[[Generation], None] | None = None, **overrides: Any
     ) -> AsyncGenerator[str, None]:
         """Yield the reply's text as it is generated; cached, counted and retried like `agenerate`.
 
         Shares its cache entries with `agenerate` (a hit yields the whole text at once). A transient error
-        is retried only before the first piece of text; after that it propagates.
+        is retried only before the first piece of text; after that it propagates. `on_final` receives the
+        closing record (usage, `finish_reason`: None when the stream ended without saying why it stopped).
         """
         cfg = _config(config, overrides)
         msgs = as_messages(messages)
         key = self._key("generate", {"messages": [m.model_dump() for m in msgs], "config": cfg.cache_fields()})
         hit = self._lookup(key, "generate")
         if hit is not None:
-            yield Generation.model_validate(hit).text
+            cached = Generation.model_validate(hit)
+            yield cached.text
+            if on_final is not None:
+                on_final(cached)
             return
         sem = _LIMITS.get(self.backend.endpoint, self.backend.max_connections)
         attempt = 0
@@ -213,6 +218,8 @@ class Model:
             if final is None:
                 raise LLMError(f"the stream from '{self.model_id}' ended without its final record")
         self.usage.record_call(self.model_id, final.usage)
+        if on_final is not None:
+            on_final(final)
         if self.cache is not None:
             self.cache.put(key, self.model_id, "generate", final.model_dump(mode="json", exclude={"cached"}))
 

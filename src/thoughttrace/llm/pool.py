@@ -1,11 +1,16 @@
 """Endpoint pools: one model string served by several OpenAI-compatible servers.
 
 `--base-url URL1,URL2` (or THOUGHTTRACE_BASE_URL with commas) or an endpoints YAML file
-(`--base-url fleet.yaml`) names the servers. Each request goes to the endpoint with the fewest requests in
-flight relative to its weight, never above its own `max_connections`. An endpoint that cannot be reached
-(refused, reset, timed out) is taken out of the rotation and probed back in (GET /models) with a growing
-interval; the request that failed moves on to another endpoint at once. Which server answered never
-enters the cache key: the pool is transport, the model id stays `openai-compatible/NAME`.
+(`--base-url fleet.yaml`) names the servers. Routing is least-in-flight with a weighted rotation: an endpoint
+that holds a whole request or more above its weighted share of the requests in flight is passed over (a slow
+or stuck server collects requests in flight, so it gets fewer new ones); among the others a smooth weighted
+round robin picks, started at a random offset in each process (every Ray worker starts with the same state;
+without the offset all their first requests would go to the first endpoint listed). So equal servers get
+equal shares and weights hold at one request in flight as at 64, never above an endpoint's
+`max_connections`. An endpoint that cannot be reached (refused, reset, timed out) is taken out of the
+rotation and probed back in (GET /models) with a growing interval; the request that failed moves on to
+another endpoint at once. Which server answered never enters the cache key: the pool is transport, the model
+id stays `openai-compatible/NAME`.
 
 Endpoints YAML (format_version 1)::
 
@@ -15,13 +20,16 @@ Endpoints YAML (format_version 1)::
         max_connections: 64
         weight: 2
         api_key_env: GPU1_KEY     # optional; else the pool's key (THOUGHTTRACE_API_KEY)
+        timeout: 60               # optional; seconds without an answer before the server is taken out
       - url: http://gpu-2:8000/v1
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import os
+import random
 import threading
 import time
 from dataclasses import dataclass, field
@@ -43,6 +51,10 @@ class Endpoint:
     max_connections: int = 8
     weight: float = 1.0
     api_key: str | None = None
+    #: seconds to wait for an answer (None: the backend's --timeout)
+    timeout: float | None = None
+    #: the variable api_key_env named (shipped to Ray workers by name, never by value)
+    api_key_env: str | None = None
     in_flight: int = 0
     down_since: float | None = None
     next_probe: float = 0.0
@@ -99,32 +111,81 @@ def _one(item: Any, default_max: int, api_key: str | None, where: str) -> Endpoi
     url = item["url"].strip().rstrip("/")
     if not url.startswith(("http://", "https://")):
         raise ConfigurationError(f"{where}: '{url}' is not an http(s) URL; write it as http://HOST:PORT/v1")
-    unknown = set(item) - {"url", "max_connections", "weight", "api_key_env"}
+    unknown = set(item) - set(_FIELDS)
     if unknown:
-        raise ConfigurationError(f"{where}: unknown field(s) {sorted(unknown)}; allowed: url, max_connections, "
-                                 "weight, api_key_env")
+        raise ConfigurationError(f"{where}: unknown field(s) {sorted(unknown)}; allowed: {', '.join(_FIELDS)}")
     try:
         max_conn = int(item.get("max_connections", default_max))
         weight = float(item.get("weight", 1.0))
+        timeout = None if item.get("timeout") is None else float(item["timeout"])
     except (TypeError, ValueError) as exc:
-        raise ConfigurationError(f"{where}: max_connections must be an integer and weight a number") from exc
-    if max_conn < 1 or weight <= 0:
+        raise ConfigurationError(f"{where}: max_connections must be an integer, weight and timeout numbers "
+                                 "(seconds)") from exc
+    if max_conn < 1 or not math.isfinite(weight) or weight <= 0:
         raise ConfigurationError(f"{where}: max_connections must be >= 1 and weight > 0")
+    if timeout is not None and (not math.isfinite(timeout) or timeout <= 0):
+        raise ConfigurationError(f"{where}: timeout must be a number of seconds > 0")
     key = api_key
     if item.get("api_key_env"):
         key = os.environ.get(str(item["api_key_env"]))
         if not key:
             raise ConfigurationError(f"{where}: the variable {item['api_key_env']} named by api_key_env is not set")
-    return Endpoint(url=url, max_connections=max_conn, weight=weight, api_key=key)
+    return Endpoint(url=url, max_connections=max_conn, weight=weight, api_key=key, timeout=timeout,
+                    api_key_env=str(item["api_key_env"]) if item.get("api_key_env") else None)
+
+
+_FIELDS = ("url", "max_connections", "weight", "api_key_env", "timeout")
+
+
+def endpoint_spec(ep: Endpoint, *, max_connections: int | None = None) -> dict[str, Any]:
+    """`ep` as an endpoints-list entry (what `parse_endpoints` reads back): no key, only the variable naming it."""
+    out: dict[str, Any] = {"url": ep.url, "max_connections": max_connections or ep.max_connections,
+                           "weight": ep.weight}
+    if ep.timeout is not None:
+        out["timeout"] = ep.timeout
+    if ep.api_key_env:
+        out["api_key_env"] = ep.api_key_env
+    return out
+
+
+def split_limits(spec: str | Path | list[Any], workers: int, *, default_max_connections: int = 8,
+                 base_dir: str | Path | None = None) -> list[dict[str, Any]]:
+    """The endpoints of `spec`, resolved here (a relative YAML path against `base_dir`), each worker's share.
+
+    `max_connections` is the SERVER's limit: W processes that each kept it would send W times what the
+    operator allowed. Each of `workers` processes gets `max_connections // workers`; an endpoint whose limit is
+    below the number of workers cannot be shared that way and is refused with the fix. The result is a plain
+    list (picklable), so a Ray worker never opens a path that only exists where the driver runs.
+    """
+    if workers < 1:
+        raise ConfigurationError("the number of workers must be at least 1")
+    if isinstance(spec, (str, Path)) and str(spec).strip().endswith((".yaml", ".yml")):
+        path = Path(str(spec).strip()).expanduser()
+        if not path.is_absolute():
+            path = Path(base_dir or os.getcwd()) / path
+        spec = path.resolve()
+    endpoints = parse_endpoints(spec, default_max_connections=default_max_connections)
+    small = [e for e in endpoints if e.max_connections < workers]
+    if small:
+        raise ConfigurationError(
+            f"{small[0].url} allows max_connections={small[0].max_connections} requests in flight, fewer than the "
+            f"{workers} workers that would share it (each needs one); use --workers {small[0].max_connections} or "
+            "fewer, or raise that endpoint's max_connections in the fleet YAML")
+    return [endpoint_spec(e, max_connections=e.max_connections // workers) for e in endpoints]
 
 
 class EndpointPool:
     """Routing state of a pool: least in-flight (weighted) choice, take-out on failure, probe back in.
 
     Counters are guarded by a thread lock; waiting for a free slot uses one asyncio.Condition per event loop.
+    `seed` fixes the rotation's start (tests); by default each process starts at a random point.
     """
 
-    def __init__(self, endpoints: list[Endpoint], *, probe_interval: float = 1.0, max_probe_interval: float = 30.0):
+    #: how far (in requests) above its weighted share of the requests in flight an endpoint may go
+    SLACK = 1.0
+
+    def __init__(self, endpoints: list[Endpoint], *, probe_interval: float = 1.0, max_probe_interval: float = 30.0,
+                 seed: int | None = None):
         if not endpoints:
             raise ConfigurationError("an endpoint pool needs at least one endpoint")
         self.endpoints = endpoints
@@ -132,6 +193,9 @@ class EndpointPool:
         self.max_probe_interval = max_probe_interval
         self._lock = threading.Lock()
         self._conds: dict[int, asyncio.Condition] = {}
+        rng = random.Random(seed)  # seed None: from os.urandom, so each Ray worker starts elsewhere
+        #: smooth weighted round robin state (nginx's): the highest `current` is picked, then lowered by the total
+        self._current: dict[str, float] = {e.url: rng.random() * e.weight for e in endpoints}
 
     def __len__(self) -> int:
         return len(self.endpoints)
@@ -149,15 +213,30 @@ class EndpointPool:
             return cond
 
     def _pick(self, exclude: set[str]) -> Endpoint | None:
-        """The up endpoint with a free slot and the lowest (in_flight + 1) / weight; ties to the listed order."""
-        best: Endpoint | None = None
-        best_load = 0.0
-        for ep in self.endpoints:
-            if not ep.up or ep.url in exclude or ep.in_flight >= ep.max_connections:
-                continue
-            load = (ep.in_flight + 1) / ep.weight
-            if best is None or load < best_load:
-                best, best_load = ep, load
+        """The next endpoint for one request, or None when every candidate is full (call under the lock).
+
+        Candidates: up, not in `exclude`, below max_connections. Of those, an endpoint already holding SLACK
+        requests or more above its weighted share of the requests in flight (this one counted) is passed over
+        while another is not; the rest take turns by smooth weighted round robin. Why both: the rotation alone
+        gives exact weights at any concurrency but keeps feeding a slow server; least-in-flight alone piles
+        onto one endpoint at low concurrency (every tie to the same one) and bends weights at 2 or 3 in flight.
+        """
+        live = [e for e in self.endpoints if e.up and e.url not in exclude]
+        free = [e for e in live if e.in_flight < e.max_connections]
+        if not free:
+            return None
+        total_w = sum(e.weight for e in live)
+        flying = sum(e.in_flight for e in live) + 1
+        excess = {e.url: e.in_flight - flying * e.weight / total_w for e in free}
+        cands = [e for e in free if excess[e.url] < self.SLACK]
+        if not cands:
+            low = min(excess.values())
+            cands = [e for e in free if excess[e.url] <= low + 1e-9]
+        step = sum(e.weight for e in cands)
+        for e in cands:
+            self._current[e.url] = self._current.get(e.url, 0.0) + e.weight
+        best = max(cands, key=lambda e: self._current[e.url])
+        self._current[best.url] -= step
         return best
 
     def due_for_probe(self) -> list[Endpoint]:

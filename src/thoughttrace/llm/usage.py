@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import yaml
@@ -62,6 +63,19 @@ class UsageTracker:
         self._prices = prices if prices is not None else load_price_table()
         self._by_model: dict[str, dict[str, float]] = {}
         self._by_endpoint: dict[str, dict[str, float]] = {}
+        self._listeners: list[Callable[[str, dict[str, float]], None]] = []
+
+    def add_listener(self, fn: Callable[[str, dict[str, float]], None]) -> None:
+        """Call `fn(model_id, increments)` after every recorded call, hit, error or retry.
+
+        Why: a run's ledger appends each event as it happens, so a killed run's calls are still counted.
+        """
+        with self._lock:
+            self._listeners.append(fn)
+
+    def _notify(self, model_id: str, increments: dict[str, float]) -> None:
+        for fn in list(self._listeners):
+            fn(model_id, increments)
 
     def record_endpoint(self, url: str, **increments: float) -> None:
         """Add to one endpoint's counters (requests, errors, failovers, taken_out, prompt/completion tokens)."""
@@ -82,18 +96,23 @@ class UsageTracker:
             row["calls"] += 1
             row["prompt_tokens"] += usage.prompt_tokens
             row["completion_tokens"] += usage.completion_tokens
+        self._notify(model_id, {"calls": 1, "prompt_tokens": usage.prompt_tokens,
+                                "completion_tokens": usage.completion_tokens})
 
     def record_hit(self, model_id: str) -> None:
         with self._lock:
             self._row(model_id)["cache_hits"] += 1
+        self._notify(model_id, {"cache_hits": 1})
 
     def record_error(self, model_id: str) -> None:
         with self._lock:
             self._row(model_id)["errors"] += 1
+        self._notify(model_id, {"errors": 1})
 
     def record_retry(self, model_id: str) -> None:
         with self._lock:
             self._row(model_id)["retries"] += 1
+        self._notify(model_id, {"retries": 1})
 
     def reset(self) -> None:
         with self._lock:

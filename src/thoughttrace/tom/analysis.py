@@ -24,6 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
+from . import dialogue
 from .model_space import (
     ALL_VARIABLES,
     BELIEF,
@@ -37,6 +38,7 @@ from .model_space import (
     valid_model,
 )
 from .prompts import render
+from .rules import DEFAULT_RULES
 from .structured import structured_step
 from .usage import TrackedModel
 
@@ -161,9 +163,11 @@ def story_actors(story: str) -> list[str]:
     """Names of the story's actors, in order of first mention: capitalised words that are never written in
     lower case, are not common sentence openers or interjections ("Same", "Hello"), and occur either
     inside a sentence or as a sentence's subject (followed by a verb, a comma, "and" or "'s")."""
-    lower = {w for w in re.findall(r"\b[a-z][a-zA-Z]*\b", story)}
+    lines = [ln.strip() for ln in story.split("\n") if ln.strip()]
+    # in a dialogue everyone who speaks is an actor, however the name is written ("sam: ok")
+    out: list[str] = dialogue.speakers(lines) if dialogue.is_dialogue(lines) else []
+    lower = {w for w in re.findall(r"\b[a-z][a-zA-Z]*\b", story)} - {s.lower() for s in out}
     tokens = _TOKEN.findall(story)
-    out: list[str] = []
     for i, tok in enumerate(tokens):
         word = tok.split("'")[0]
         if not word[:1].isupper() or word.lower() in _NOT_NAMES or word.lower() in lower or word.isupper():
@@ -172,7 +176,7 @@ def story_actors(story: str) -> list[str]:
         nxt = tokens[i + 1] if i + 1 < len(tokens) else "."
         initial = prev in {".", "!", "?", '"', "“", "”", ":", ";"} or (i and tokens[i - 1].isdigit())
         subject = tok.endswith("'s") or nxt in {",", "and"} or bool(_VERBISH.match(nxt))
-        if (not initial or subject) and word not in out:
+        if (not initial or subject) and word.lower() not in {o.lower() for o in out}:
             out.append(word)
     return out
 
@@ -180,11 +184,14 @@ def story_actors(story: str) -> list[str]:
 def names_in(question: str, story: str) -> list[str]:
     """The story's actors the text names, in the order the text names them (for a nested question:
     outermost first)."""
-    actors = set(story_actors(story))
+    actors = story_actors(story)
+    exact = set(actors)
+    spoken = {a.lower(): a for a in actors if not a[:1].isupper()}  # dialogue speakers written in lower case
     out: list[str] = []
-    for w in re.findall(r"\b[A-Z][a-zA-Z]+\b", question):
-        if w in actors and w not in out:
-            out.append(w)
+    for w in re.findall(r"\b[A-Za-z][a-zA-Z]+\b", question):
+        name = w if w in exact else spoken.get(w.lower()) if w[:1].isupper() or w in spoken else None
+        if name is not None and name not in out:
+            out.append(name)
     return out
 
 
@@ -237,9 +244,20 @@ def cue_variable(question: str) -> str | None:
     return None
 
 
-def says_least(question: str) -> bool:
-    """Whether the question itself asks for the LEAST likely choice (the only source of that flag)."""
-    return re.search(r"\bleast\b", question, re.I) is not None
+_LEAST_LIKELY = re.compile(r"\bleast\s+(?:\w+ly\s+)?(?:likely|probable|plausible|possible|believable|credible|true|"
+                           r"accurate|correct)\b", re.I)
+
+
+def asks_least_likely(question: str) -> bool:
+    """Whether the question asks for the LEAST likely choice, read from its structure: "least" grading how likely /
+    plausible / true a statement is ("which statement is LEAST likely true?") asks for the argmin of the posterior;
+    "least" inside what is asked ("which item does Bob want least?", "who is least interested") is part of the
+    statements, whose most likely one is the answer (the argmax). Rule `least_likely` (rules.py)."""
+    return _LEAST_LIKELY.search(question) is not None
+
+
+#: the one source of the "least likely" flag (never the model's parse)
+says_least = asks_least_likely
 
 
 def conditional_clauses(question: str) -> list[str]:
@@ -361,7 +379,8 @@ def cross_check(p: QuestionParse, story: str, question: str, choices: list[str])
 
 
 async def analyse_question(model: TrackedModel | None, story: str, question: str, choices: list[str], *,
-                           use_llm: bool = True, constrained: bool = True) -> tuple[QuestionAnalysis, dict[str, Any]]:
+                           use_llm: bool = True, constrained: bool = True,
+                           rules: frozenset[str] = DEFAULT_RULES) -> tuple[QuestionAnalysis, dict[str, Any]]:
     """Parse the question with the LLM, cross-check it against the question's text, feed failed checks
     back once, then repair each still-failing field with its deterministic fallback (`heuristic_parse`):
 
@@ -416,7 +435,7 @@ async def analyse_question(model: TrackedModel | None, story: str, question: str
     initial = valid_model(repair(list(MINIMAL_MODELS[slot]), slot, known_slots), slot)
     analysis = QuestionAnalysis(
         agents=_chain([a.strip() for a in chosen.agents if a.strip()]), variable=chosen.variable, known=chosen.known,
-        statements=chosen.statements, least_likely=says_least(question),
+        statements=chosen.statements, least_likely="least_likely" in rules and says_least(question),
         initial_model=sorted(initial, key=lambda v: ALL_VARIABLES.index(v)), source=source,
     )
     trace["result"] = analysis.model_dump()

@@ -35,7 +35,7 @@ from .analysis import QuestionAnalysis, analyse_question
 from .belief_state import outer_state_posterior, state_hypotheses
 from .discovery import DEFAULT_ALPHA, DEFAULT_THRESHOLD, BudgetExhausted, ModelSpec, SearchRule, discover
 from .extract import extract_steps
-from .factors import PersistenceRule, fixed_factor, fixed_reason, unrelated
+from .factors import PersistenceRule, act_unrelated, fixed_factor, fixed_reason, unrelated
 from .inference import CarryRule, InferenceConfig, InferenceResult, PruneRule, gather_settled, infer
 from .likelihood import ChoiceRequest, Likelihood, LikelihoodRequest, LLMLikelihood, row_both_orders, rows_of
 from .model_space import (
@@ -53,11 +53,14 @@ from .model_space import (
 )
 from .prompts import render
 from .result import Answer
+from .rules import DEFAULT_RULES
+from .rules import check as check_rules
 from .structured import structured_step
 from .timeline import (
     NO_OBSERVATION,
     NOTHING_NEW,
     Step,
+    after_last_act,
     build_timeline,
     perceive,
     split_sentences,
@@ -129,6 +132,12 @@ class AutoToMConfig:
     row_variables: frozenset[str] = frozenset()
     constrained: bool = True
     likelihood_method: str = "auto"
+    #: the deterministic text rules on (rules.py: one module lists them all, each with a switch); e.g.
+    #: `rules.without("co_location")` for an ablation, `rules.with_rules("choice_filter")` to replay older runs
+    rules: frozenset[str] = DEFAULT_RULES
+
+    def __post_init__(self) -> None:
+        self.rules = check_rules(self.rules)
 
 
 class _Hypotheses(BaseModel):
@@ -176,17 +185,25 @@ class AutoToM:
         if self._likelihood is None and tm is None:
             raise ValueError("AutoToM needs a model or a likelihood")
         trace: dict[str, Any] = {}
-        kept = choices_in_story(story, choices)
+        rules = self.config.rules
+        # off by default (rules.py "choice_filter"): a choice whose words the story lacks ("Not Given") may be the answer
+        kept = choices_in_story(story, choices) if "choice_filter" in rules else list(range(len(choices)))
         trace["choices_kept"] = kept
         trace["choices_filtered"] = [choices[i] for i in range(len(choices)) if i not in kept]
-        sub = [choices[i] for i in kept]
+        groups = absent_choice_groups(story, choices, kept) if "absent_choices_grouped" in rules else [[i] for i in kept]
+        if any(len(g) > 1 for g in groups):
+            trace["choices_grouped"] = [[choices[i] for i in g] for g in groups if len(g) > 1]
+        sub = [choices[g[0]] if len(g) == 1 else group_text([choices[i] for i in g]) for g in groups]
         post, inner_trace = await self._solve(tm, story, question, sub)
         trace.update(inner_trace)
         full = [0.0] * len(choices)
-        for i, p in zip(kept, post):
-            full[i] = p
+        for g, p in zip(groups, post):
+            for i in g:
+                full[i] = p / len(g)
         usage = tm.finish() if tm is not None else None
-        return Answer.from_posterior(self.name, choices, full, least=trace["least_likely"], trace=trace, usage=usage)
+        # a removed choice is never the answer, not even the argmin of a "least likely" question
+        return Answer.from_posterior(self.name, choices, full, least=trace["least_likely"], trace=trace, usage=usage,
+                                     candidates=kept)
 
     async def _solve(self, tm: TrackedModel | None, story: str, question: str,
                      choices: list[str]) -> tuple[list[float], dict[str, Any]]:
@@ -195,19 +212,25 @@ class AutoToM:
         lik = _Counting(inner, cfg.likelihood_budget)
         trace: dict[str, Any] = {}
         analysis, trace["question"] = await analyse_question(tm, story, question, choices, use_llm=cfg.llm_steps,
-                                                             constrained=cfg.constrained)
+                                                             constrained=cfg.constrained, rules=cfg.rules)
         trace["least_likely"] = analysis.least_likely
         sentences = split_sentences(story) or [story]
         visible = sentences
         trace["perspectives"] = []
         for outer in analysis.agents[:-1]:
-            per = await perceive(tm, visible, outer, use_llm=cfg.llm_steps, constrained=cfg.constrained)
+            per = await perceive(tm, visible, outer, use_llm=cfg.llm_steps, constrained=cfg.constrained, rules=cfg.rules)
             visible = visible_story(visible, per) or visible
             trace["perspectives"].append({"agent": outer, "visible": visible, "trace": per.trace})
         if analysis.agent is not None:
-            per = await perceive(tm, visible, analysis.agent, use_llm=cfg.llm_steps, constrained=cfg.constrained)
+            per = await perceive(tm, visible, analysis.agent, use_llm=cfg.llm_steps, constrained=cfg.constrained,
+                                 rules=cfg.rules)
             trace["perception"] = per.trace
             steps = build_timeline(visible, per)
+            if "own_acts_observed" in cfg.rules and analysis.slot == BELIEF and steps and \
+                    own_act_bears_on(steps[-1], analysis.statements, " ".join(analysis.agents), cfg.rules):
+                # the story ends with the agent's act on what the belief is about: the belief asked is the one after it
+                steps = after_last_act(steps)
+                trace["own_last_act_step"] = steps[-1].index
         else:
             steps = build_timeline(visible, None)
         if cfg.extract_steps and cfg.llm_steps and tm is not None and analysis.agent is not None:
@@ -231,7 +254,8 @@ class AutoToM:
         def fixed_here(step: int, var: str, value: str, parents: tuple[tuple[str, str], ...]) -> tuple[float, str] | None:
             return fixed_factor(var, value, parents, grounding.belief_values, cfg.persistence,
                                 observation_latent=step in grounding.latent_observation,
-                                act_observed=(step, var) in grounding.observed_acts, names=grounding.names)
+                                act_observed=(step, var) in grounding.observed_acts, names=grounding.names,
+                                rules=cfg.rules)
 
         async def factor(step: int, var: str, value: str, parents: tuple[tuple[str, str], ...]) -> float:
             got = fixed_here(step, var, value, parents)
@@ -297,18 +321,60 @@ class AutoToM:
         return chosen.posterior, trace
 
 
+def own_act_bears_on(step: Step, hypotheses: list[str] | tuple[str, ...], names: str,
+                     rules: frozenset[str] = DEFAULT_RULES) -> bool:
+    """Whether the agent's own act at `step` can bear on its belief: it mentions something the belief hypotheses
+    are about (the object, a container; `factors.act_unrelated`, the question's agents' names not counting). Such an
+    act is also something the agent perceived: it feeds the belief at the next step (rule `own_acts_observed`;
+    hitom-00425: Jacob moved the pepper himself and his belief stayed where it was). An act about nothing the
+    beliefs are about ("Jacob exited the porch") is left out, as before: it could not move the belief."""
+    act = step.action or step.utterance
+    if not act or len(hypotheses) < 2:
+        return False
+    return not act_unrelated(act, hypotheses, names, rules)
+
+
+def absent_choice_groups(story: str, choices: list[str], kept: list[int]) -> list[list[int]]:
+    """The choices as the inference's hypotheses (rule `absent_choices_grouped`): each choice on its own, except that
+    the short choices naming nothing in the story (`named_in_story`), when there are two or more of them and at least
+    one choice is named, are one hypothesis together ("one of: red_bottle, blue_envelope, ..."), whose posterior they
+    share equally. Nothing is removed: the model can still answer a choice absent from the story ("Not Given" is a
+    hypothesis of its own when it is the only absent choice), and a Hi-ToM question with 15 containers, 13 never
+    named, costs 3 hypotheses, not 15 (a belief transition is n^2 requests). The group sits where its first member
+    is."""
+    absent = [i for i in kept if not named_in_story(story, choices[i])]
+    if len(absent) < 2 or len(absent) == len(kept):
+        return [[i] for i in kept]
+    out: list[list[int]] = []
+    for i in kept:
+        if i not in absent:
+            out.append([i])
+        elif i == absent[0]:
+            out.append(absent)
+    return out
+
+
+def group_text(members: list[str]) -> str:
+    """How a group of choices is put to the model: one choice naming all of them."""
+    return "one of: " + ", ".join(members)
+
+
+def named_in_story(story: str, choice: str) -> bool:
+    """A choice the story can speak of: a sentence (4+ words), or a short choice whose words occur in the story
+    together ("red box" in "the red_box")."""
+    norm = " ".join(re.findall(r"[a-z0-9]+", story.lower().replace("_", " ")))
+    words = re.findall(r"[a-z0-9]+", choice.lower().replace("_", " "))
+    return len(words) > 3 or not words or re.search(rf"\b{re.escape(' '.join(words))}\b", norm) is not None
+
+
 def choices_in_story(story: str, choices: list[str]) -> list[int]:
     """Indices of the choices to reason about: a short choice (up to three words, e.g. a container) that
     names nothing in the story cannot be where anything is or what anyone saw, so it is left out (its
     posterior is 0; recorded in trace["choices_filtered"]). Sentences are always kept, and so is every
-    choice when fewer than two would remain."""
-    norm = " ".join(re.findall(r"[a-z0-9]+", story.lower().replace("_", " ")))
-    kept = []
-    for i, c in enumerate(choices):
-        words = re.findall(r"[a-z0-9]+", c.lower().replace("_", " "))
-        if len(words) > 3 or not words or re.search(rf"\b{re.escape(' '.join(words))}\b", norm):
-            kept.append(i)
-    return kept if len(kept) >= 2 else list(range(len(choices)))
+    choice when fewer than two would remain. Rule `choice_filter`, off by default: it removed answers the model
+    could give; the default groups such choices instead (`absent_choice_groups`)."""
+    kept = [i for i, c in enumerate(choices) if named_in_story(story, c)]
+    return kept if len(kept) >= 2 else list(range(len(choices))) if len(kept) >= 2 else list(range(len(choices)))
 
 
 def condense(steps: list[Step], max_steps: int) -> tuple[list[Step], dict[str, Any]]:
@@ -452,6 +518,18 @@ class _Grounding:
             return spec
         return replace(spec, variables=frozenset(v), start=start)
 
+    def observed_at(self, st: Step) -> str | None:
+        """What the agent observed at `st`: the timeline's observation, opened by the agent's own act at the step
+        before when that act bears on the belief (rule `own_acts_observed`, `own_act_bears_on`); a latent (None)
+        observation stays latent."""
+        observation = st.observation
+        prev = self.by_index.get(st.index - 1)
+        act = (prev.action or prev.utterance) if prev is not None else None
+        if act is None or observation is None or "own_acts_observed" not in self.cfg.rules \
+                or not own_act_bears_on(prev, self.belief_values, self.names, self.cfg.rules):  # type: ignore[arg-type]
+            return observation
+        return act if observation in (NOTHING_NEW, NO_OBSERVATION) else f"{act} {observation}"
+
     def asks_perception(self, observation: str) -> bool:
         """In a nested model, whether the inner agent's perception of this observation is inferred (latent, {what
         happened, no observation}) rather than assumed. An observation that cannot move the belief (nothing new, or
@@ -461,7 +539,8 @@ class _Grounding:
         containers, on "Charlotte lost his phone. The apple is in the blue_pantry.")."""
         if not self.nested or observation == NOTHING_NEW:
             return False
-        return not (self.cfg.persistence == "unrelated" and unrelated(observation, self.belief_values))
+        return not (self.cfg.persistence == "unrelated" and "unmoving_perception" in self.cfg.rules
+                    and unrelated(observation, self.belief_values, rules=self.cfg.rules))
 
     def no_evidence_at(self, st: Step, variables: frozenset[str]) -> bool:
         """Whether step `st`, as the first step of a window, carries no evidence: every factor there is fixed to the
@@ -471,18 +550,20 @@ class _Grounding:
         item spent its last 26 requests on 49 transitions from such a uniform belief). Only with the belief's
         values known (set by `ground`) and the default persistence rule."""
         hyps, cfg = self.belief_values, self.cfg
-        if BELIEF not in variables or len(hyps) < 2 or cfg.persistence != "unrelated":
+        if BELIEF not in variables or len(hyps) < 2 or cfg.persistence != "unrelated" \
+                or "no_evidence_window" not in cfg.rules:
             return False
         if OBS in variables:
-            if st.observation is None:  # latent: its branches are weighed
+            observation = self.observed_at(st)
+            if observation is None:  # latent: its branches are weighed
                 return False
-            latent = self.asks_perception(st.observation)
-            if fixed_reason(BELIEF, ((OBS, st.observation),), hyps, cfg.persistence, latent) is None:
+            latent = self.asks_perception(observation)
+            if fixed_reason(BELIEF, ((OBS, observation),), hyps, cfg.persistence, latent, rules=cfg.rules) is None:
                 return False
         parents = ((GOAL, ""), (BELIEF, hyps[0])) if GOAL in variables else ((BELIEF, hyps[0]),)
         for var, act in ((ACTION, st.action), (UTTER, st.utterance)):
             if var in variables and act and fixed_reason(var, parents, hyps, cfg.persistence, value=act,
-                                                         act_observed=True, names=self.names) is None:
+                                                         act_observed=True, names=self.names, rules=cfg.rules) is None:
                 return False
         return True
 
@@ -511,7 +592,8 @@ class _Grounding:
                     usable = {x.strip().lower() for x in h.hypotheses if len(re.findall(r"[A-Za-z]+", x)) >= 3}
                     if len(usable) < min(2, k * n):
                         raise ValueError("give at least two different hypotheses, each a sentence of 3+ words")
-                    if var == GOAL and all(self.restates_a_choice(x) for x in h.hypotheses):
+                    if var == GOAL and "restating_goals" in self.cfg.rules \
+                            and all(self.restates_a_choice(x) for x in h.hypotheses):
                         raise ValueError(f"a goal is what {self.agent_name} wants, not an answer to the question: "
                                          "do not restate the choices")
 
@@ -522,13 +604,13 @@ class _Grounding:
                         "type": "array", "minItems": 1, "maxItems": k * n,
                         "items": {"type": "string", "maxLength": 160}}}})
             proposed = [h.strip() for h in value.hypotheses] if value else fallback
-            if value is not None:
+            if value is not None and "reasons_cut" in self.cfg.rules:
                 proposed = self.without_reasons(var, proposed)
             hyps: list[str] = []
             for h in proposed:
                 if len(re.findall(r"[A-Za-z]+", h)) >= 3 and h.lower() not in {x.lower() for x in hyps}:
                     hyps.append(h)
-            if var == GOAL and value is not None:
+            if var == GOAL and value is not None and "restating_goals" in self.cfg.rules:
                 restating = [h for h in hyps if self.restates_a_choice(h)]
                 if restating:
                     self.traces.setdefault(var, {})["restating_dropped"] = restating
@@ -594,7 +676,7 @@ class _Grounding:
         if belief_values is not None:
             self.belief_values = tuple(belief_values)
         def observation_of(j: int, st: Step) -> str | None:
-            observation = st.observation
+            observation = self.observed_at(st)
             own = st.action or st.utterance
             if j == len(used) - 1 and slot in (ACTION, UTTER) and own and observation not in (None, NOTHING_NEW):
                 # it already happened; the query is what comes next. Beside nothing new it is not an observation of

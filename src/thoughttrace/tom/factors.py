@@ -38,6 +38,7 @@ from functools import lru_cache
 from typing import Literal
 
 from .model_space import ACTION, BELIEF, OBS, PREV_BELIEF, UTTER
+from .rules import DEFAULT_RULES
 from .timeline import NO_OBSERVATION, NOTHING_NEW
 from .wording import NOT, THINKING_WORDS, terms, without_other_placements
 
@@ -73,20 +74,23 @@ def telling_apart(hypotheses: tuple[str, ...]) -> frozenset[str] | None:
     return apart
 
 
-def evidence_terms(text: str, hypotheses: Sequence[str]) -> frozenset[str]:
+def evidence_terms(text: str, hypotheses: Sequence[str], rules: frozenset[str] = DEFAULT_RULES) -> frozenset[str]:
     """The content words of an observation or act that can bear on the hypotheses: a clause placing an object the
-    hypotheses never name ("The apple is in the blue_pantry." against beliefs about the green_pepper) is left out."""
+    hypotheses never name ("The apple is in the blue_pantry." against beliefs about the green_pepper) is left out
+    (rule `other_placements`)."""
+    if "other_placements" not in rules:
+        return terms(text)
     named = frozenset().union(*(terms(h) for h in hypotheses))
     return terms(without_other_placements(text, named))
 
 
-def unrelated(observation: str, hypotheses: Sequence[str]) -> bool:
+def unrelated(observation: str, hypotheses: Sequence[str], rules: frozenset[str] = DEFAULT_RULES) -> bool:
     """The observation mentions none of the words that tell the hypotheses apart (and the rule applies)."""
     apart = telling_apart(tuple(hypotheses))
-    return apart is not None and not (evidence_terms(observation, hypotheses) & apart)
+    return apart is not None and not (evidence_terms(observation, hypotheses, rules) & apart)
 
 
-def act_unrelated(act: str, hypotheses: Sequence[str], names: str) -> bool:
+def act_unrelated(act: str, hypotheses: Sequence[str], names: str, rules: frozenset[str] = DEFAULT_RULES) -> bool:
     """The act mentions nothing the belief hypotheses are about (the words they share or that tell them apart,
     other than the `names` of the question's agents and words of thinking), and the hypotheses each name something
     of their own."""
@@ -95,20 +99,23 @@ def act_unrelated(act: str, hypotheses: Sequence[str], names: str) -> bool:
     if apart is None:
         return False
     about = (apart | frozenset.intersection(*(terms(h) for h in hyps))) - terms(names) - THINKING_WORDS
-    return not (evidence_terms(act, hyps) & about)
+    return not (evidence_terms(act, hyps, rules) & about)
 
 
 def fixed_reason(variable: str, parents: tuple[tuple[str, str], ...], hypotheses: Sequence[str] = (),
                  rule: PersistenceRule = "unrelated", observation_latent: bool = False, *,
-                 value: str = "", act_observed: bool = False, names: str = "") -> str | None:
+                 value: str = "", act_observed: bool = False, names: str = "",
+                 rules: frozenset[str] = DEFAULT_RULES) -> str | None:
     """Why this factor is fixed (NOTHING, UNRELATED, NO_EVIDENCE, NO_EVIDENCE_UNRELATED or ACT_UNRELATED), or None
     when it must be asked. `hypotheses` are the belief's values (the UNRELATED rules read them);
     `observation_latent`: the step's Observation is inferred (then its first-step factors are all asked);
     `act_observed`: an Action / Utterance factor's `value` is what the story says the agent did (not a hypothesis);
-    `names`: the question's agents (their names are not what a belief is about)."""
+    `names`: the question's agents (their names are not what a belief is about); `rules`: the text rules on
+    (rules.py: `unrelated_observation`, `first_step_no_evidence`, `act_unrelated`, `other_placements`)."""
     if variable in (ACTION, UTTER):
         only_belief = {p for p, _ in parents} == {BELIEF}
-        if rule == "unrelated" and act_observed and only_belief and act_unrelated(value, hypotheses, names):
+        if rule == "unrelated" and "act_unrelated" in rules and act_observed and only_belief \
+                and act_unrelated(value, hypotheses, names, rules):
             return ACT_UNRELATED
         return None
     if variable != BELIEF:
@@ -117,27 +124,29 @@ def fixed_reason(variable: str, parents: tuple[tuple[str, str], ...], hypotheses
     if PREV_BELIEF not in given:
         # the first step of a window: with nothing observed, or nothing that tells the hypotheses apart, there is
         # no evidence, every value alike
-        if rule != "unrelated" or OBS not in given:
+        if rule != "unrelated" or OBS not in given or "first_step_no_evidence" not in rules:
             return None
         if given[OBS] == NOTHING_NEW:
             return NO_EVIDENCE
-        if not observation_latent and given[OBS] not in NOTHING_OBSERVED and unrelated(given[OBS], hypotheses):
+        if not observation_latent and given[OBS] not in NOTHING_OBSERVED and "unrelated_observation" in rules \
+                and unrelated(given[OBS], hypotheses, rules):
             return NO_EVIDENCE_UNRELATED
         return None
     observation = given.get(OBS, NOTHING_NEW)
     if observation in NOTHING_OBSERVED:
         return NOTHING
-    if rule == "unrelated" and unrelated(observation, hypotheses):
+    if rule == "unrelated" and "unrelated_observation" in rules and unrelated(observation, hypotheses, rules):
         return UNRELATED
     return None
 
 
 def fixed_factor(variable: str, value: str, parents: tuple[tuple[str, str], ...], hypotheses: Sequence[str] = (),
                  rule: PersistenceRule = "unrelated", observation_latent: bool = False, *,
-                 act_observed: bool = False, names: str = "") -> tuple[float, str] | None:
+                 act_observed: bool = False, names: str = "",
+                 rules: frozenset[str] = DEFAULT_RULES) -> tuple[float, str] | None:
     """(the factor's value, why it is fixed) when the method fixes it, else None (ask the likelihood)."""
     reason = fixed_reason(variable, parents, hypotheses, rule, observation_latent, value=value,
-                          act_observed=act_observed, names=names)
+                          act_observed=act_observed, names=names, rules=rules)
     if reason is None:
         return None
     if reason in (NO_EVIDENCE, NO_EVIDENCE_UNRELATED, ACT_UNRELATED):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import string
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -55,6 +56,24 @@ class ToMItem(BaseModel):
     group: str = ""
     metadata: dict[str, Any] = Field(default_factory=dict)
     split: str = "test"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _dialogue(cls, data: Any) -> Any:
+        """A story given as a dialogue field, `"dialogue": [{"speaker": "Ann", "text": "..."}, ...]` (a turn may also
+        be a stage direction `{"event": "Bob leaves."}`), becomes the story's lines "Ann: ..." (tom/dialogue.py reads
+        who was present from them)."""
+        if isinstance(data, dict) and data.get("dialogue") and not data.get("story"):
+            lines = []
+            for i, turn in enumerate(data["dialogue"]):
+                if isinstance(turn, dict) and turn.get("speaker") and turn.get("text"):
+                    lines.append(f"{str(turn['speaker']).strip()}: {str(turn['text']).strip()}")
+                elif isinstance(turn, dict) and turn.get("event"):
+                    lines.append(str(turn["event"]).strip())
+                else:
+                    raise ValueError(f"dialogue turn {i + 1} needs 'speaker' and 'text' (or 'event'), got {turn!r}")
+            data = {k: v for k, v in data.items() if k != "dialogue"} | {"story": "\n".join(lines)}
+        return data
 
     @field_validator("answer")
     @classmethod
@@ -109,7 +128,9 @@ def read_items(path: str | Path) -> list[ToMItem]:
 
 
 def write_items(items: Iterable[ToMItem], path: str | Path) -> None:
-    with Path(path).open("w", encoding="utf-8") as fh:
+    from ..outputs import open_output
+
+    with open_output(path) as fh:
         for item in items:
             fh.write(json.dumps(item.model_dump(mode="json"), ensure_ascii=False) + "\n")
 
@@ -145,3 +166,36 @@ def _round_robin(items: list[ToMItem], limit: int) -> Iterator[ToMItem]:
                 yield q[depth]
                 taken += 1
         depth += 1
+
+
+#: the test protocol's sample (issue 28): per benchmark, this many test items, stratified by question type
+TEST_PER_BENCHMARK = 20
+TEST_SEED = 28
+
+
+def sample_stratified(items: Iterable[ToMItem], *, split: str = "test", per_benchmark: int = TEST_PER_BENCHMARK,
+                      seed: int = TEST_SEED) -> list[ToMItem]:
+    """A fixed sample of one split: per benchmark, `per_benchmark` items taken round-robin over its question types
+    (in sorted order), each type's items in an order shuffled with `seed`. The same files and arguments give the same
+    ids on any machine (random.Random with a fixed seed; the file order does not matter: items are sorted by id
+    first). The test protocol runs every engine version once on it, never tunes on it."""
+    by_bench: dict[str, dict[str, list[ToMItem]]] = defaultdict(lambda: defaultdict(list))
+    for it in sorted((it for it in items if it.split == split), key=lambda it: it.id):
+        by_bench[it.benchmark][it.question_type].append(it)
+    out: list[ToMItem] = []
+    for bench in sorted(by_bench):
+        strata = by_bench[bench]
+        queues = []
+        for qtype in sorted(strata):
+            q = list(strata[qtype])
+            random.Random(f"{seed}:{bench}:{qtype}").shuffle(q)
+            queues.append(q)
+        taken: list[ToMItem] = []
+        depth = 0
+        while len(taken) < per_benchmark and any(depth < len(q) for q in queues):
+            for q in queues:
+                if depth < len(q) and len(taken) < per_benchmark:
+                    taken.append(q[depth])
+            depth += 1
+        out.extend(taken)
+    return out

@@ -28,11 +28,14 @@ class Answer(BaseModel):
     @classmethod
     def from_posterior(cls, method: str, choices: list[str], posterior: list[float], *, least: bool = False,
                        trace: dict[str, Any] | None = None, usage: QuestionUsage | None = None,
-                       error: str | None = None) -> Answer:
-        """argmax (argmin for 'least likely'); a tie keeps every tied index in `ties`, the first is shown."""
+                       error: str | None = None, candidates: list[int] | None = None) -> Answer:
+        """argmax (argmin for 'least likely'); a tie keeps every tied index in `ties`, the first is shown.
+        `candidates`: the choices that can be answered (default all); one left out of the inference (posterior 0)
+        is never the answer, not even the argmin."""
         total = sum(posterior)
         post = [p / total for p in posterior] if total > 0 else [1.0 / len(choices)] * len(choices)
-        tied = tied_indices(post, least=least)
+        pool = sorted(set(candidates)) if candidates else list(range(len(choices)))
+        tied = [pool[i] for i in tied_indices([post[i] for i in pool], least=least)]
         return cls(method=method, choices=choices, posterior=post, answer=tied[0], letter=letter(tied[0]),
                    ties=tied, least_likely=least, trace=trace or {}, usage=usage or QuestionUsage(), error=error)
 

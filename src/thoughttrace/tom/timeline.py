@@ -17,7 +17,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from . import dialogue
 from .prompts import render
+from .rules import DEFAULT_RULES
 from .structured import structured_step
 from .usage import TrackedModel
 from .wording import NOT, terms
@@ -36,14 +38,18 @@ _SPEAKER = re.compile(r"^\s*[A-Z][a-z]+(?: [A-Z][a-z]+){0,2}:\s+\S")
 def is_utterance(sentence: str) -> bool:
     """Dialogue, with or without quote marks: quoted words, a speech verb ("asked where the wine is"),
     or a transcript line "Name: words"."""
-    return bool(_QUOTE.search(sentence) or _SPEECH.search(sentence) or _SPEAKER.match(sentence))
+    return bool(_QUOTE.search(sentence) or _SPEECH.search(sentence) or _SPEAKER.match(sentence)
+                or dialogue.turn(sentence) is not None)
 
 
 def split_sentences(story: str) -> list[str]:
-    """Numbered lines (ToMi-style) or prose split at sentence ends; blank lines are dropped."""
+    """Numbered lines (ToMi-style) or prose split at sentence ends; blank lines are dropped. A dialogue (speaker
+    turns, `dialogue.is_dialogue`) keeps each line whole, so no sentence of a turn loses its speaker."""
     lines = [ln.strip() for ln in story.strip().split("\n") if ln.strip()]
     if len(lines) > 1 and all(_NUMBERED.match(ln) for ln in lines):
         return [_NUMBERED.sub("", ln) for ln in lines]
+    if dialogue.is_dialogue(lines):
+        return lines
     out: list[str] = []
     for ln in lines:
         out.extend(s.strip() for s in _SENTENCE_END.split(ln) if s.strip())
@@ -127,7 +133,8 @@ def co_location(sentences: list[str], agent: str) -> dict[int, bool] | None:
     """Which sentences happened where `agent` was, for stories that say where people are ("Ann entered the
     kitchen", "Ann exited the kitchen"); None when the story never says where the agent is.
 
-    The rooms are the places people enter or exit; a container's room comes from "The box is in the kitchen",
+    The rooms are the places people enter or exit; someone whose first appearance is leaving a room was in it from
+    the start; a container's room comes from "The box is in the kitchen",
     else it is the room last entered (the scene). A sentence is placed in a room when it is an entry or exit
     ("Bob exited the kitchen": seen from the kitchen), an object in a room or in a container, or a move by a
     person whose room is known; the agent perceives it when it is in that room then (its own entries, exits
@@ -141,7 +148,14 @@ def co_location(sentences: list[str], agent: str) -> dict[int, bool] | None:
     for s in sentences:
         if (m := _IS_IN.match(s.strip())) and m.group("place").lower() in rooms:
             room_of[m.group("thing").lower()] = m.group("place").lower()
+    # whoever first appears leaving a room was in it from the start (a story re-told from another agent's
+    # perspective loses the entries that agent did not see: "Abigail exited the crawlspace" still places her there)
     where: dict[str, str | None] = {}
+    for m in entries:
+        for n in _names(m.group("who")):
+            if n not in where:
+                where[n] = m.group("place").lower() if _EXITS.match(m.group(0)) else None
+    where = {n: r for n, r in where.items() if r is not None}
     out: dict[int, bool] = {}
     scene: str | None = None
     for i, s in enumerate(sentences):
@@ -200,11 +214,16 @@ class PerceptionResult:
 
 
 async def perceive(model: TrackedModel | None, sentences: list[str], agent: str, *, use_llm: bool = True,
-                   constrained: bool = True) -> PerceptionResult:
-    """Which sentences `agent` perceived and which are its own actions (0-based indices)."""
+                   constrained: bool = True, rules: frozenset[str] = DEFAULT_RULES) -> PerceptionResult:
+    """Which sentences `agent` perceived and which are its own actions (0-based indices). `rules`: the text rules
+    on (rules.py); each cross-check below is one of them."""
     n = len(sentences)
-    fallback_actions = [i for i, s in enumerate(sentences) if mentions(s, agent)]
     trace: dict[str, Any] = {"step": "perceive", "agent": agent}
+    present = dialogue.presence(sentences, agent) if "dialogue_presence" in rules else None
+    if present is not None:
+        return await _dialogue_perception(model, sentences, agent, present, trace, use_llm=use_llm,
+                                          constrained=constrained)
+    fallback_actions = [i for i, s in enumerate(sentences) if mentions(s, agent)]
     value: Perception | None = None
     if use_llm and model is not None and n:
         def check(p: Perception) -> None:
@@ -222,21 +241,22 @@ async def perceive(model: TrackedModel | None, sentences: list[str], agent: str,
     if value is None:
         trace["fallback"] = True
         return PerceptionResult(None, fallback_actions, trace)
-    llm_actions = {x - 1 for x in value.actions if mentions(sentences[x - 1], agent)
+    llm_actions = {x - 1 for x in value.actions if "act_names_agent" not in rules or mentions(sentences[x - 1], agent)
                    or _PRONOUN_SUBJECT.match(sentences[x - 1])}
     # cross-checks: a sentence whose subject is the agent is its own action whatever the model listed (a model
     # that lists none would leave one step, and nothing for the discovery to extend back to), unless its verb
     # says it is not an act: what the agent perceives is observed, what it fails to perceive is not, and a
     # stated state or mental state is observed (the agent knows it) without cutting the timeline
-    kinds = {i: k for i, s in enumerate(sentences) if (k := non_action(s, agent)) is not None}
-    subject = {i for i, s in enumerate(sentences) if is_subject(s, agent)}
+    kinds = {i: k for i, s in enumerate(sentences) if "perception_verbs" in rules
+             and (k := non_action(s, agent)) is not None}
+    subject = {i for i, s in enumerate(sentences) if "subject_action" in rules and is_subject(s, agent)}
     actions = sorted((llm_actions | subject) - set(kinds))
     misses = {i for i, k in kinds.items() if k == "misses"}
     observed_set = ({x - 1 for x in value.observed} | set(actions) | (set(kinds) - misses)) - misses
     # the event a perception sentence is about is the sentence before it when they share a content word
     # ("An apprentice ... replaces it with tomato paste." "Kofi notices the apprentice swapping ..."): noticed, it
     # is observed; missed, it is not, whatever the model listed (that would leak what the agent never saw)
-    events = {i: j for i, k in kinds.items() if k in ("perceives", "misses")
+    events = {i: j for i, k in kinds.items() if "noticed_events" in rules and k in ("perceives", "misses")
               and (j := i - 1) >= 0 and j not in kinds and not is_subject(sentences[j], agent)
               and _content_words(sentences[j], agent) & _content_words(sentences[i], agent)}
     noticed = {j for i, j in events.items() if kinds[i] == "perceives"}
@@ -245,7 +265,7 @@ async def perceive(model: TrackedModel | None, sentences: list[str], agent: str,
         trace["noticed_events"] = sorted(noticed)
         trace["missed_events"] = sorted(missed)
     observed_set = (observed_set | noticed) - missed
-    placed = co_location(sentences, agent)
+    placed = co_location(sentences, agent) if "co_location" in rules else None
     if placed is not None:
         # where the story says who is where, what the agent could see follows from it, not from the model
         seen = {i for i, v in placed.items() if v}
@@ -254,7 +274,8 @@ async def perceive(model: TrackedModel | None, sentences: list[str], agent: str,
         if added or removed:
             trace["co_location"] = {"added": added, "removed": removed}
         observed_set = (observed_set | seen) - unseen
-    private = {i: who for i, s in enumerate(sentences) if (who := private_audience(s)) is not None}
+    private = {i: who for i, s in enumerate(sentences) if "private_audience" in rules
+               and (who := private_audience(s)) is not None}
     if private:
         heard = {i for i, who in private.items() if agent in who}
         trace["private"] = {"heard": sorted(heard), "not_heard": sorted(set(private) - heard)}
@@ -265,6 +286,29 @@ async def perceive(model: TrackedModel | None, sentences: list[str], agent: str,
     if kinds:
         trace["not_actions"] = {str(i): k for i, k in sorted(kinds.items())}
     return PerceptionResult(observed, actions, trace)
+
+
+async def _dialogue_perception(model: TrackedModel | None, sentences: list[str], agent: str, heard: dict[int, bool],
+                               trace: dict[str, Any], *, use_llm: bool, constrained: bool) -> PerceptionResult:
+    """A dialogue's perception: what `agent` heard follows from who was present (dialogue.presence), its acts are its
+    own turns. Narration lines (neither turns nor joinings / leavings) are the model's to place; with no model they
+    are taken as perceived (the story tells them to every reader). No call at all when every line is placed."""
+    actions = dialogue.own_turns(sentences, agent)
+    unplaced = [i for i in range(len(sentences)) if i not in heard]
+    observed = {i for i, v in heard.items() if v}
+    trace["dialogue"] = {"heard": sorted(observed), "not_heard": sorted(i for i, v in heard.items() if not v),
+                         "unplaced": unplaced}
+    if unplaced:
+        got = None
+        if use_llm and model is not None:
+            got = await perceive(model, sentences, agent, use_llm=True, constrained=constrained,
+                                 rules=DEFAULT_RULES - {"dialogue_presence"})
+            trace["llm"] = got.trace
+        seen = set(unplaced) if got is None or got.observed is None else set(got.observed) & set(unplaced)
+        observed |= seen
+    observed |= set(actions)
+    trace["observed"], trace["actions"] = sorted(observed), actions
+    return PerceptionResult(sorted(observed), actions, trace)
 
 
 @dataclass
@@ -328,6 +372,16 @@ def build_timeline(sentences: list[str], perception: PerceptionResult | None) ->
                 step.action = act
         steps.append(step)
     return steps
+
+
+def after_last_act(steps: list[Step]) -> list[Step]:
+    """`steps` and, when the last step ends with the agent's own act, one more step after it (nothing else happened
+    there): the belief after the act, which a belief question asks about (rule `own_acts_observed`)."""
+    last = steps[-1] if steps else None
+    if last is None or not (last.action or last.utterance):
+        return steps
+    extra = Step(last.index + 1, [], last.state, None if last.observation is None else NOTHING_NEW, NOTHING_NEW)
+    return [*steps, extra]
 
 
 def visible_story(sentences: list[str], perception: PerceptionResult) -> list[str]:

@@ -29,6 +29,10 @@
   let state = JSON.parse(document.getElementById("initial-state").textContent);
   let busy = false;
   let finishWhenIdle = false;
+  // the study's own time limit (if any): warn two minutes before it, and when it passes send what is typed,
+  // which the server keeps as a draft, instead of letting it vanish with the page
+  const studyDeadline = state.study_deadline ? Date.parse(state.study_deadline) : null;
+  let studyWarned = false, studyEnded = false;
 
   // Keystroke timing of a note (time from its first key to sending, and the number of keys): the
   // server turns implausibly fast or pasted notes into a quality flag for the researcher.
@@ -67,7 +71,7 @@
     return resp;
   }
   async function errorOf(resp) {
-    try { const j = await resp.json(); if (j.redirect && resp.status === 409 && /time is up|finished/.test(j.error)) { location.href = j.redirect; } return j.error || resp.statusText; }
+    try { const j = await resp.json(); if (j.draft_saved && j.redirect) { location.href = j.redirect; return j.error; } if (j.redirect && resp.status === 409 && /time is up|finished/.test(j.error)) { location.href = j.redirect; } return j.error || resp.statusText; }
     catch (e) { return resp.statusText; }
   }
 
@@ -99,6 +103,12 @@
     return li;
   }
   function lastMessage() { return state.messages[state.messages.length - 1]; }
+  // an answer whose stream ended without its end marker: stored as "dropped", offered again with Retry
+  function lastIncomplete() {
+    const last = lastMessage();
+    return !!(last && last.role === "assistant" && last.incomplete && !last.note);
+  }
+  const CUT_OFF = "The answer was cut off before it finished. Press Retry for a complete answer, or react to this one.";
   function needsReaction() {
     const last = lastMessage();
     return requireReaction && last && last.role === "assistant" && !last.note;
@@ -109,13 +119,21 @@
     reactionBox.hidden = !owed;
     composer.classList.toggle("disabled", owed || waiting);
     messageEl.disabled = reasonEl.disabled = sendBtn.disabled = owed || waiting || busy || !state.open;
-    retryBtn.hidden = !(waiting && !busy);
+    retryBtn.hidden = !((waiting || lastIncomplete()) && !busy);
     if (owed) reactionEl.focus();
   }
 
   function showAnswer(msg) {
-    addMessage({ id: msg.id, role: "assistant", content: msg.content, html: msg.html });
-    state.messages.push({ id: msg.id, role: "assistant", content: msg.content, html: msg.html, note: null });
+    const prev = lastMessage();
+    if (prev && prev.role === "assistant" && prev.incomplete && !prev.note) {  // a retried cut-off answer
+      state.messages.pop();
+      const old = list.querySelector('li[data-id="' + prev.id + '"]');
+      if (old) old.remove();
+    }
+    const li = addMessage({ id: msg.id, role: "assistant", content: msg.content, html: msg.html });
+    if (msg.incomplete) li.classList.add("incomplete");
+    state.messages.push({ id: msg.id, role: "assistant", content: msg.content, html: msg.html, note: null,
+                          incomplete: !!msg.incomplete });
     state.awaiting_answer = false;
   }
 
@@ -178,12 +196,14 @@
     } finally {
       if (!finalMsg) {
         if (li) li.remove();
+        // whatever happened, "writing" must not stay on screen once the stream is gone
         if (li || streamError) await recover(streamError || "The answer was cut off. Your message is saved; press Retry.");
-        else if (!statusEl.textContent) await recover("Network problem: the assistant did not answer. Your message is saved; press Retry.");
+        else if (/writing/.test(statusEl.textContent) || !statusEl.textContent) await recover("Network problem: the assistant did not answer. Your message is saved; press Retry.");
       } else {
         li.remove();
-        showAnswer({ id: finalMsg.message_id, content: finalMsg.content, html: finalMsg.html });
-        setStatus("");
+        showAnswer({ id: finalMsg.message_id, content: finalMsg.content, html: finalMsg.html,
+                     incomplete: finalMsg.incomplete });
+        setStatus(finalMsg.incomplete ? CUT_OFF : "", !!finalMsg.incomplete);
       }
       idle();
     }
@@ -240,7 +260,30 @@
     messageEl.focus();
   }
 
+  async function studyTick() {
+    if (studyDeadline === null || studyEnded) return;
+    const left = studyDeadline - Date.now();
+    if (left <= 0) {
+      studyEnded = true;
+      const content = messageEl.value, reason = reasonEl.value;
+      if (content.trim() || reason.trim()) {
+        setStatus("The study's time limit has passed: saving what you typed as a draft…", true);
+        try {
+          const resp = await postJSON("/api/c/" + cid + "/messages", { content: content, reason: reason,
+            idempotency_key: keyFor("message") });
+          if (resp.ok) { dropKey("message"); }
+        } catch (e) { /* offline: the page still moves on; nothing more can be saved */ }
+      }
+      location.href = "/end";
+    } else if (left < 120000 && !studyWarned) {
+      studyWarned = true;
+      setStatus("The study's time limit ends in under 2 minutes: send what you are writing now " +
+                "(whatever is still typed then is saved as a draft).", true);
+    }
+  }
+
   function tick() {
+    studyTick();
     const left = Math.max(0, Math.round((deadline - Date.now()) / 1000));
     timerEl.textContent = Math.floor(left / 60) + ":" + String(left % 60).padStart(2, "0") + " left";
     timerEl.classList.toggle("low", left < 60);
@@ -254,7 +297,7 @@
     }
   }
 
-  state.messages.forEach(addMessage);
+  state.messages.forEach(function (m) { const li = addMessage(m); if (m.incomplete) li.classList.add("incomplete"); });
   sendBtn.addEventListener("click", send);
   retryBtn.addEventListener("click", generate);
   reactionBtn.addEventListener("click", async function () {
@@ -266,4 +309,5 @@
   tick();
   refresh();
   if (state.awaiting_answer) setStatus("Your last message has no answer yet; press Retry.", true);
+  else if (lastIncomplete()) setStatus(CUT_OFF, true);
 })();

@@ -47,7 +47,11 @@ class LocalBackend(OpenAIProtocolBackend):
         parallel: int = 1,
         timeout: float | None = None,
         max_connections: int | None = None,
+        reproducible: bool = False,
     ) -> None:
+        # reproducible: no prompt-cache reuse, so outputs do not depend on request order (server.LocalServer explains)
+        if reproducible and parallel != 1:
+            raise ValueError("a reproducible local model serves one request at a time: use parallel=1")
         path = resolve_model_path(name_or_path)
         self.path = path
         self.settings = ServerSettings(
@@ -55,6 +59,7 @@ class LocalBackend(OpenAIProtocolBackend):
             threads=threads or default_threads(),
             n_ctx=n_ctx or int(os.environ.get("THOUGHTTRACE_N_CTX", "8192")),
             parallel=parallel,
+            reuse_prompt=not reproducible,
         )
         label = name_or_path if name_or_path != "default" else "qwen0.5b"
         super().__init__(

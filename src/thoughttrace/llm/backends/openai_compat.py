@@ -19,6 +19,7 @@ import httpx
 from ..errors import (
     AuthenticationError,
     BadRequestError,
+    ConfigurationError,
     ConnectionFailedError,
     ContextLengthError,
     LLMError,
@@ -59,7 +60,9 @@ class OpenAICompatBackend(OpenAIProtocolBackend):
         super().__init__(model_id=f"{kind_name}/{name}", endpoint=joined, max_connections=self.pool.capacity)
         self.request_model = name
         self.base_url = endpoints[0].url if len(endpoints) == 1 else joined
-        self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
+        if not timeout or timeout <= 0:
+            raise ConfigurationError("--timeout must be a number of seconds > 0")
+        self._timeout = httpx.Timeout(timeout, connect=min(connect_timeout, timeout))
         self._clients: dict[tuple[int, str], httpx.AsyncClient] = {}
         self.score_method = score_method
         self.extra_body = dict(extra_body or {})
@@ -71,9 +74,15 @@ class OpenAICompatBackend(OpenAIProtocolBackend):
         if client is None:
             headers = {"Authorization": f"Bearer {ep.api_key}"} if ep.api_key else {}
             limits = httpx.Limits(max_connections=ep.max_connections, max_keepalive_connections=ep.max_connections)
-            client = httpx.AsyncClient(base_url=ep.url, headers=headers, timeout=self._timeout, limits=limits)
+            client = httpx.AsyncClient(base_url=ep.url, headers=headers, timeout=self._ep_timeout(ep), limits=limits)
             self._clients[key] = client
         return client
+
+    def _ep_timeout(self, ep: Endpoint) -> httpx.Timeout:
+        """The endpoint's own `timeout` from the fleet YAML, else the backend's (--timeout)."""
+        if ep.timeout is None:
+            return self._timeout
+        return httpx.Timeout(ep.timeout, connect=min(self._timeout.connect or ep.timeout, ep.timeout))
 
     def _record(self, ep: Endpoint, **increments: float) -> None:
         if self.usage is not None:
@@ -82,7 +91,8 @@ class OpenAICompatBackend(OpenAIProtocolBackend):
     async def _probe(self, ep: Endpoint) -> bool:
         """Is a taken-out endpoint answering again? Any HTTP answer below 500 to GET /models counts."""
         try:
-            response = await self._client(ep).get("/models", timeout=httpx.Timeout(2.0))
+            wait = min(2.0, ep.timeout or self._timeout.read or 2.0)
+            response = await self._client(ep).get("/models", timeout=httpx.Timeout(wait))
         except httpx.HTTPError:
             self.pool.probe_failed(ep)
             return False

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 from ..base import BACKENDS_WITH, Backend
-from ..errors import CapabilityError
+from ..errors import BadRequestError, CapabilityError, ContextLengthError, LLMError
 from ..types import ChatMessage, Generation, GenerationConfig, LogprobResult, ScoreResult, TokenLogprob, Usage
 
 
@@ -60,6 +60,42 @@ async def tokenize_at(root_url: str, text: str, *, timeout: float = 30.0,
     if not isinstance(tokens, list) or not all(isinstance(t, int) for t in tokens):
         return None
     return [int(t) for t in tokens]
+
+
+class ScoreUnavailableError(CapabilityError):
+    """`score` cannot be computed on this server: says why, which fallback exists, and how to allow it."""
+
+    def __init__(self, model_id: str, why: str, fallback: str) -> None:
+        self.capability = "score"
+        LLMError.__init__(
+            self, f"model '{model_id}' cannot 'score' here: {why}. Fallback: {fallback}. Backends with exact "
+                  f"scores: {', '.join(BACKENDS_WITH['score'])}.")
+
+
+#: the fallback `score` has on the OpenAI protocol, named in every error about it
+GRAMMAR_FALLBACK = ("score_method='grammar' (decoding forced to the continuation's tokens through a GBNF grammar; "
+                    "needs a llama.cpp server, which has /tokenize), tried automatically with score_method='auto'")
+
+
+def echo_sum(data: dict[str, Any], prompt: str, cont: str) -> float | None:
+    """log P(cont | prompt) from an `echo` answer, or None when the answer holds no prompt log-probs.
+
+    A server that ignores `echo` returns the log-probs of the generated token only: summing the
+    continuation's span of those gives 0.0, a silent wrong score. So the answer must hold tokens that start
+    inside the prompt (the echo) and at least one token inside the continuation's span.
+    """
+    choices = data.get("choices") or [{}]
+    lp = choices[0].get("logprobs") or {}
+    offsets, values = lp.get("text_offset"), lp.get("token_logprobs")
+    if not offsets or not values or len(offsets) != len(values):
+        return None
+    start, end = len(prompt), len(prompt + cont)
+    if prompt and not any(off < start for off in offsets):
+        return None
+    span = [v for off, v in zip(offsets, values) if start <= off < end]
+    if not span or any(v is None for v in span):
+        return None
+    return float(sum(span))
 
 
 def usage_of(data: dict[str, Any]) -> Usage:
@@ -160,23 +196,32 @@ class OpenAIProtocolBackend(Backend):
         return ScoreResult(logprobs=out, usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens))
 
     async def _score_one(self, prompt: str, cont: str) -> tuple[float, Usage]:
+        why = ""
         if self.score_method in {"auto", "echo"}:
-            data = await self._post(
-                "/completions",
-                {"model": self.request_model, "prompt": prompt + cont, "max_tokens": 1, "echo": True, "logprobs": 1,
-                 "temperature": 0.0},
-            )
-            lp = data["choices"][0].get("logprobs") or {}
-            offsets, values = lp.get("text_offset"), lp.get("token_logprobs")
-            if offsets and values and len(offsets) == len(values):
-                end = len(prompt + cont)
-                total = sum(v for off, v in zip(offsets, values) if len(prompt) <= off < end and v is not None)
-                return float(total), usage_of(data)
+            try:
+                data = await self._post(
+                    "/completions",
+                    {"model": self.request_model, "prompt": prompt + cont, "max_tokens": 1, "echo": True,
+                     "logprobs": 1, "temperature": 0.0},
+                )
+            except ContextLengthError:
+                raise
+            except BadRequestError as exc:  # no /v1/completions (404), or echo refused (400)
+                why = f"the server has no prompt log-probs on /v1/completions ({exc})"
+            else:
+                value = echo_sum(data, prompt, cont)
+                if value is not None:
+                    return value, usage_of(data)
+                why = ("the server ignored `echo`: its /v1/completions answer has no log-probs for the prompt's "
+                       "tokens (a score of 0.0 would be wrong)")
             if self.score_method == "echo":
-                raise CapabilityError("score", self.model_id, BACKENDS_WITH["score"])
+                raise ScoreUnavailableError(self.model_id, why, GRAMMAR_FALLBACK + "; this model was built with "
+                                            "score_method='echo', which does not allow it")
         ids = await self._tokenize(cont)
         if not ids:
-            raise CapabilityError("score", self.model_id, BACKENDS_WITH["score"])
+            raise ScoreUnavailableError(
+                self.model_id, (why + "; and " if why else "") + "the server has no /tokenize for the grammar "
+                "fallback", GRAMMAR_FALLBACK + " (not available on this server)")
         data = await self._post(
             "/completions",
             {"model": self.request_model, "prompt": prompt, "max_tokens": len(ids) + 1, "temperature": 0.0,
@@ -185,5 +230,7 @@ class OpenAIProtocolBackend(Backend):
         content = ((data["choices"][0].get("logprobs") or {}).get("content")) or []
         total, exact = sum_token_logprobs(content, ids)
         if not exact:
-            raise CapabilityError("score", self.model_id, BACKENDS_WITH["score"])
+            raise ScoreUnavailableError(
+                self.model_id, (why + "; and " if why else "") + "the server did not follow the grammar (the "
+                "returned tokens are not the continuation's)", GRAMMAR_FALLBACK + " (tried; it failed)")
         return total, usage_of(data)
