@@ -51,7 +51,7 @@ def test_thought_inference_real_model_resumes_from_cache(examples_path: Path, tm
 def test_next_message_real_model_two_conditions(examples_path: Path, tmp_path: Path) -> None:
     out = tmp_path / "nm"
     run("eval", "next-message", str(examples_path), "-m", MODEL, "-j", "none", "--condition", "history",
-        "--condition", "thoughts", "--out", str(out), "--limit", "1", "--no-embeddings", *SMALL)
+        "--condition", "thoughts", "--out", str(out), "--limit", "2", "--no-embeddings", *SMALL)
     recs = [json.loads(x) for x in (out / "items.jsonl").read_text().splitlines()]
     assert {r["condition"] for r in recs} == {"history", "reaction"}
     assert all(r["prediction"] for r in recs)
