@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from .io import DatasetError, ReadReport, iter_conversations, open_binary, parse_line
+from .io import ReadReport, bad_line, iter_conversations, numbered_lines, parse_line
+from .schema import user_key_of
 
 try:  # a core dependency; the import is guarded so an environment without it still reads (slower)
     import msgspec
@@ -66,11 +67,8 @@ if msgspec is not None:
         user_id: str | None = None
 
         def user_key(self) -> str:
-            """As `Conversation.user_key` (the same rule, so user counts agree)."""
-            if self.user_id:
-                return self.user_id
-            head = self.id.split("_", 1)[0]
-            return head if head.startswith("user") else self.id
+            """As `Conversation.user_key`: the one rule, so user counts agree."""
+            return user_key_of(self.id, self.user_id)
 
     _DECODER = msgspec.json.Decoder(FastConversation)
 
@@ -99,30 +97,19 @@ def iter_validated(path: str | Path, *, skip_invalid: bool = False, report: Read
     if msgspec is None:
         yield from iter_conversations(path, skip_invalid=skip_invalid, report=report)
         return
-    p = Path(path)
-    if not p.exists():
-        raise DatasetError(f"{p}: no such file; check the path")
-    if p.is_dir():
-        raise DatasetError(f"{p}: is a directory; give a .jsonl (or .jsonl.gz) file, one conversation a line")
     report = report if report is not None else ReadReport()
-    with open_binary(p) as fh:
-        for line_no, text in enumerate(fh, start=1):
-            if line_no == 1 and text.startswith(b"\xef\xbb\xbf"):
-                text = text[3:]
-            conv = fast_parse(text)
+    for line_no, text in numbered_lines(path):
+        conv = fast_parse(text)
+        if conv is None:
+            if not text.strip():
+                continue
+            conv, errors = parse_line(text, line_no)
             if conv is None:
-                if not text.strip():
-                    continue
-                conv, errors = parse_line(text, line_no)
-                if conv is None:
-                    report.lines += 1
-                    report.errors.extend(errors)
-                    if not skip_invalid:
-                        raise DatasetError(
-                            f"{p}: " + "; ".join(str(e) for e in errors)
-                            + " (fix the line, or pass --skip-invalid to read only the good lines)"
-                        )
-                    continue
-            report.lines += 1
-            report.valid += 1
-            yield conv
+                report.lines += 1
+                report.errors.extend(errors)
+                if not skip_invalid:
+                    raise bad_line(path, errors)
+                continue
+        report.lines += 1
+        report.valid += 1
+        yield conv

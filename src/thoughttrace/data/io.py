@@ -140,34 +140,44 @@ def iter_json_objects(
             yield line_no, obj
 
 
-def iter_conversations(
-    path: str | Path, *, skip_invalid: bool = False, report: ReadReport | None = None
-) -> Iterator[Conversation]:
-    """Yield conversations one by one. Strict by default: the first bad line raises DatasetError."""
+def numbered_lines(path: str | Path) -> Iterator[tuple[int, bytes]]:
+    """(line number, raw line) of a dataset file, a byte-order mark removed; a missing path or a folder is an
+    error naming the fix. The one reader under `iter_conversations` and the fast path (data/fast.py)."""
     p = Path(path)
     if not p.exists():
         raise DatasetError(f"{p}: no such file; check the path")
     if p.is_dir():
         raise DatasetError(f"{p}: is a directory; give a .jsonl (or .jsonl.gz) file, one conversation a line")
-    report = report if report is not None else ReadReport()
     with open_binary(p) as fh:
         for line_no, text in enumerate(fh, start=1):
             if line_no == 1 and text.startswith(b"\xef\xbb\xbf"):
                 text = text[3:]  # a UTF-8 byte-order mark (some editors write one)
-            if not text.strip():
-                continue
-            report.lines += 1
-            conv, errors = parse_line(text, line_no)
-            if conv is None:
-                report.errors.extend(errors)
-                if not skip_invalid:
-                    raise DatasetError(
-                        f"{p}: " + "; ".join(str(e) for e in errors)
-                        + " (fix the line, or pass --skip-invalid to read only the good lines)"
-                    )
-                continue
-            report.valid += 1
-            yield conv
+            yield line_no, text
+
+
+def bad_line(path: str | Path, errors: list[LineError]) -> DatasetError:
+    """The strict readers' error for a bad line: every problem of it, and the way to read past it."""
+    return DatasetError(f"{path}: " + "; ".join(str(e) for e in errors)
+                        + " (fix the line, or pass --skip-invalid to read only the good lines)")
+
+
+def iter_conversations(
+    path: str | Path, *, skip_invalid: bool = False, report: ReadReport | None = None
+) -> Iterator[Conversation]:
+    """Yield conversations one by one. Strict by default: the first bad line raises DatasetError."""
+    report = report if report is not None else ReadReport()
+    for line_no, text in numbered_lines(path):
+        if not text.strip():
+            continue
+        report.lines += 1
+        conv, errors = parse_line(text, line_no)
+        if conv is None:
+            report.errors.extend(errors)
+            if not skip_invalid:
+                raise bad_line(path, errors)
+            continue
+        report.valid += 1
+        yield conv
 
 
 def read_conversations(path: str | Path, *, skip_invalid: bool = False) -> list[Conversation]:

@@ -47,6 +47,14 @@ class Message(BaseModel):
         return list(self.reasons or []) + list(self.reactions or [])
 
 
+def user_key_of(conversation_id: str, user_id: str | None) -> str:
+    """Who wrote a conversation: `user_id` when present, else the `userN_` prefix of a release id, else the id."""
+    if user_id:
+        return user_id
+    head = conversation_id.split("_", 1)[0]
+    return head if head.startswith("user") else conversation_id
+
+
 class Conversation(BaseModel):
     """One conversation, one JSONL line."""
 
@@ -77,8 +85,5 @@ class Conversation(BaseModel):
         return [m for m in self.messages if m.type == "assistant"]
 
     def user_key(self) -> str:
-        """Who wrote it: `user_id` when present, else the `userN_` prefix of a release id, else the id."""
-        if self.user_id:
-            return self.user_id
-        head = self.id.split("_", 1)[0]
-        return head if head.startswith("user") else self.id
+        """Who wrote it: see `user_key_of`."""
+        return user_key_of(self.id, self.user_id)
