@@ -98,14 +98,7 @@ def build_games(judgments: Sequence[Judgment], answers: dict[str, dict[str, Answ
     qids = sorted({j.question_id for j in judgments})
     first, second, y, w, style, group = [], [], [], [], [], []
     unparsed = 0
-    counts: dict[tuple[str, str], dict[str, float]] = {}
-
-    def feats(model: str, qid: str) -> dict[str, float]:
-        if (model, qid) not in counts:
-            ans = answers[model][qid]
-            counts[(model, qid)] = ans.style if ans.style is not None else style_counts(ans.answer)
-        return counts[(model, qid)]
-
+    feats = _style_lookup(answers)
     for j in judgments:
         oc = j.outcome()
         if oc is None:

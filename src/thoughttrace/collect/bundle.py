@@ -26,12 +26,11 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .db import Participant
 from .design import Design
-from .export import EXPORT_FORMAT_VERSION, iso, iter_export
+from .export import EXPORT_FORMAT_VERSION, iso, iter_export, participant_pages
 from .study import StudyConfig, SurveyItem
 from .versions import study_design, version_rows
 
@@ -237,15 +236,8 @@ def bundle_pieces(s: Session, studies: Mapping[int, StudyConfig], current: Study
     yield "conversations.jsonl", "".join(lines)
     designs = {study_design(st).design_id: study_design(st) for st in studies.values()}
     designs.setdefault(study_design(current).design_id, study_design(current))
-    last, n_people = 0, 0
-    while True:
-        q = select(Participant).where(Participant.id > last)
-        if completed_only:
-            q = q.where(Participant.stage == "done")
-        people = list(s.scalars(q.order_by(Participant.id).limit(batch)))
-        if not people:
-            break
-        last = people[-1].id
+    n_people = 0
+    for people in participant_pages(s, batch=batch, completed_only=completed_only):
         n_people += len(people)
         yield "participants.jsonl", "".join(
             json.dumps(participant_record(p, designs.get(p.design_id or ""), include_prolific=include_prolific),

@@ -69,13 +69,8 @@ def conversation_record(p: Participant, conv: Conversation, msgs: list[Message],
     return ConversationRecord.model_validate(record).to_json_dict()
 
 
-def iter_export(s: Session, *, include_prolific: bool = False, completed_only: bool = False,
-                batch: int = 50, study: StudyConfig | None = None) -> Iterator[dict[str, Any]]:
-    """Every conversation with at least one message, in participant/task order, validated one by one.
-    With the study config, each record also carries its participant's `quality_flags`.
-
-    Reads `batch` participants at a time (keyset paging on the participant id): memory and the time
-    between two records stay flat however large the study."""
+def participant_pages(s: Session, *, batch: int, completed_only: bool = False) -> Iterator[list[Participant]]:
+    """Participants `batch` at a time in id order (keyset paging): memory flat however large the study."""
     last = 0
     while True:
         q = select(Participant).where(Participant.id > last)
@@ -85,6 +80,17 @@ def iter_export(s: Session, *, include_prolific: bool = False, completed_only: b
         if not people:
             return
         last = people[-1].id
+        yield people
+
+
+def iter_export(s: Session, *, include_prolific: bool = False, completed_only: bool = False,
+                batch: int = 50, study: StudyConfig | None = None) -> Iterator[dict[str, Any]]:
+    """Every conversation with at least one message, in participant/task order, validated one by one.
+    With the study config, each record also carries its participant's `quality_flags`.
+
+    Reads `batch` participants at a time (keyset paging on the participant id): memory and the time
+    between two records stay flat however large the study."""
+    for people in participant_pages(s, batch=batch, completed_only=completed_only):
         by_id = {p.id: p for p in people}
         convs = list(s.scalars(select(Conversation).where(Conversation.participant_id.in_(list(by_id)))
                                .order_by(Conversation.participant_id, Conversation.task_index)))
