@@ -69,27 +69,11 @@ class StreamingFake(FakeOpenAIServer):
         self.latency = (0.0, 0.0)
         self.rng = random.Random(7)
 
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                lines = head.decode("latin-1").split("\r\n")
-                method, path, _ = lines[0].split(" ", 2)
-                headers = {k.strip().lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:] if ":" in ln)}
-                raw = await reader.readexactly(int(headers.get("content-length", "0")))
-                body = json.loads(raw or b"{}") if method == "POST" else {}
-                if method == "POST" and body.get("stream"):
-                    await self.stream(writer)
-                    continue
-                status, payload = self.route(method, path, raw)
-                data = json.dumps(payload).encode()
-                writer.write(f"HTTP/1.1 {status} OK\r\nContent-Type: application/json\r\nContent-Length: {len(data)}"
-                             "\r\n\r\n".encode() + data)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, ValueError):
-            pass
-        finally:
-            writer.close()
+    async def reply(self, writer: asyncio.StreamWriter, method: str, path: str, raw: bytes) -> None:
+        if method == "POST" and json.loads(raw or b"{}").get("stream"):
+            await self.stream(writer)
+        else:
+            await super().reply(writer, method, path, raw)
 
     async def stream(self, writer: asyncio.StreamWriter) -> None:
         self.completions += 1

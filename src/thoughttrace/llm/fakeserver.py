@@ -86,17 +86,21 @@ class FakeOpenAIServer:
                 method, path, _ = lines[0].split(" ", 2)
                 headers = {k.strip().lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:] if ":" in ln)}
                 raw = await reader.readexactly(int(headers.get("content-length", "0")))
-                if self.hang and not path.endswith("/stats"):
-                    await asyncio.sleep(3600)
-                status, payload = await self.timed(method, path, raw)
-                data = json.dumps(payload).encode()
-                writer.write(f"HTTP/1.1 {status} OK\r\nContent-Type: application/json\r\nContent-Length: {len(data)}"
-                             "\r\n\r\n".encode() + data)
-                await writer.drain()
+                await self.reply(writer, method, path, raw)
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, ValueError):
             pass
         finally:
             writer.close()
+
+    async def reply(self, writer: asyncio.StreamWriter, method: str, path: str, raw: bytes) -> None:
+        """Answer one parsed request (a subclass overrides this to stream, say; the HTTP parsing stays here)."""
+        if self.hang and not path.endswith("/stats"):
+            await asyncio.sleep(3600)
+        status, payload = await self.timed(method, path, raw)
+        data = json.dumps(payload).encode()
+        writer.write(f"HTTP/1.1 {status} OK\r\nContent-Type: application/json\r\nContent-Length: {len(data)}"
+                     "\r\n\r\n".encode() + data)
+        await writer.drain()
 
     async def timed(self, method: str, path: str, raw: bytes) -> tuple[int, dict[str, Any]]:
         """Count a POST in flight for its whole (delayed) life, then answer it."""
