@@ -244,3 +244,20 @@ def fresh_pg_url(base: str) -> tuple[str, Callable[[], None]]:
         admin.dispose()
 
     return f"{base}{sep}options=-csearch_path%3D{schema}", drop
+
+
+def finish_with_summary_and_survey(page: Any, summary: str, expectation: str, purposes: tuple[int, ...] = (0,)) -> None:
+    """In a real browser: finish the open chat, write its summary and fill the closing survey to the done page."""
+    page.click("#finish")
+    page.fill("#summary", summary)
+    page.fill("#expectation", expectation)
+    page.click("#summary-submit")
+    page.fill("#age", "41")
+    page.select_option("#gender", "Man")
+    page.select_option("#education", "Doctorate")
+    page.fill("#occupation", "Teacher")
+    page.check("#ai_use_frequency-3")
+    for i in purposes:
+        page.check(f"#purposes-{i}")
+    page.click("#items-submit")
+    page.wait_for_selector("#done")

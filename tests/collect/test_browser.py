@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from collect_helpers import free_port, scripted_pool
+from collect_helpers import finish_with_summary_and_survey, free_port, scripted_pool
 from collect_helpers import study as make_study
 
 from thoughttrace.collect.app import create_app
@@ -108,19 +108,7 @@ def test_whole_journey_in_a_real_browser(live, page, artifacts_dir, tmp_path):
         page.reload()
         page.wait_for_selector("li.msg.assistant:nth-of-type(4) .note")
         assert page.locator("li.msg").count() == 4
-        page.click("#finish")
-        page.fill("#summary", "I planned a weekend trip")
-        page.fill("#expectation", "Concrete suggestions")
-        page.click("#summary-submit")
-        page.fill("#age", "41")
-        page.select_option("#gender", "Man")
-        page.select_option("#education", "Doctorate")
-        page.fill("#occupation", "Teacher")
-        page.check("#ai_use_frequency-3")
-        page.check("#purposes-0")
-        page.check("#purposes-4")
-        page.click("#items-submit")
-        page.wait_for_selector("#done")
+        finish_with_summary_and_survey(page, "I planned a weekend trip", "Concrete suggestions", purposes=(0, 4))
         assert "CODE123" in page.content()
 
         # the researcher logs in and downloads the export

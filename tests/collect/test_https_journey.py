@@ -21,7 +21,14 @@ from typing import Any
 
 import httpx
 import pytest
-from collect_helpers import TEST_ENV, free_port, fresh_pg_url, start_server, stop_server
+from collect_helpers import (
+    TEST_ENV,
+    finish_with_summary_and_survey,
+    free_port,
+    fresh_pg_url,
+    start_server,
+    stop_server,
+)
 from sqlalchemy import create_engine, text
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres]
@@ -202,16 +209,5 @@ def _journey(page: Any, base: str, artifacts_dir: Path, tmp_path: Path) -> None:
         document.body.appendChild(d); }""")
     artifacts_dir.mkdir(exist_ok=True)
     page.screenshot(path=str(artifacts_dir / "deploy-https-journey.png"), full_page=True)
-    page.click("#finish")
-    page.fill("#summary", "I planned a weekend")
-    page.fill("#expectation", "Concrete ideas")
-    page.click("#summary-submit")
-    page.fill("#age", "41")
-    page.select_option("#gender", "Man")
-    page.select_option("#education", "Doctorate")
-    page.fill("#occupation", "Teacher")
-    page.check("#ai_use_frequency-3")
-    page.check("#purposes-0")
-    page.click("#items-submit")
-    page.wait_for_selector("#done")
+    finish_with_summary_and_survey(page, "I planned a weekend", "Concrete ideas")
     assert "HTTPS123" in page.content()
