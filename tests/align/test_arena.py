@@ -90,3 +90,27 @@ def test_missing_baseline_is_a_clear_error():
     judge = get_model("scripted", cache=False, outputs=["[[A=B]]"])
     with pytest.raises(AlignError, match="no answers from the baseline"):
         judge.run(arun_games(qs, _answers(qs), "gpt-4", judge, progress=False))
+
+
+def _verdict_by_question(msgs, cfg):
+    """cand wins "q-win", loses "q-lose" and ties the rest, whatever the order the games show them in."""
+    user = msgs[1]["content"] if isinstance(msgs[1], dict) else msgs[1].content
+    a_part = user.split("<|The Start of Assistant B's Answer|>")[0]
+    cand_is_a = "GOOD" in a_part
+    if "q-win" in user:
+        return "[[A>B]]" if cand_is_a else "[[B>A]]"
+    if "q-lose" in user:
+        return "[[B>A]]" if cand_is_a else "[[A>B]]"
+    return "[[A=B]]"
+
+
+def test_wins_ties_and_losses_are_counted_apart():
+    qs = load_questions("demo")[:4]
+    ids = ["q-win", "q-lose", "q-lose", "q-tie"]
+    answers = index_answers([
+        Answer(question_id=q.question_id, model=m, answer=f"{'GOOD' if m == 'cand' else 'Short'} {tag}", generator=m)
+        for q, tag in zip(qs, ids) for m in ("base", "cand")])
+    judge = get_model("scripted", cache=False, fn=_verdict_by_question)
+    judgments = judge.run(arun_games(qs, answers, "base", judge, out=None, progress=False))
+    cand = next(r for r in score_arena(judgments, answers, "base", samples=20).rows if r.model == "cand")
+    assert (cand.wins, cand.ties, cand.losses, cand.games) == (2, 2, 4, 8)

@@ -156,3 +156,60 @@ def test_a_category_is_scored_only_on_games_against_its_own_baseline(tmp_path: P
     assert base["creative_writing"] not in rows
     assert rows["cand-model"].win_rate == pytest.approx(100 * (11 + 0.5 * 3) / 16, abs=0.3)
     assert rows["cand-model"].win_rate == {r.model: r for r in before["hard_prompt"].rows}["cand-model"].win_rate
+
+
+@pytest.mark.parametrize("rec", [
+    {"uid": "q1", "messages": [{"role": "assistant", "content": {"answer": "text"}}]},  # no model
+    {"uid": "q1", "model": "m", "messages": [{"role": "assistant", "content": {"answer": 7}}]},  # no text
+])
+def test_an_answer_line_without_its_model_or_its_text_is_refused(rec):
+    from thoughttrace.align import AlignError
+    from thoughttrace.align.arena_hard import answer_from_record
+
+    with pytest.raises(AlignError, match="content.answer"):
+        answer_from_record(rec, "answers.jsonl: line 1")
+
+
+def test_a_judgment_with_one_game_is_refused(tmp_path):
+    from thoughttrace.align import AlignError
+
+    folder = tmp_path / "gpt-4.1"
+    folder.mkdir()
+    one_game = {"uid": "q1", "model": "m", "baseline": "b", "games": [{"score": "A>B", "judgment": {}}]}
+    (folder / "m.jsonl").write_text(json.dumps(one_game) + "\n", encoding="utf-8")
+    with pytest.raises(AlignError, match="expected two games"):
+        read_judgments(folder)
+
+
+def test_each_answer_format_needs_both_of_its_keys():
+    """A v0.1 line that also carries a `uid` is read as v0.1; `question_id` + `choices` alone is not enough for
+    a ThoughtTrace answer line."""
+    from thoughttrace.align import AlignError
+    from thoughttrace.align.arena_hard import answer_from_record
+
+    old = {"uid": "x", "question_id": "q1", "model_id": "m", "choices": [{"turns": [{"content": "hi"}]}]}
+    assert answer_from_record(old, "w").answer == "hi"
+    with pytest.raises(AlignError, match="not an arena-hard-auto answer"):
+        answer_from_record({"question_id": "q1", "model": "m"}, "w")
+
+
+@pytest.mark.parametrize(("rec", "says"), [
+    ({"uid": "q1", "model": "m", "messages": []}, "content.answer"),
+    ({"question_id": "q1", "model_id": "m", "choices": []}, "choices\\[0\\].turns\\[0\\].content"),
+    ({"question_id": "q1", "model_id": "m", "choices": [{"turns": [{"content": 3}]}]}, "model_id"),
+    ({"question_id": "q1", "choices": [{"turns": [{"content": "hi"}]}]}, "model_id"),
+])
+def test_a_malformed_answer_line_is_one_clear_error(rec, says):
+    from thoughttrace.align import AlignError
+    from thoughttrace.align.arena_hard import answer_from_record
+
+    with pytest.raises(AlignError, match=says):
+        answer_from_record(rec, "answers.jsonl: line 3")
+
+
+def test_our_own_answer_lines_are_read_too():
+    from thoughttrace.align.arena_hard import answer_from_record
+
+    ours = {"question_id": "q1", "model": "cand", "answer": "An answer.", "generator": "cand"}
+    got = answer_from_record(ours, "w")
+    assert (got.question_id, got.model, got.answer) == ("q1", "cand", "An answer.")

@@ -103,3 +103,13 @@ def test_pair_files_of_mixed_formats_are_refused(tmp_path: Path) -> None:
     assert len(load_pairs([a])) == 1 and len(load_pairs([b])) == 1
     with pytest.raises(AlignError, match="mix conversational and plain"):
         load_pairs([a, b])
+
+
+def test_append_jsonl_makes_the_folders_of_a_new_log(tmp_path):
+    from thoughttrace.align.records import append_jsonl
+
+    log = tmp_path / "run" / "deeper" / "usage.jsonl"
+    append_jsonl({"a": 1}, log)
+    append_jsonl({"a": "café"}, log)
+    assert [json.loads(x)["a"] for x in log.read_text(encoding="utf-8").splitlines()] == [1, "café"]
+    assert "café" in log.read_text(encoding="utf-8")  # readable text, not \u escapes

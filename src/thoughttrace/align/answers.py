@@ -90,13 +90,11 @@ async def aanswer_with_model(questions: Sequence[Question], model: Model, out: s
     todo = [q for q in questions if q.question_id not in _done(out, name)]
     bar = tqdm(total=len(todo), desc=f"answers[{name}]", disable=None if progress else True)
 
-    async def one(q: Question) -> Answer:
+    async def one(q: Question) -> None:
         gen = await model.agenerate([{"role": "user", "content": q.prompt}], max_tokens=max_tokens, temperature=0.0)
-        ans = Answer(question_id=q.question_id, model=name, answer=gen.text.strip(), generator=model.spec,
-                     usage=gen.usage.model_dump())
-        append_jsonl(ans, out)
+        append_jsonl(Answer(question_id=q.question_id, model=name, answer=gen.text.strip(), generator=model.spec,
+                            usage=gen.usage.model_dump()), out)
         bar.update(1)
-        return ans
 
     try:
         await asyncio.gather(*(one(q) for q in todo))
