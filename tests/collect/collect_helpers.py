@@ -6,8 +6,10 @@ import contextlib
 import json
 import re
 import secrets
+import tempfile
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -192,14 +194,19 @@ def start_server(db_url: str, study_path: Any, port: int, env: dict[str, str] | 
     import time
 
     full_env = {**os.environ, **TEST_ENV, **(env or {})}
+    # the server's output (banner, one request-log line per request) goes to a file: a pipe nobody reads
+    # fills after a few hundred requests and then blocks every worker on its next log line
+    log = tempfile.NamedTemporaryFile(prefix="thoughttrace-serve-", suffix=".log", delete=False)  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "thoughttrace", "serve", "--db", db_url, "--study", str(study_path),
-         "--port", str(port), "--workers", str(workers)], env=full_env, stdout=subprocess.PIPE,
+         "--port", str(port), "--workers", str(workers)], env=full_env, stdout=log,
         stderr=subprocess.STDOUT, start_new_session=True)  # its own process group: stop_server ends the workers too
+    log.close()
+    proc.log_path = log.name  # type: ignore[attr-defined]
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            out = proc.stdout.read().decode() if proc.stdout else ""
+            out = Path(log.name).read_text(encoding="utf-8", errors="replace")
             raise RuntimeError(f"server exited with {proc.returncode}: {out}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
@@ -221,6 +228,8 @@ def stop_server(proc: Any, sig: int | None = None) -> None:
         os.killpg(proc.pid, sig or signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(10)
+    if getattr(proc, "log_path", None):
+        Path(proc.log_path).unlink(missing_ok=True)
 
 
 def scripted_pool(fn: Callable[..., str] | None = None) -> dict[str, Model]:

@@ -35,13 +35,21 @@ async def one(i: int, base: str, transport: httpx.AsyncHTTPTransport, errors: li
     c = httpx.AsyncClient(base_url=base, transport=transport, timeout=120, follow_redirects=True)
     other = httpx.AsyncClient(base_url=base, transport=transport, timeout=120, follow_redirects=True)
     try:
-        # the same Prolific id arrives twice at the same moment with two SESSION_IDs (double click, two tabs)
+        # the same Prolific link opened twice at the same moment (double click, two tabs): one participant
         r, _ = await asyncio.gather(c.get(f"/start?PROLIFIC_PID=pid{i}&STUDY_ID=st&SESSION_ID=a{i}"),
-                                    other.get(f"/start?PROLIFIC_PID=pid{i}&STUDY_ID=st&SESSION_ID=b{i}"))
+                                    other.get(f"/start?PROLIFIC_PID=pid{i}&STUDY_ID=st&SESSION_ID=a{i}"))
         found = CSRF.search(r.text)
         if found is None:
             raise RuntimeError(f"no CSRF token after /start: {r.status_code} {r.text[:300]}")
         token = found.group(1)
+        # a new Prolific session in the same browser (its cookie) is logged as a session change; someone
+        # else holding only the Prolific id (no cookie, another SESSION_ID) is asked for the resume code
+        stranger = httpx.AsyncClient(base_url=base, transport=transport, timeout=120, follow_redirects=True)
+        again, strange = await asyncio.gather(
+            c.get(f"/start?PROLIFIC_PID=pid{i}&STUDY_ID=st&SESSION_ID=b{i}"),
+            stranger.get(f"/start?PROLIFIC_PID=pid{i}&STUDY_ID=st&SESSION_ID=c{i}"))
+        if again.status_code != 200 or strange.status_code != 403 or "resume code" not in strange.text.lower():
+            errors.append(f"{i}: same browser {again.status_code}, stranger {strange.status_code}")
         r = await c.post("/consent", data={"csrf_token": token, "agree": "yes"})
         r = await c.post("/tutorial", data={"csrf_token": token, "q0": "1", "q1": "1"})
         for t in range(2):
@@ -97,7 +105,7 @@ def test_200_participants_over_two_workers_on_postgres(pg_url, tmp_path):
         stop_server(proc)
         drop()
     assert len(people) == 200 and all(n == 1 for _pid, n in people), "a Prolific id became several participants"
-    assert changes == 200  # each second SESSION_ID was logged, not made a person
+    assert changes == 200  # each browser's second SESSION_ID was logged, not made a person
     by_person: dict[int, list[str]] = {}
     for pid, _k, model in sorted(convs, key=lambda r: (r[0], r[1])):
         by_person.setdefault(pid, []).append(model)
