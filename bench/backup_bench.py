@@ -15,7 +15,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import random
+import resource
 import secrets
 import sys
 import tempfile
@@ -108,6 +110,13 @@ def fresh(kind: str, pg_url: str, tmp: Path, name: str) -> tuple[str, Any]:
     return base.set(database=db_name).render_as_string(hide_password=False), drop
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and of the tools it waited for (pg_dump, pg_restore): wall time is noisy on a
+    shared machine, CPU time much less so."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def run(kind: str, n: int, pg_url: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="tt-backup-bench-") as tmpdir:
         tmp = Path(tmpdir)
@@ -118,16 +127,17 @@ def run(kind: str, n: int, pg_url: str) -> dict[str, Any]:
             fill(live, n)
             fill_s = time.perf_counter() - t
             live_bytes = (Path(make_url(live).database or "").stat().st_size if kind == "sqlite" else _pg_size(live))
+            settings = durability(live) if kind == "postgresql" else {}
             out = tmp / ("backup.sqlite" if kind == "sqlite" else "backup.dump")
-            t = time.perf_counter()
+            t, c = time.perf_counter(), cpu_seconds()
             manifest = backup_mod.backup(live, out, study_version="bench@0")
-            backup_s = time.perf_counter() - t
-            t = time.perf_counter()
+            backup_s, backup_cpu = time.perf_counter() - t, cpu_seconds() - c
+            t, c = time.perf_counter(), cpu_seconds()
             report = backup_mod.verify(out, server_url=pg_url if kind == "postgresql" else None)
-            verify_s = time.perf_counter() - t
-            t = time.perf_counter()
+            verify_s, verify_cpu = time.perf_counter() - t, cpu_seconds() - c
+            t, c = time.perf_counter(), cpu_seconds()
             backup_mod.restore(out, target)
-            restore_s = time.perf_counter() - t
+            restore_s, restore_cpu = time.perf_counter() - t, cpu_seconds() - c
             assert report.ok, report.problems
         finally:
             drop_live()
@@ -135,7 +145,35 @@ def run(kind: str, n: int, pg_url: str) -> dict[str, Any]:
     return {"engine": kind, "participants": n, "messages": manifest["counts"]["messages"],
             "thoughts": manifest["counts"]["thoughts"], "live_db_bytes": live_bytes,
             "backup_bytes": manifest["size_bytes"], "fill_s": round(fill_s, 2), "backup_s": round(backup_s, 2),
-            "verify_s": round(verify_s, 2), "restore_s": round(restore_s, 2)}
+            "verify_s": round(verify_s, 2), "restore_s": round(restore_s, 2),
+            # client-side CPU (this process + pg_dump/pg_restore); the PostgreSQL server's own CPU is not in it
+            "backup_client_cpu_s": round(backup_cpu, 2), "verify_client_cpu_s": round(verify_cpu, 2),
+            "restore_client_cpu_s": round(restore_cpu, 2), "server_version": _server_version(live, kind),
+            **({"server_settings": settings} if settings else {})}
+
+
+def _server_version(url: str, kind: str) -> str:
+    import sqlite3
+
+    if kind == "sqlite":
+        return f"SQLite {sqlite3.sqlite_version}"
+    return "PostgreSQL " + backup_mod._pg_tool_output("pg_dump", ["--version"]).split()[2]
+
+
+def durability(url: str) -> dict[str, str]:
+    """fsync and synchronous_commit of the server: a throwaway test cluster turns them off, which makes a
+    restore faster than on a production server (say so beside the figures)."""
+    eng = create_engine(url)
+    with eng.connect() as c:
+        got = {k: str(c.execute(text(f"SHOW {k}")).scalar_one()) for k in ("fsync", "synchronous_commit")}
+    eng.dispose()
+    return got
+
+
+def machine() -> dict[str, Any]:
+    """Where the figures come from: cores and the load average when the run began (a shared machine)."""
+    return {"cpus": os.cpu_count(), "load_avg_1m_at_start": round(os.getloadavg()[0], 2),
+            "python": platform.python_version(), "shared": True}
 
 
 def _pg_size(url: str) -> int:
@@ -151,7 +189,10 @@ def main() -> None:
     ap.add_argument("--participants", "-n", type=int, default=1000)
     ap.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
     ap.add_argument("--pg-url", default=os.environ.get("THOUGHTTRACE_TEST_PG_URL", DEFAULT_PG))
+    ap.add_argument("--out", type=Path, default=None, help="also write the results as JSON here "
+                    "(e.g. bench/results/backup_1000.json)")
     args = ap.parse_args()
+    where = machine()
     kinds = ["sqlite", "postgresql"] if args.db == "both" else ["postgresql" if args.db == "postgres" else "sqlite"]
     rows = [run(k, args.participants, args.pg_url) for k in kinds]
     print(f"{'engine':11s} {'particip.':>9s} {'messages':>9s} {'db MB':>7s} {'backup MB':>10s} {'backup s':>9s} "
@@ -159,7 +200,11 @@ def main() -> None:
     for r in rows:
         print(f"{r['engine']:11s} {r['participants']:9d} {r['messages']:9d} {r['live_db_bytes'] / 1e6:7.1f} "
               f"{r['backup_bytes'] / 1e6:10.1f} {r['backup_s']:9.2f} {r['verify_s']:9.2f} {r['restore_s']:10.2f}")
-    print(json.dumps({"format_version": 1, "bench": "backup", "results": rows}))
+    doc = {"format_version": 1, "bench": "backup", "machine": where,
+           "measured_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"), "results": rows}
+    print(json.dumps(doc))
+    if args.out:
+        args.out.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
     sys.exit(0)
 
 

