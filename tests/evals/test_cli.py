@@ -135,8 +135,12 @@ def test_a_resumed_run_reports_the_usage_of_every_run(fake_models: list[Any], ex
     assert s["usage_this_run"]["m1"]["calls"] == 2
     assert s["usage"]["m1"]["calls"] == 4 and s["usage"]["m1"]["runs"] == 2
     assert s["usage"]["j1"]["calls"] == first["j1"]["calls"] + s["usage_this_run"]["j1"]["calls"]
-    assert len((out / "usage.jsonl").read_text().splitlines()) == 2
+    lines = [json.loads(x) for x in (out / "usage.jsonl").read_text().splitlines()]
+    assert sum("usage" in x for x in lines) == 2  # one summary line per run, besides its call lines
+    assert len({x["run"] for x in lines}) == 2 and all("run" in x for x in lines)
     assert "over 2 run(s)" in (out / "summary.md").read_text()
+    assert s["usage_runs"] == 2 and s["usage_summary"].startswith(f"{4 + s['usage']['j1']['calls']} calls over 2 runs")
+    assert s["usage_summary"] in (out / "summary.md").read_text() and s["usage_summary"] in r2.stderr
 
 
 def test_judge_replies_are_kept_per_item_even_when_they_fail(examples_path: Path, tmp_path: Path) -> None:

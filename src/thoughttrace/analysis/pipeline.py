@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from thoughttrace import __version__
 from thoughttrace.data import Conversation, ReadReport
+from thoughttrace.data.intervals import SMALL_CELL
 from thoughttrace.data.stats import StatsAccumulator
 
 from . import figures as F
@@ -183,9 +184,11 @@ def _draw(stats: dict[str, Any], arrays: dict[str, Any], store: F.FigureStore) -
                "types", "Bars: this dataset; ticks: the release.")
     for kind in ("reasons", "reactions"):
         store.save(F.heatmap_figure(tt[kind], "by_model", f"{kind.capitalize()} by model"), f"{kind}_by_model",
-                   f"{kind.capitalize()} by model", "types", "Share of each type within a model (%).")
+                   f"{kind.capitalize()} by model", "types", "Share of each type within a model (%); each cell: share, then count/n of its row. "
+                   f"Rows of fewer than {SMALL_CELL} thoughts are greyed and hatched.")
         store.save(F.heatmap_figure(tt[kind], "by_domain", f"{kind.capitalize()} by domain"), f"{kind}_by_domain",
-                   f"{kind.capitalize()} by domain", "types", "Share of each type within a domain (%).")
+                   f"{kind.capitalize()} by domain", "types", "Share of each type within a domain (%); each cell: share, then count/n of its row. "
+                   f"Rows of fewer than {SMALL_CELL} thoughts are greyed and hatched.")
     st = stats["stages"]
     for kind in ("reasons", "reactions"):
         store.save(F.stages_figure(st, kind, f"{kind.capitalize()} over the conversation"), f"stages_{kind}",

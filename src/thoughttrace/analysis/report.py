@@ -14,6 +14,7 @@ from string import Template
 from typing import Any
 
 from thoughttrace import __version__
+from thoughttrace.data.intervals import SMALL_CELL
 
 SECTIONS = [("overview", "Overview"), ("types", "Thought types"), ("stages", "Stages"),
             ("relations", "Turn relations"), ("semantic", "Semantic shift")]
@@ -27,23 +28,38 @@ def _pct(x: float | None) -> str:
     return "\u2013" if x is None else f"{100 * x:.1f}%"
 
 
+class Small(str):
+    """A cell's text from fewer than SMALL_CELL items: rendered greyed (`td.small`) with a `*`."""
+
+
 def _pct_ci(table: Mapping[str, Any], label: str) -> str:
-    """`share [low, high]` (Wilson 95%), with `*` on a cell of fewer than SMALL_CELL items."""
+    """`share [low, high]` (Wilson 95%), greyed with `*` on a cell of fewer than SMALL_CELL items."""
     iv = (table.get("intervals") or {}).get(label)
     if not iv or iv.get("share") is None:
         return _pct(table["shares"].get(label)) if table.get("n") else "\u2013"
-    mark = "*" if iv.get("small") else ""
-    return f"{100 * iv['share']:.1f}% [{100 * iv['low']:.1f}, {100 * iv['high']:.1f}]{mark}"
+    text = f"{100 * iv['share']:.1f}% [{100 * iv['low']:.1f}, {100 * iv['high']:.1f}]"
+    return Small(text + "*") if iv.get("small") else text
 
 
 SMALL_NOTE = ('<p class="note">Shares: share [Wilson 95% interval]; n beside every table; '
-              '<b>*</b> marks a cell of fewer than 20 items, too small to read much into.</p>')
+              f'<span class="small">greyed, with <b>*</b></span>: a cell of fewer than {SMALL_CELL} items, '
+              'too small to read much into.</p>')
+
+
+def _cell(c: Any) -> str:
+    return f'<td class="small">{_e(c)}</td>' if isinstance(c, Small) else f"<td>{_e(c)}</td>"
 
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[Any]], cls: str = "") -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in r) + "</tr>" for r in rows)
+    body = "".join("<tr>" + "".join(_cell(c) for c in r) + "</tr>" for r in rows)
     return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _with_count(share: str, count: int) -> str:
+    """`share (count)`, keeping a small cell small."""
+    text = f"{share} ({count:,})"
+    return Small(text) if isinstance(share, Small) else text
 
 
 def _figures(stats: Mapping[str, Any], images: Mapping[str, str], section: str) -> str:
@@ -96,7 +112,7 @@ def _types(stats: Mapping[str, Any]) -> str:
             parts.append(f"<h4>{title} {group_title} (share, count)</h4>")
             parts.append(_table(
                 [group_title.split()[-1], "n", *s["labels"]],
-                [(name, f"{t['n']:,}", *(f"{_pct_ci(t, lab)} ({t['counts'][lab]:,})" for lab in s["labels"]))
+                [(name, f"{t['n']:,}", *(_with_count(_pct_ci(t, lab), t["counts"][lab]) for lab in s["labels"]))
                  for name, t in tables.items()],
                 f"shares-{kind}-{group.replace('_', '-')}",
             ))
@@ -117,6 +133,7 @@ def _stages(stats: Mapping[str, Any]) -> str:
         rows.append(("n", *[f"{s['n']:,}" for s in sec["stages"]]))
         parts.append(f"<h3>{kind.capitalize()}</h3>")
         parts.append(_table(["label", *st["stage_names"]], rows, f"stages-{kind}"))
+    parts.append(SMALL_NOTE)
     return "\n".join(parts)
 
 
@@ -134,7 +151,8 @@ def _relations(stats: Mapping[str, Any]) -> str:
     note = ", ".join(f"{k} {100 * v:.0f}%" for k, v in ref.items())
     src = rel.get("source", {})
     return (_table(["turn", "n", *labels, "unlabelled"], rows, "relations")
-            + f'<p class="note">Release, turn 2: {_e(note)}. Labels: {_e(src.get("description", ""))}</p>')
+            + f'<p class="note">Release, turn 2: {_e(note)}. Labels: {_e(src.get("description", ""))}</p>'
+            + SMALL_NOTE)
 
 
 def _semantic(stats: Mapping[str, Any]) -> str:

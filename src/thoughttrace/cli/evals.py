@@ -86,12 +86,34 @@ def _run_options(fn: F) -> F:
 
 
 class _Models:
-    """Models of one command, one per distinct spec (a local model's weights load once)."""
+    """Models of one command, one per distinct spec (a local model's weights load once).
+
+    With an --out folder every model built here logs each call to OUT/usage.jsonl as it happens (a
+    `RunRecorder`), so a run killed by SIGTERM or SIGKILL is still counted by the resume's summary.
+    """
 
     def __init__(self, opts: dict[str, Any]) -> None:
         self.opts = opts
         self.by_spec: dict[str, Any] = {}
         self.roles: dict[str, str] = {}
+        self.recorder: Any = None
+
+    @property
+    def run_id(self) -> str | None:
+        """The ledger id of this run's call lines (None when no model was built)."""
+        return self.recorder.run if self.recorder is not None else None
+
+    def _record(self, model: Any) -> None:
+        if self.recorder is None:
+            from thoughttrace.llm.ledger import RunRecorder
+
+            if self.opts.get("out_dir"):
+                self.recorder = RunRecorder(Path(self.opts["out_dir"]) / "usage.jsonl")
+            elif self.opts.get("out_file"):  # `simulate --out FILE.jsonl`: the ledger sits beside it
+                self.recorder = RunRecorder(Path(str(self.opts["out_file"]) + ".usage.jsonl"))
+            else:
+                return
+        self.recorder.attach(model)
 
     def _extra(self) -> dict[str, Any]:
         return {"max_connections": self.opts["max_connections"]} if self.opts.get("max_connections") else {}
@@ -106,6 +128,7 @@ class _Models:
             self.by_spec[spec] = build_model(spec, self.opts.get("base_url"), self.opts.get("cache_path"),
                                              bool(self.opts.get("no_cache")), bool(self.opts.get("offline")),
                                              **self._extra())
+            self._record(self.by_spec[spec])
         self._role(spec, role)
         return self.by_spec[spec]
 
@@ -199,6 +222,8 @@ def _add_run_stats(total: Any, stats: Any) -> Any:
 def _finish(models: _Models, stats: Any, summary: dict[str, Any], out_dir: str, as_json: bool) -> None:
     click.echo(f"{stats.computed} items computed, {stats.skipped} resumed from {out_dir}/items.jsonl, "
                f"{stats.failed} failed; summary: {out_dir}/summary.md", err=True)
+    if summary.get("usage_summary"):
+        click.echo(f"usage, all runs recorded in {out_dir}/usage.jsonl: {summary['usage_summary']}", err=True)
     if as_json:
         echo_json(summary)
     else:
@@ -269,7 +294,7 @@ def thought_inference(models: _Models, opts: dict[str, Any]) -> None:
                                    "judge_samples", "no_swap", "limit", "concurrency", "max_context_chars",
                                    "max_message_chars")}
     config["embeddings"] = emb.name if emb else None
-    summary = write_outputs(opts["out_dir"], store, models.usage(), config)
+    summary = write_outputs(opts["out_dir"], store, models.usage(), config, run=models.run_id)
     _finish(models, total, summary, opts["out_dir"], opts["as_json"])
 
 
@@ -319,7 +344,7 @@ def next_message(models: _Models, opts: dict[str, Any]) -> None:
     config["conditions"] = conditions
     config["infer_method"] = opts["infer_method"]
     config["embeddings"] = emb.name if emb else None
-    summary = write_outputs(opts["out_dir"], store, models.usage(), config)
+    summary = write_outputs(opts["out_dir"], store, models.usage(), config, run=models.run_id)
     _finish(models, total, summary, opts["out_dir"], opts["as_json"])
 
 
@@ -434,7 +459,7 @@ def simulator(models: _Models, opts: dict[str, Any]) -> None:
         stats = asyncio.run(coro)
     config = {"real": opts["real"], "simulated": opts["simulated"], "judge_spec": opts["judge_spec"],
               "judge_samples": opts["judge_samples"], "embeddings": emb.name if emb else None}
-    summary = write_outputs(opts["out_dir"], real, sim, store, models.usage(), config)
+    summary = write_outputs(opts["out_dir"], real, sim, store, models.usage(), config, run=models.run_id)
     _finish(models, stats, summary, opts["out_dir"], opts["as_json"])
 
 
@@ -466,7 +491,7 @@ def judge_agreement(models: _Models, opts: dict[str, Any]) -> None:
     store = ItemStore(Path(opts["out_dir"]) / "items.jsonl")
     stats = models.run(rj.arun(records, store, concurrency=opts["concurrency"], progress=opts["progress"]))
     config = {"items": opts["items"], "judge_spec": opts["judge_spec"], "judge_samples": opts["judge_samples"]}
-    summary = write_outputs(opts["out_dir"], store, models.usage(), config)
+    summary = write_outputs(opts["out_dir"], store, models.usage(), config, run=models.run_id)
     _finish(models, stats, summary, opts["out_dir"], opts["as_json"])
 
 
@@ -515,8 +540,12 @@ def simulate_command(models: _Models, opts: dict[str, Any]) -> None:
     store = ItemStore(opts["out_file"], key_field="id")
     stats = models.run(simulate_many(sim, jobs, store, sources=sources, concurrency=opts["concurrency"],
                                      progress=opts["progress"]))
-    models.usage()
+    from thoughttrace.llm.ledger import calls_over_runs
+
+    led = models.recorder.finish(models.usage())
     click.echo(f"{stats.computed} conversations simulated, {stats.skipped} already in {opts['out_file']}", err=True)
+    click.echo(f"usage, all runs recorded in {models.recorder.ledger.path}: "
+               f"{calls_over_runs(led['cumulative'], led['runs'])}", err=True)
     if stats.failed:
         sys.exit(1)
 

@@ -37,7 +37,7 @@ from .leakage import check_no_leakage
 from .resources import load_prompt
 from .stats import SCALES, agreement, paired_difference, paired_relative_gain, share_of_gain
 from .store import ItemStore, RunStats, first_items, run_items
-from .summary import cumulative_usage, group_rows, markdown_table, usage_markdown, write_summary
+from .summary import finish_outputs, group_rows, markdown_table, usage_fields, usage_markdown
 from .transcript import ClipConfig, render, thoughts_text
 
 CONDITIONS = ("history", "reaction", "reaction+reason", "inferred")
@@ -320,6 +320,11 @@ def summarise(records: list[dict[str, Any]], usage: dict[str, Any], config: dict
           "`relative_gain` only for the 0-100 judge score (a ratio scale); a cosine has no meaningful ratio.", "",
           markdown_table(gain_rows, ["model", "condition", "metric", "n", "history_mean", "condition_mean",
                                      "difference", "relative_gain", "upper_bound"], digits=3)]
+    withheld = [f"- {r['model']} / {r['condition']} ({r['metric']}): {r['relative_gain']['reason']}"
+                for r in gain_rows if r.get("relative_gain") and r["relative_gain"].get("mean") is None
+                and r["relative_gain"].get("reason")]
+    if withheld:
+        md += ["Relative gain withheld:", "", *withheld, ""]
     if share_rows:
         md += ["## Share of the oracle's gain recovered by inferred thoughts", "",
                "(inferred - history) / (oracle - history) on the messages all three conditions scored; "
@@ -335,9 +340,9 @@ def summarise(records: list[dict[str, Any]], usage: dict[str, Any], config: dict
     return summary, "\n".join(md)
 
 
-def write_outputs(out_dir: str | Path, store: ItemStore, usage: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
-    usage, this_run = cumulative_usage(out_dir, usage)
-    summary, md = summarise(store.records(), usage, config)
-    summary["usage_this_run"] = this_run
-    write_summary(out_dir, summary, md)
-    return summary
+def write_outputs(out_dir: str | Path, store: ItemStore, usage: dict[str, Any], config: dict[str, Any],
+                  run: str | None = None) -> dict[str, Any]:
+    """summary.json/summary.md; `run`: the id of the RunRecorder that logged this run's calls (superseded here)."""
+    fields = usage_fields(out_dir, usage, run)
+    summary, md = summarise(store.records(), fields["usage"], config)
+    return finish_outputs(out_dir, summary, md, fields)

@@ -19,9 +19,9 @@ from thoughttrace.data.stages import N_STAGES, message_stages, stage_names
 
 from .embedding import EmbeddingMetric, unavailable_metrics
 from .judge import Judge
-from .stats import mean_ci
+from .stats import SCALES, mean_ci
 from .store import ItemStore, RunStats, run_items
-from .summary import cumulative_usage, fmt_estimate, markdown_table, usage_markdown, write_summary
+from .summary import finish_outputs, fmt_estimate, markdown_table, usage_fields, usage_markdown
 from .transcript import ClipConfig, clip
 
 #: the release's stages, binned by `thoughttrace.data.stages` (the same rule as `analyze`)
@@ -76,9 +76,10 @@ def describe(conversations: Sequence[Conversation]) -> dict[str, Any]:
         }
     return {
         "conversations": len(conversations),
-        "messages_per_conversation": mean_ci(n_msgs).model_dump(),
-        "user_messages_per_conversation": mean_ci(n_user).model_dump(),
-        "words_per_user_message": mean_ci(words).model_dump(),
+        # counts: intervals clipped at 0 (a t interval of skewed counts can reach below it)
+        "messages_per_conversation": mean_ci(n_msgs, scale=SCALES["count"]).model_dump(),
+        "user_messages_per_conversation": mean_ci(n_user, scale=SCALES["count"]).model_dump(),
+        "words_per_user_message": mean_ci(words, scale=SCALES["count"]).model_dump(),
         "reason_coverage": (sum(1 for m in user_msgs if m.reasons) / len(user_msgs)) if user_msgs else None,
         "reaction_coverage": (sum(1 for m in asst_msgs if m.reactions) / len(asst_msgs)) if asst_msgs else None,
         "thought_types": shares,
@@ -122,9 +123,9 @@ def summarise(real: Sequence[Conversation], simulated: Sequence[Conversation], r
     sides = {"real": describe(real), "simulated": describe(simulated)}
     for side in sides:
         recs = [r for r in records if r["side"] == side]
-        sides[side]["realism"] = mean_ci([r.get("realism") for r in recs]).model_dump()
+        sides[side]["realism"] = mean_ci([r.get("realism") for r in recs], scale=SCALES["score_1_5"]).model_dump()
         sides[side]["embedding_cosine_to_source"] = mean_ci(
-            [r.get("embedding_cosine_to_source") for r in recs]).model_dump()
+            [r.get("embedding_cosine_to_source") for r in recs], scale=SCALES["embedding_cosine"]).model_dump()
     end_reasons = Counter(str((getattr(c, "simulation", None) or {}).get("end_reason", "unknown")).split(" (")[0]
                           for c in simulated)
     unavailable = unavailable_metrics(config, "embedding_cosine_to_source")
@@ -174,9 +175,9 @@ def summarise(real: Sequence[Conversation], simulated: Sequence[Conversation], r
 
 
 def write_outputs(out_dir: str | Path, real: Sequence[Conversation], simulated: Sequence[Conversation],
-                  store: ItemStore, usage: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
-    usage, this_run = cumulative_usage(out_dir, usage)
-    summary, md = summarise(real, simulated, store.records(), usage, config)
-    summary["usage_this_run"] = this_run
-    write_summary(out_dir, summary, md)
-    return summary
+                  store: ItemStore, usage: dict[str, Any], config: dict[str, Any],
+                  run: str | None = None) -> dict[str, Any]:
+    """summary.json/summary.md; `run`: the id of the RunRecorder that logged this run's calls (superseded here)."""
+    fields = usage_fields(out_dir, usage, run)
+    summary, md = summarise(real, simulated, store.records(), fields["usage"], config)
+    return finish_outputs(out_dir, summary, md, fields)

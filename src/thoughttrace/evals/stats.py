@@ -3,6 +3,8 @@
 Rules every figure follows (so a table made with the toolkit cannot mislead a reader):
 - a comparison of two conditions is an ABSOLUTE difference on the same items, with a paired bootstrap CI;
 - a relative gain is given only for metrics on a positive ratio scale (`Scale.ratio`), and is labelled so;
+  never when the baseline lies within 10% of the scale's floor (a mean of 0.5 on 0-100 would read +400%);
+- every estimate carries its n, and one from fewer than SMALL_N items is marked `small` (text, JSON, HTML);
 - every interval lies inside the metric's range (a cosine CI inside [-1, 1], a difference of cosines
   inside [-2, 2], a share inside [0, 1]);
 - a figure that cannot be computed is an explicit null with its `reason`, never a silent drop.
@@ -14,15 +16,21 @@ import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, computed_field
 
 from thoughttrace.data.intervals import SMALL_CELL, Share, wilson_ci
 
-__all__ = ["SCALES", "SMALL_CELL", "Estimate", "Scale", "Share", "agreement", "bootstrap_ci", "mean_ci",
+__all__ = ["SCALES", "SMALL_CELL", "SMALL_N", "Estimate", "Scale", "Share", "agreement", "bootstrap_ci", "mean_ci",
            "paired_difference", "paired_relative_gain", "share_of_gain", "spread", "wilson_ci"]
 
 #: bootstrap resamples (paired and single-sample) unless a caller asks for more
 N_BOOT = 2000
+
+#: an estimate (mean, difference, gain) from fewer distinct items than this is marked `small`
+SMALL_N = 10
+
+#: a relative gain is not reported when the baseline is within this fraction of the scale's width of its floor
+NEAR_FLOOR = 0.10
 
 
 class Scale(BaseModel):
@@ -53,6 +61,17 @@ class Scale(BaseModel):
     def width(self) -> float | None:
         return None if self.low is None or self.high is None else self.high - self.low
 
+    def near_floor(self, value: float) -> bool:
+        """Whether `value` lies within NEAR_FLOOR of the range above the floor (a ratio to it would explode)."""
+        if self.low is None or self.width is None:
+            return False
+        return value - self.low < NEAR_FLOOR * self.width
+
+    def range_text(self) -> str:
+        lo = "-inf" if self.low is None else f"{self.low:g}"
+        hi = "inf" if self.high is None else f"{self.high:g}"
+        return f"[{lo}, {hi}]"
+
 
 #: the metrics the evals report, by their record field; one definition used by every summary
 SCALES: dict[str, Scale] = {
@@ -62,13 +81,19 @@ SCALES: dict[str, Scale] = {
     "score_1_5": Scale(name="judge score 1-5", low=1.0, high=5.0, ratio=False),
     "embedding_cosine": Scale(name="embedding cosine", low=-1.0, high=1.0, ratio=False),
     "share": Scale(name="share", low=0.0, high=1.0, ratio=True),
+    # counts (words per message, messages per conversation): never negative, no upper end
+    "count": Scale(name="count", low=0.0, high=None, ratio=True),
 }
 
 UNBOUNDED = Scale(name="unbounded")
 
 
 class Estimate(BaseModel):
-    """A point estimate with its 95% interval; `low`/`high` are None (with `reason`) when not computable."""
+    """A point estimate with its 95% interval; `low`/`high` are None (with `reason`) when not computable.
+
+    `items`: distinct items the interval was resampled over, when fewer than `n` (several records of one
+    item); `small` (in every JSON dump) marks an estimate from fewer than SMALL_N distinct items.
+    """
 
     mean: float | None
     low: float | None
@@ -76,6 +101,12 @@ class Estimate(BaseModel):
     n: int
     method: str = "t"
     reason: str | None = None
+    items: int | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def small(self) -> bool:
+        return (self.items if self.items is not None else self.n) < SMALL_N
 
 
 def _clean(values: Sequence[float | None]) -> np.ndarray:
@@ -90,7 +121,7 @@ def _bounded(est: Estimate, scale: Scale | None) -> Estimate:
     low, high = scale.clip(est.low), scale.clip(est.high)
     if (low, high) != (est.low, est.high):
         return est.model_copy(update={"low": low, "high": high,
-                                      "method": f"{est.method}, clipped to [{scale.low:g}, {scale.high:g}]"})
+                                      "method": f"{est.method}, clipped to {scale.range_text()}"})
     return est
 
 
@@ -197,6 +228,11 @@ def paired_relative_gain(
     point = gain(b, t)
     if math.isnan(point):
         return Estimate(mean=None, low=None, high=None, n=n, method=method, reason="baseline mean is 0")
+    if scale.near_floor(float(b.mean())):
+        return Estimate(mean=None, low=None, high=None, n=n, method=method,
+                        reason=f"not reported: the baseline mean {float(b.mean()):.3g} is within "
+                               f"{NEAR_FLOOR:.0%} of the floor of {scale.name} {scale.range_text()}, where a ratio "
+                               "explodes; read the absolute difference")
     if n < 2:
         return Estimate(mean=point, low=None, high=None, n=n, method=method, reason="one paired item: no interval")
     boots = [g for idx in _resample_indices(n, n_boot, seed) if not math.isnan(g := gain(b[idx], t[idx]))]

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .stats import Estimate, Scale, mean_ci
+from .stats import SMALL_N, Estimate, Scale, mean_ci
 from .store import FORMAT_VERSION
 
 
@@ -52,7 +52,12 @@ def group_rows(
     return rows
 
 
+#: the note under a table that holds a small estimate (what the mark means)
+SMALL_NOTE = f"_small_: from fewer than {SMALL_N} items; its interval is wide and its mean unsteady."
+
+
 def fmt_estimate(est: dict[str, Any] | Estimate | None, digits: int = 2) -> str:
+    """`mean [low, high]`, and `(small, n=3)` when the estimate rests on fewer than SMALL_N items."""
     if est is None:
         return "-"
     e = est.model_dump() if isinstance(est, Estimate) else est
@@ -61,6 +66,9 @@ def fmt_estimate(est: dict[str, Any] | Estimate | None, digits: int = 2) -> str:
     text = f"{e['mean']:.{digits}f}"
     if e.get("low") is not None and e.get("high") is not None:
         text += f" [{e['low']:.{digits}f}, {e['high']:.{digits}f}]"
+    if e.get("small"):
+        items = e.get("items")
+        text += f" (small, n={e.get('n')}" + (f", {items} items" if items is not None else "") + ")"
     return text
 
 
@@ -69,31 +77,59 @@ def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], digit
     if not rows:
         return "_no items_\n"
     out = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    any_small = False
     for row in rows:
         cells = []
         for c in columns:
             v = row.get(c)
             if isinstance(v, dict) and "mean" in v:
+                any_small = any_small or bool(v.get("small") and v.get("mean") is not None)
                 cells.append(fmt_estimate(v, digits))
             elif isinstance(v, float):
                 cells.append(f"{v:.{digits}f}")
             else:
                 cells.append("-" if v is None else str(v).replace("|", "/"))
         out.append("| " + " | ".join(cells) + " |")
-    return "\n".join(out) + "\n"
+    return "\n".join(out) + "\n" + (f"\n{SMALL_NOTE}\n" if any_small else "")
 
 
-def cumulative_usage(out_dir: str | Path, usage: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def cumulative_usage(out_dir: str | Path, usage: dict[str, Any],
+                     run: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Record this run's usage in OUT/usage.jsonl; return (cumulative usage of every run, this run's usage).
 
     A resumed run calls the model only for the missing items, so its own usage would hide the study's
-    cost; summaries report the cumulative figures and keep this run's beside them.
+    cost; summaries report the cumulative figures and keep this run's beside them. `run` is the id of the
+    `RunRecorder` that appended this run's calls as they happened: its summary line supersedes them.
     """
     from thoughttrace.llm.ledger import UsageLedger
 
     ledger = UsageLedger(Path(out_dir) / "usage.jsonl")
-    ledger.append(usage)
+    ledger.append(usage, run=run)
     return ledger.total(), usage
+
+
+def usage_fields(out_dir: str | Path, usage: dict[str, Any], run: str | None = None) -> dict[str, Any]:
+    """Record this run's usage; return the summary's usage fields, "N calls over K runs" included.
+
+    `usage` (cumulative over every run into OUT, killed ones counted from their call lines),
+    `usage_this_run`, `usage_runs` (K) and `usage_summary` (the sentence a reader quotes).
+    """
+    from thoughttrace.llm.ledger import UsageLedger, calls_over_runs
+
+    cumulative, this_run = cumulative_usage(out_dir, usage, run=run)
+    runs = len(UsageLedger(Path(out_dir) / "usage.jsonl").runs())
+    return {"usage": cumulative, "usage_this_run": this_run, "usage_runs": runs,
+            "usage_summary": calls_over_runs(cumulative, runs)}
+
+
+def finish_outputs(out_dir: str | Path, summary: dict[str, Any], markdown: str,
+                   usage: dict[str, Any]) -> dict[str, Any]:
+    """Put the usage fields (from `usage_fields`) in the summary, the totals line in the Markdown; write both."""
+    summary.update(usage)
+    markdown += (f"\nUsage, every run into this folder (killed runs counted from their call lines): "
+                 f"{usage['usage_summary']}.\n")
+    write_summary(out_dir, summary, markdown)
+    return summary
 
 
 def write_summary(out_dir: str | Path, summary: dict[str, Any], markdown: str) -> tuple[Path, Path]:

@@ -33,7 +33,7 @@ from .leakage import check_no_leakage
 from .resources import load_prompt
 from .stats import SCALES, agreement
 from .store import ItemStore, RunStats, first_items, run_items
-from .summary import cumulative_usage, group_rows, markdown_table, usage_markdown, write_summary
+from .summary import finish_outputs, group_rows, markdown_table, usage_fields, usage_markdown
 from .transcript import ClipConfig, render, thought_labels, thoughts_text
 
 Kind = Literal["reason", "reaction"]
@@ -288,9 +288,9 @@ def summarise(records: list[dict[str, Any]], usage: dict[str, Any], config: dict
     return summary, "\n".join(md)
 
 
-def write_outputs(out_dir: str | Path, store: ItemStore, usage: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
-    usage, this_run = cumulative_usage(out_dir, usage)
-    summary, md = summarise(store.records(), usage, config)
-    summary["usage_this_run"] = this_run
-    write_summary(out_dir, summary, md)
-    return summary
+def write_outputs(out_dir: str | Path, store: ItemStore, usage: dict[str, Any], config: dict[str, Any],
+                  run: str | None = None) -> dict[str, Any]:
+    """summary.json/summary.md; `run`: the id of the RunRecorder that logged this run's calls (superseded here)."""
+    fields = usage_fields(out_dir, usage, run)
+    summary, md = summarise(store.records(), fields["usage"], config)
+    return finish_outputs(out_dir, summary, md, fields)

@@ -1,0 +1,81 @@
+"""A killed eval's model calls are counted by the resume (real subprocesses, a real loopback server).
+
+`eval next-message` predicts and judges with `openai-compatible/fake` on thoughttrace.llm.fakeserver (with
+latency, so the run can be killed mid-way); the server's /stats counts the requests really served. Every call
+is appended to OUT/usage.jsonl as it happens (a RunRecorder), so after SIGTERM or SIGKILL and a resume the
+summary counts the calls of both runs: every served request except at most the ones in flight at the kill.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from thoughttrace.llm.ledger import UsageLedger
+
+SPEC = "openai-compatible/fake"
+
+
+def _stats(url: str) -> dict[str, int]:
+    with urllib.request.urlopen(url.rsplit("/v1", 1)[0] + "/v1/stats", timeout=5) as r:
+        return json.loads(r.read())  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    proc = subprocess.Popen([sys.executable, "-m", "thoughttrace.llm.fakeserver", "--port", "0", "--latency-ms", "40",
+                             "--seed", "1"], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    url = proc.stdout.readline().strip()
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def _cmd(examples: Path, out: Path, url: str) -> list[str]:
+    return [sys.executable, "-m", "thoughttrace", "eval", "next-message", str(examples), "--model", SPEC,
+            "--judge", SPEC, "--base-url", url, "--no-cache", "--no-embeddings", "--condition", "history",
+            "--condition", "thoughts", "--concurrency", "2", "--out", str(out), "--json"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_a_killed_evals_calls_are_counted_by_the_resume(tmp_path: Path, server: str, examples_path: Path,
+                                                         sig: int) -> None:
+    env = os.environ | {"THOUGHTTRACE_NO_CACHE": "1"}
+    out = tmp_path / "out"
+    run = subprocess.Popen(_cmd(examples_path, out, server), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    deadline = time.time() + 60
+    while _stats(server)["completions"] < 15 and time.time() < deadline and run.poll() is None:
+        time.sleep(0.02)
+    assert run.poll() is None, "the run ended before it could be killed"
+    run.send_signal(sig)
+    run.communicate(timeout=30)
+    assert run.returncode != 0
+    time.sleep(0.5)  # requests in flight at the kill finish at the server
+    first = _stats(server)
+    in_flight = first["max_in_flight"]  # what a kill can leave served but unanswered
+    runs = UsageLedger(out / "usage.jsonl").runs()
+    assert len(runs) == 1 and runs[0]["interrupted"]  # no summary line: counted from its call lines
+    counted = UsageLedger(out / "usage.jsonl").total()[SPEC]["calls"]
+    assert first["completions"] - in_flight <= counted <= first["completions"]
+
+    done = subprocess.run(_cmd(examples_path, out, server), capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    served = _stats(server)["completions"]
+    total = summary["usage"][SPEC]["calls"]
+    this_run = summary["usage_this_run"][SPEC]["calls"]
+    assert 0 < this_run < served and summary["usage_runs"] == 2 and total == counted + this_run
+    assert served - in_flight <= total <= served
+    line = f"{total} calls over 2 runs"
+    assert summary["usage_summary"].startswith(line)
+    assert line in done.stderr and line in (out / "summary.md").read_text()
