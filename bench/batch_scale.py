@@ -9,13 +9,20 @@ clients send one request per item at the same concurrency `--in-flight`:
 - ray: the same with `--engine ray --workers 2` (a new local Ray each run; the fleet's max_connections =
   IN_FLIGHT is split between the workers, so the server sees the same concurrency).
 
-Each client runs in its own process; items/s is over that process's work (the label meta's wall time for
-local, shard seconds for Ray, with Ray's whole wall time beside it), and the driver's peak RSS is its
-ru_maxrss. Then the split between two equal servers at 1, 4 and 64 in flight, on both engines (server counts).
+Each client runs in its own process, one after the other, `--reps` times in turn (plain, local, ray, plain,
+...). Before each, the server is reset (`GET /reset`): every client meets the same sequence of latency draws,
+in arrival order, and items/s is measured on the server's clock, from the first request it received to the
+last it answered (`busy_seconds`), the same for all three (process start-up, imports and reading the input
+are outside it; Ray's start-up, first request minus command start, is printed beside it, with the whole
+wall time). Ratios are the median of the per-rep ratios (each rep's clients ran back to back, under the same
+load of a shared machine). The driver's peak RSS is its ru_maxrss; CPU ms per item is the client process's
+user+system time over the items (for Ray: the driver only). Then the split between two equal servers at 1,
+4 and 64 in flight, on both engines (server counts).
 
     nice -n 10 python bench/batch_scale.py --sizes 200,2000 --out artifacts/batch_scale
+    ray start --head --num-cpus 2 && python bench/batch_scale.py --ray-address auto ...   # an existing cluster
 
-Writes OUT/summary.json (format_version 2) and prints the tables.
+Writes OUT/summary.json (format_version 3) and prints the tables.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -31,7 +40,9 @@ from pathlib import Path
 from typing import Any
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+#: shards per Ray worker (`--ray-shards-per-worker`): each shard ends by waiting for its slowest request
+SHARDS_PER_WORKER = 4
 
 #: the plain client: same bodies, a semaphore, one request per item; prints its figures as JSON
 _PLAIN = r'''
@@ -51,7 +62,8 @@ async def main():
         await asyncio.gather(*(one(i) for i in range(n)))
         return time.perf_counter() - t0
 wall = asyncio.run(main())
-print(json.dumps({"work_s": wall, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+ru = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"wall_s": wall, "rss_mb": ru.ru_maxrss / 1024, "cpu_s": ru.ru_utime + ru.ru_stime}))
 '''
 
 #: the CLI in-process, then this process's peak RSS on the last stderr line
@@ -63,7 +75,8 @@ _RUNNER = (
     "    runpy.run_module('thoughttrace', run_name='__main__')\n"
     "except SystemExit as e:\n"
     "    code = e.code or 0\n"
-    "print('MAXRSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr, flush=True)\n"
+    "ru = resource.getrusage(resource.RUSAGE_SELF)\n"
+    "print('MAXRSS_KB', ru.ru_maxrss, ru.ru_utime + ru.ru_stime, file=sys.stderr, flush=True)\n"
     "sys.exit(code)\n"
 )
 
@@ -87,26 +100,64 @@ def _stats(url: str) -> dict[str, Any]:
         return dict(json.loads(r.read()))
 
 
-def _label(data: Path, out: Path, fleet: Path, in_flight: int, ray: bool) -> dict[str, Any]:
+def _fresh(dest: Path) -> Path:
+    """`dest` and its side files (meta, usage ledger) removed: a label run into an old output would resume."""
+    for p in [dest, *dest.parent.glob(dest.name + ".*")]:
+        if p.is_dir():
+            shutil.rmtree(p)
+        else:
+            p.unlink(missing_ok=True)
+    return dest
+
+
+def _reset(url: str) -> None:
+    with urllib.request.urlopen(url + "/reset", timeout=10) as r:
+        r.read()
+
+
+def _label(data: Path, out: Path, fleet: Path, in_flight: int, ray: bool,
+           ray_address: str | None = None) -> dict[str, Any]:
     args = [str(data), "--out", str(out), "--model", "openai-compatible/fake", "--base-url", str(fleet),
             "--no-cache", "--kind", "domain", "--batch-size", str(in_flight), "--json"]
     if ray:
-        args += ["--engine", "ray", "--workers", "2", "--shard-size", str(max(50, _rows(data) // 8))]
+        shard = max(50, _rows(data) // (2 * SHARDS_PER_WORKER))
+        args += ["--engine", "ray", "--workers", "2", "--shard-size", str(shard)]
+        if ray_address:
+            args += ["--ray-address", ray_address]
     t0 = time.perf_counter()
+    launched = time.monotonic()
     res = subprocess.run([sys.executable, "-c", _RUNNER, "label", *args], capture_output=True, text=True,
                          env=_env(), timeout=1800)
     wall = time.perf_counter() - t0
     if res.returncode != 0:
         raise SystemExit(f"label failed: {res.stderr[-2000:]}")
     meta = json.loads(res.stdout)
-    rss = int(res.stderr.strip().splitlines()[-1].split()[-1]) / 1024
+    last = res.stderr.strip().splitlines()[-1].split()
+    rss, cpu = int(last[1]) / 1024, float(last[2])
     usage = meta["usage"]["models"]["openai-compatible/fake"]
-    if ray:
-        shard_s = [json.loads(p.read_text())["seconds"] for p in (out / "shards").glob("*.done.json")]
-        work = sum(shard_s) / 2  # two workers side by side
+    return {"wall_s": wall, "rss_mb": rss, "cpu_s": cpu, "calls": usage["calls"], "launched": launched}
+
+
+def _client(kind: str, url: str, data: Path, n: int, out: Path, fleet: Path, in_flight: int,
+            ray_address: str | None, rep: int) -> dict[str, Any]:
+    """One client's run against the reset server: its figures, measured on the server's clock."""
+    _reset(url)
+    if kind == "plain":
+        launched = time.monotonic()
+        res = subprocess.run([sys.executable, "-c", _PLAIN, url, str(n), str(in_flight)], capture_output=True,
+                             text=True, env=_env(), timeout=1800)
+        if res.returncode != 0:
+            raise SystemExit(f"plain client failed: {res.stderr[-2000:]}")
+        r = {**json.loads(res.stdout), "launched": launched}
     else:
-        work = float(usage["wall_seconds"])
-    return {"work_s": work, "wall_s": wall, "rss_mb": rss, "calls": usage["calls"]}
+        dest = out / f"{kind}-{n}-{rep}{'' if kind == 'ray' else '.jsonl'}"
+        r = _label(data, _fresh(dest), fleet, in_flight, ray=kind == "ray", ray_address=ray_address)
+    st = _stats(url)
+    busy = float(st["busy_seconds"])
+    return {"items_per_s": round(n / busy, 1), "busy_s": round(busy, 3), "wall_s": round(r["wall_s"], 2),
+            "start_s": round(float(st["first_at"]) - r.pop("launched"), 2), "rss_mb": round(r["rss_mb"], 1),
+            "cpu_ms_per_item": round(1000 * r["cpu_s"] / n, 3), "served": st["completions"],
+            "max_in_flight_seen": st["max_in_flight"]}
 
 
 def _rows(data: Path) -> int:
@@ -120,7 +171,8 @@ def _fleet(path: Path, urls: list[str], max_connections: int) -> Path:
     return path
 
 
-def throughput(out: Path, sizes: list[int], latency_ms: float, in_flight: int) -> list[dict[str, Any]]:
+def throughput(out: Path, sizes: list[int], latency_ms: float, in_flight: int, reps: int,
+               engines: list[str], ray_address: str | None) -> list[dict[str, Any]]:
     from thoughttrace.data import write_synthetic
 
     proc, url = _server("--latency-ms", str(latency_ms), "--seed", "1")
@@ -131,25 +183,29 @@ def throughput(out: Path, sizes: list[int], latency_ms: float, in_flight: int) -
             data = out / f"convs-{n}.jsonl"
             if not data.exists():
                 write_synthetic(data, n, seed=7)
-            res = subprocess.run([sys.executable, "-c", _PLAIN, url, str(n), str(in_flight)], capture_output=True,
-                                 text=True, env=_env(), timeout=1800)
-            plain = json.loads(res.stdout)
-            local = _label(data, out / f"local-{n}.jsonl", fleet, in_flight, ray=False)
-            ray = _label(data, out / f"ray-{n}", fleet, in_flight, ray=True)
-            row = {"items": n, "in_flight": in_flight, "latency_median_ms": latency_ms,
-                   "max_in_flight_seen": _stats(url)["max_in_flight"]}
-            for name, r in (("plain", plain), ("local", local), ("ray", ray)):
-                row[name] = {**r, "items_per_s": round(n / r["work_s"], 1)}
-            row["local_vs_plain"] = round(row["local"]["items_per_s"] / row["plain"]["items_per_s"], 3)
-            row["ray_vs_plain"] = round(row["ray"]["items_per_s"] / row["plain"]["items_per_s"], 3)
+            runs: dict[str, list[dict[str, Any]]] = {k: [] for k in ["plain", *engines]}
+            for rep in range(reps):
+                for kind in runs:
+                    runs[kind].append(_client(kind, url, data, n, out, fleet, in_flight, ray_address, rep))
+            row: dict[str, Any] = {"items": n, "in_flight": in_flight, "latency_median_ms": latency_ms, "reps": reps,
+                                   "load": os.getloadavg()[0], "runs": runs}
+            for kind in runs:
+                row[kind] = {k: statistics.median(r[k] for r in runs[kind])
+                             for k in ("items_per_s", "wall_s", "start_s", "rss_mb", "cpu_ms_per_item")}
+            for kind in engines:
+                row[f"{kind}_vs_plain"] = round(statistics.median(
+                    e["items_per_s"] / p["items_per_s"] for e, p in zip(runs[kind], runs["plain"], strict=True)), 3)
+            if "ray" in engines and "local" in engines:
+                row["ray_vs_local"] = round(statistics.median(
+                    e["items_per_s"] / p["items_per_s"] for e, p in zip(runs["ray"], runs["local"], strict=True)), 3)
             rows.append(row)
-            print(json.dumps(row), flush=True)
+            print(json.dumps({k: v for k, v in row.items() if k != "runs"}), flush=True)
     finally:
         proc.kill()
     return rows
 
 
-def split(out: Path, n: int) -> list[dict[str, Any]]:
+def split(out: Path, n: int, ray_address: str | None = None) -> list[dict[str, Any]]:
     """Share of two equal servers at 1, 4 and 64 in flight, local and Ray (requests each server served)."""
     from thoughttrace.data import write_synthetic
 
@@ -163,8 +219,8 @@ def split(out: Path, n: int) -> list[dict[str, Any]]:
             urls = [u for _, u in procs]
             try:
                 fleet = _fleet(out / "fleet2.yaml", urls, max(2, in_flight))
-                _label(data, out / f"split-{in_flight}-{'ray' if ray else 'local'}{'' if ray else '.jsonl'}",
-                       fleet, in_flight, ray=ray)
+                dest = out / f"split-{in_flight}-{'ray' if ray else 'local'}{'' if ray else '.jsonl'}"
+                _label(data, _fresh(dest), fleet, in_flight, ray=ray, ray_address=ray_address)
                 served = [_stats(u)["completions"] for u in urls]
             finally:
                 for p, _ in procs:
@@ -177,26 +233,39 @@ def split(out: Path, n: int) -> list[dict[str, Any]]:
 
 
 def main() -> None:
+    global SHARDS_PER_WORKER
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("artifacts/batch_scale"))
     ap.add_argument("--sizes", default="200,2000", help="items per throughput run, comma-separated")
     ap.add_argument("--latency-ms", type=float, default=20.0, help="median server latency (p99 = 10x)")
     ap.add_argument("--in-flight", type=int, default=16)
     ap.add_argument("--split-items", type=int, default=200, help="items per split run (0: skip)")
+    ap.add_argument("--reps", type=int, default=3, help="runs of each client per size, in turn")
+    ap.add_argument("--engines", default="local,ray", help="which of local,ray to run beside the plain client")
+    ap.add_argument("--ray-address", default=None, help="an existing cluster (`ray start --head`); default: a new "
+                    "local Ray per run")
+    ap.add_argument("--ray-shards-per-worker", type=int, default=4,
+                    help="Ray shard size = items / (2 workers x this)")
     args = ap.parse_args()
+    SHARDS_PER_WORKER = max(1, args.ray_shards_per_worker)
     args.out.mkdir(parents=True, exist_ok=True)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     summary = {"format_version": FORMAT_VERSION, "load_start": os.getloadavg()[0],
-               "throughput": throughput(args.out, sizes, args.latency_ms, args.in_flight),
-               "split": split(args.out, args.split_items) if args.split_items else [],
+               "ray_address": args.ray_address, "ray_shards_per_worker": SHARDS_PER_WORKER,
+               "throughput": throughput(args.out, sizes, args.latency_ms, args.in_flight, args.reps,
+                                        [e for e in args.engines.split(",") if e], args.ray_address),
+               "split": split(args.out, args.split_items, args.ray_address) if args.split_items else [],
                "load_end": os.getloadavg()[0]}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
-    print("\nitems  plain/s  local/s  ray/s  local/plain  ray/plain  RSS MB plain/local/ray  ray wall s")
+    print("\nitems  client  items/s  vs plain  CPU ms/item  RSS MB  start s  wall s   (medians of the reps)")
     for r in summary["throughput"]:
-        print(f"{r['items']:>6} {r['plain']['items_per_s']:>8} {r['local']['items_per_s']:>8} "
-              f"{r['ray']['items_per_s']:>6} {r['local_vs_plain']:>12} {r['ray_vs_plain']:>10}  "
-              f"{r['plain']['rss_mb']:.0f}/{r['local']['rss_mb']:.0f}/{r['ray']['rss_mb']:.0f}"
-              f"{r['ray']['wall_s']:>12.1f}")
+        for kind in ("plain", "local", "ray"):
+            if kind in r:
+                c = r[kind]
+                print(f"{r['items']:>6} {kind:>6} {c['items_per_s']:>8.1f} {r.get(kind + '_vs_plain', 1.0):>9.3f} "
+                      f"{c['cpu_ms_per_item']:>12.3f} {c['rss_mb']:>7.0f} {c['start_s']:>8.2f} {c['wall_s']:>7.2f}")
+        if "ray_vs_local" in r:
+            print(f"{'':>6} ray/local {r['ray_vs_local']:.3f}")
     print("\nengine  in flight  share of the first server (n)")
     for r in summary["split"]:
         print(f"{r['engine']:>6} {r['in_flight']:>10}  {r['share_first']:.3f} ({r['n']})")

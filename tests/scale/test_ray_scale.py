@@ -7,15 +7,20 @@ flight at once); inputs are tiny because the machine has two cores.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from thoughttrace.batch import ModelRecipe, run_batch
+from thoughttrace.batch import BatchError, ModelRecipe, iter_records, run_batch
 from thoughttrace.batch.engine import ShardLedger, WorkerError, error_line
 from thoughttrace.data import write_synthetic
 from thoughttrace.label.batch_job import LabelShardJob
 from thoughttrace.llm import get_model
+from thoughttrace.llm.ledger import UsageLedger
 
 from .conftest import server_stats
 
@@ -94,4 +99,48 @@ def test_usage_counts_killed_attempts_over_runs_with_by_endpoint(convs, tmp_path
     assert again.cumulative["openai-compatible/fake"]["calls"] == served == first.usage.calls + 3
     assert again.ledger_runs == first.n_shards + 1
     by_endpoint = again.cumulative["openai-compatible/fake"]["by_endpoint"]
-    assert by_endpoint[a]["requests"] == first.usage.calls  # per-endpoint rows come with each shard's summary
+    # per-endpoint rows come with each shard's summary, and with each request as it is sent (the killed run's 3)
+    assert by_endpoint[a]["requests"] == served
+
+
+def test_a_sigkilled_ray_worker_still_has_its_requests_counted(ray_session, tmp_path, fake_servers):
+    """A real Ray worker process SIGKILLed mid-shard: every request the server saw is in the reported usage."""
+    (_, a), = fake_servers(1, "--latency-ms", "40", "--seed", "3")
+    data = tmp_path / "c.jsonl"
+    write_synthetic(data, 240, seed=5)
+    out = tmp_path / "out"
+    recipe = ModelRecipe("openai-compatible/fake", base_url=a, cache=None, kwargs={"max_connections": 8})
+    job = LabelShardJob(kinds=("domain",), batch_size=4)
+    killed: list[int] = []
+
+    def kill_a_worker_in_its_next_shard() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not killed:
+            for marker in (out / "shards").glob("*.done.json"):
+                pid = int(json.loads(marker.read_text())["pid"])  # a worker that finished a shard ...
+                time.sleep(0.25)  # ... and is now well into its next one
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+                return
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_a_worker_in_its_next_shard)
+    killer.start()
+    try:
+        res = run_batch(job, data, out, recipe, engine="ray", workers=2, shard_rows=40)
+    except BatchError:  # restarts spent or the shard given up: the rerun does the rest
+        res = run_batch(job, data, out, recipe, engine="ray", workers=2, shard_rows=40)
+    killer.join()
+    assert killed, "no worker was killed"
+    runs = UsageLedger(out / "usage.jsonl").runs()
+    assert any(r.get("interrupted") for r in runs)  # the kill landed mid-shard: that attempt has no summary line
+    served = server_stats(a)["completions"]
+    usage = res.cumulative["openai-compatible/fake"]
+    requests = usage["by_endpoint"][a]["requests"]
+    # every request the server saw is counted; at most the 4 the killed worker had reserved but not yet sent
+    # (its share of max_connections 8) are counted without reaching the server
+    assert served <= requests <= served + 4, (served, requests)
+    # calls: answers that came back; the killed worker's in-flight ones never did
+    assert served - 4 <= usage["calls"] <= served, (served, usage["calls"])
+    ids = [r["item_id"] for r in iter_records(out)]
+    assert len(ids) == len(set(ids)) == 240

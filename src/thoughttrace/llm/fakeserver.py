@@ -5,7 +5,9 @@ is answered from a hash of its messages: with a JSON-schema `response_format` wh
 one of the allowed values (`{"label": ...}`), else a fixed short text. The same request always gets the same
 answer from every instance, so a pool of these behaves like replicas of one model. `GET /stats` returns the
 number of completions served (how a test proves that a rerun made no model call) and the most requests it
-ever had in flight at once (how a test proves a limit held across processes).
+ever had in flight at once (how a test proves a limit held across processes), and `busy_seconds`, from the
+first request received to the last answered (a bench measures every client on this one clock); `GET /reset`
+sets counters, that clock and the latency draws back to the start (every client then meets the same delays).
 
 Options for scale tests: `--latency-ms M` delays each answer by a lognormal time with median M ms and p99 =
 10 x M (heavy-tailed, as real servers are); `--hang` accepts connections and never answers (a stuck server);
@@ -25,6 +27,7 @@ import json
 import math
 import random
 import sys
+import time
 from typing import Any
 
 #: lognormal sigma whose p99 is 10x the median: exp(2.326 * sigma) = 10
@@ -41,7 +44,19 @@ class FakeOpenAIServer:
         self.completions_mode = completions
         self.in_flight = 0
         self.max_in_flight = 0
+        self.seed = seed
         self._rng = random.Random(seed)
+        #: monotonic times of the first POST received and the last answered since start or `GET /reset`
+        self.first_at: float | None = None
+        self.last_at: float | None = None
+
+    def reset(self) -> None:
+        """Counters, timestamps and latency draws back to the start (`GET /reset`): a bench gives every client
+        the same sequence of delays, in arrival order, from one server process."""
+        self.completions = 0
+        self.max_in_flight = 0
+        self.first_at = self.last_at = None
+        self._rng = random.Random(self.seed)
 
     def delay(self) -> float:
         """Seconds to wait before this answer: lognormal, median latency_ms, p99 10x the median."""
@@ -108,6 +123,8 @@ class FakeOpenAIServer:
             return self.route(method, path, raw)
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        if self.first_at is None:
+            self.first_at = time.monotonic()
         try:
             wait = self.delay()
             if wait:
@@ -115,11 +132,17 @@ class FakeOpenAIServer:
             return self.route(method, path, raw)
         finally:
             self.in_flight -= 1
+            self.last_at = time.monotonic()
 
     def route(self, method: str, path: str, raw: bytes) -> tuple[int, dict[str, Any]]:
         if method == "GET" and path.endswith("/stats"):
+            busy = (self.last_at - self.first_at) if self.first_at is not None and self.last_at is not None else None
             return 200, {"completions": self.completions, "name": self.name, "in_flight": self.in_flight,
-                         "max_in_flight": self.max_in_flight}
+                         "max_in_flight": self.max_in_flight, "busy_seconds": busy, "first_at": self.first_at,
+                         "last_at": self.last_at}
+        if method == "GET" and path.endswith("/reset"):
+            self.reset()
+            return 200, {"reset": True}
         if method == "GET":
             return 200, {"object": "list", "data": [{"id": "fake", "object": "model"}]}
         if path.endswith("/chat/completions"):

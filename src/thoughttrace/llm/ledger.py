@@ -74,6 +74,12 @@ class UsageLedger:
                 for k, v in rec["event"].items():
                     if isinstance(v, (int, float)):
                         per[k] = per.get(k, 0) + v
+                    elif k == "by_endpoint" and isinstance(v, dict):  # a request sent, an error ... per server
+                        for url, row in v.items():
+                            acc = per.setdefault("by_endpoint", {}).setdefault(str(url), {})
+                            for field, n in (row.items() if isinstance(row, dict) else ()):
+                                if isinstance(n, (int, float)) and not isinstance(n, bool):
+                                    acc[field] = acc.get(field, 0) + n
         for run, usage in events.items():
             if run not in summarised:
                 out.append({"format_version": LEDGER_FORMAT_VERSION, "run": run, "interrupted": True, "usage": usage})

@@ -64,6 +64,7 @@ class UsageTracker:
         self._by_model: dict[str, dict[str, float]] = {}
         self._by_endpoint: dict[str, dict[str, float]] = {}
         self._listeners: list[Callable[[str, dict[str, float]], None]] = []
+        self._endpoint_listeners: list[Callable[[str, dict[str, float]], None]] = []
 
     def add_listener(self, fn: Callable[[str, dict[str, float]], None]) -> None:
         """Call `fn(model_id, increments)` after every recorded call, hit, error or retry.
@@ -72,6 +73,15 @@ class UsageTracker:
         """
         with self._lock:
             self._listeners.append(fn)
+
+    def add_endpoint_listener(self, fn: Callable[[str, dict[str, float]], None]) -> None:
+        """Call `fn(url, increments)` after every change of an endpoint's counters (a request sent, an error ...).
+
+        Why: a request is counted when it is SENT; a worker killed with requests in flight has no call for
+        them, but the server saw (and answered) them: the batch ledger writes these so its total matches.
+        """
+        with self._lock:
+            self._endpoint_listeners.append(fn)
 
     def _notify(self, model_id: str, increments: dict[str, float]) -> None:
         for fn in list(self._listeners):
@@ -83,6 +93,10 @@ class UsageTracker:
             row = self._by_endpoint.setdefault(url, dict.fromkeys(ENDPOINT_FIELDS, 0))
             for k, v in increments.items():
                 row[k] = row.get(k, 0) + v
+            listeners = list(self._endpoint_listeners) if self._endpoint_listeners else None
+        if listeners:
+            for fn in listeners:
+                fn(url, increments)
 
     def _row(self, model_id: str) -> dict[str, float]:
         return self._by_model.setdefault(
