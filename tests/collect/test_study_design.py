@@ -190,8 +190,19 @@ def test_quality_flags_in_admin_list_csv_and_filters(app_maker):
     assert rows["good1"]["flags"] == {}
     assert rows["bad1"]["flags"] == {"attention_check_failed": 1, "short_note": 2, "copied_note": 1,
                                      "repeated_note": 2, "fast_typing": 2}
+    # good1 arrived 90 s before this test ran: its minutes_total must read about 1.5 (in minutes, not hours)
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from thoughttrace.collect.db import Participant as ParticipantRow
+
+    with _app.state.ctx.db.session() as s:
+        row = s.scalars(select(ParticipantRow).where(ParticipantRow.prolific_pid == "good1")).one()
+        row.created_at = row.created_at - timedelta(seconds=90)
     table = list(csv.DictReader(io.StringIO(admin.get("/admin/participants.csv", headers=ADMIN).text)))
     by_pid = {r["prolific_pid"]: r for r in table}
+    assert 1.5 <= float(by_pid["good1"]["minutes_total"]) < 11
     assert by_pid["bad1"]["flag_attention_check_failed"] == "1" and by_pid["good1"]["flag_attention_check_failed"] == "0"
     assert by_pid["bad1"]["task1_model"] in ("alpha", "beta")
     for row in by_pid.values():  # minutes from arrival to completion, as the CSV's own timestamps say

@@ -155,7 +155,7 @@ def test_the_bootstrap_draws_every_item_including_the_last() -> None:
     values = [0.0] * 19 + [1.0]
     for est in (bootstrap_ci(values, seed=0), paired_difference([0.0] * 20, values, seed=0)):
         assert est.low == 0.0 and est.high is not None and est.high >= 0.1
-    gain = paired_relative_gain([1.0] * 20, [1.0] * 19 + [2.0], scale=RATIO, seed=0)
+    gain = paired_relative_gain([20.0] * 20, [20.0] * 19 + [40.0], scale=RATIO, seed=0)  # baseline off the floor
     assert gain.high is not None and gain.high > 0
 
 
