@@ -12,7 +12,7 @@ True <-> False, off-by-one on integer literals (n -> n + 1), a condition negated
 and a statement dropped (replaced by `pass`). Docstrings, comments and lines marked `# pragma: no mutate` are
 left alone. A mutant is killed when the tests fail (or time out), survives when they pass.
 
-By default the work happens on a COPY of the project (src/, tests/, pyproject.toml, in a temp folder, run with
+By default the work happens on a COPY of the project (src/, tests/, scripts/, pyproject.toml, in a temp folder, run with
 PYTHONPATH pointing at the copy): the working tree is never written, so engineers editing the same files at the
 same time are safe. `--in-place` mutates the real file instead and always restores it (finally, SIGINT, SIGTERM;
 a backup copy is kept until the run ends).
@@ -213,7 +213,7 @@ def find_mutants(source: str) -> list[Mutant]:
 # -- running -----------------------------------------------------------------------------------------------------
 def _copy_project(root: Path, dest: Path) -> None:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".hypothesis", "artifacts")
-    for name in ("src", "tests", "pyproject.toml", "setup.cfg", "pytest.ini", "conftest.py"):
+    for name in ("src", "tests", "scripts", "pyproject.toml", "setup.cfg", "pytest.ini", "conftest.py"):
         p = root / name
         if p.is_dir():
             shutil.copytree(p, dest / name, ignore=ignore, symlinks=True)

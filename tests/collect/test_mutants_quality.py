@@ -54,3 +54,20 @@ def test_typing_exactly_at_the_speed_limit_is_not_too_fast() -> None:
 def test_a_note_is_pasted_below_the_keystroke_ratio_even_with_no_timing(keystrokes: int, flagged: int) -> None:
     # 100 characters: 30 keystrokes is exactly the 0.3 ratio (typed), 29 is below it (pasted); no typing time
     assert note_flags(STUDY, [note("y" * 100, keystrokes=keystrokes)])["fast_typing"] == flagged
+
+
+def test_a_message_sent_without_a_reason_is_one_empty_note_in_the_admin_list(app_maker) -> None:
+    """The database path of the flags (quality_flags): a user message with no reason note at all counts once."""
+    from collect_helpers import Participant, key
+
+    client, _app, _ = app_maker(tasks_per_participant=1, require_reason=False)
+    p = Participant(client(), PROLIFIC_PID="quiet1", STUDY_ID="s", SESSION_ID="a")
+    p.start()
+    p.consent()
+    p.quiz()
+    p.task()
+    r = p.api(f"/api/c/{p.cid}/messages", {"content": "tell me about Lyon", "idempotency_key": key()})
+    assert r.status_code == 201, r.text
+    rows = {r["prolific_pid"]: r for r in client().get(
+        "/admin/api/participants", headers={"Authorization": "Bearer admin-token-for-tests-0123"}).json()["participants"]}
+    assert rows["quiet1"]["flags"] == {"empty_note": 1}

@@ -118,3 +118,18 @@ def test_write_merged_takes_a_string_destination(tmp_path: Path) -> None:
     dest = tmp_path / "merged" / "items.jsonl"
     assert write_merged(out, str(dest)) == 2
     assert dest.read_text(encoding="utf-8") == '{"id": 1}\n{"id": 2}\n'
+
+
+def test_a_shard_writes_each_call_to_the_ledger_while_it_runs(tmp_path: Path) -> None:
+    """A worker killed before its shard ends leaves its calls in the ledger: the line is there before finish()."""
+    from thoughttrace.batch.engine import ShardLedger
+    from thoughttrace.llm import get_model
+
+    model = get_model("scripted", cache=False, default="An answer.")
+    ledger = ShardLedger(tmp_path)
+    ledger.attach([model])
+    ledger.start(3)
+    model.generate("hello")
+    lines = [json.loads(x) for x in ledger.ledger.path.read_text(encoding="utf-8").splitlines()]
+    assert [x["run"].split("-")[:2] for x in lines] == [["shard", "3"]] and lines[0]["event"]
+    ledger.finish({})
