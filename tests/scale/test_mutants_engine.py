@@ -133,3 +133,14 @@ def test_a_shard_writes_each_call_to_the_ledger_while_it_runs(tmp_path: Path) ->
     lines = [json.loads(x) for x in ledger.ledger.path.read_text(encoding="utf-8").splitlines()]
     assert [x["run"].split("-")[:2] for x in lines] == [["shard", "3"]] and lines[0]["event"]
     ledger.finish({})
+
+
+def test_the_ray_engine_without_ray_data_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from thoughttrace.batch import engine
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError, as without the extra
+    monkeypatch.setitem(sys.modules, "ray.data", None)
+    with pytest.raises(BatchError, match=r"needs Ray Data: `pip install 'thoughttrace\[scale\]'`"):
+        engine._ray(None, 1, 1.0)
