@@ -13,21 +13,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from thoughttrace.align import load_questions
+from thoughttrace.llm.fakeserver import kill_when_served, stats_of
 from thoughttrace.llm.ledger import UsageLedger
 
 IN_FLIGHT = 8  # openai-compatible backend's default connections: requests a kill can leave unanswered
-
-
-def _served(url: str) -> int:
-    with urllib.request.urlopen(url.rsplit("/v1", 1)[0] + "/v1/stats", timeout=5) as r:
-        return int(json.loads(r.read())["completions"])
 
 
 @pytest.fixture
@@ -61,22 +55,13 @@ def _cmd(tmp: Path, url: str) -> list[str]:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
 def test_a_killed_runs_calls_are_counted_by_the_resume(tmp_path: Path, server: str, sig: int) -> None:
     env = os.environ | {"THOUGHTTRACE_NO_CACHE": "1"}
-    run = subprocess.Popen(_cmd(tmp_path, server), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    deadline = time.time() + 60
-    while _served(server) < 12 and time.time() < deadline and run.poll() is None:
-        time.sleep(0.02)
-    assert run.poll() is None, "the run ended before it could be killed"
-    run.send_signal(sig)
-    run.communicate(timeout=30)
-    assert run.returncode != 0
-    time.sleep(0.5)  # requests in flight at the kill finish at the server
-    served_first = _served(server)
+    served_first = kill_when_served(_cmd(tmp_path, server), server, 12, sig, env)
     counted = UsageLedger(tmp_path / "out" / "usage.jsonl").total()["openai-compatible/fake"]["calls"]
     assert served_first - IN_FLIGHT <= counted <= served_first
     done = subprocess.run(_cmd(tmp_path, server), capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     usage = json.loads((tmp_path / "out" / "results.json").read_text())["usage"]
-    served = _served(server)
+    served = stats_of(server)["completions"]
     total = usage["cumulative"]["openai-compatible/fake"]["calls"]
     this_run = usage["models"]["openai-compatible/fake"]["calls"]
     assert usage["runs"] == 2 and total == counted + this_run

@@ -13,21 +13,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from thoughttrace.llm.fakeserver import kill_when_served, stats_of
 from thoughttrace.llm.ledger import UsageLedger
 
 SPEC = "openai-compatible/fake"
-
-
-def _stats(url: str) -> dict[str, int]:
-    with urllib.request.urlopen(url.rsplit("/v1", 1)[0] + "/v1/stats", timeout=5) as r:
-        return json.loads(r.read())  # type: ignore[no-any-return]
 
 
 @pytest.fixture
@@ -52,26 +46,17 @@ def test_a_killed_evals_calls_are_counted_by_the_resume(tmp_path: Path, server: 
                                                          sig: int) -> None:
     env = os.environ | {"THOUGHTTRACE_NO_CACHE": "1"}
     out = tmp_path / "out"
-    run = subprocess.Popen(_cmd(examples_path, out, server), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    deadline = time.time() + 60
-    while _stats(server)["completions"] < 15 and time.time() < deadline and run.poll() is None:
-        time.sleep(0.02)
-    assert run.poll() is None, "the run ended before it could be killed"
-    run.send_signal(sig)
-    run.communicate(timeout=30)
-    assert run.returncode != 0
-    time.sleep(0.5)  # requests in flight at the kill finish at the server
-    first = _stats(server)
-    in_flight = first["max_in_flight"]  # what a kill can leave served but unanswered
+    served_first = kill_when_served(_cmd(examples_path, out, server), server, 15, sig, env)
+    in_flight = stats_of(server)["max_in_flight"]  # what a kill can leave served but unanswered
     runs = UsageLedger(out / "usage.jsonl").runs()
     assert len(runs) == 1 and runs[0]["interrupted"]  # no summary line: counted from its call lines
     counted = UsageLedger(out / "usage.jsonl").total()[SPEC]["calls"]
-    assert first["completions"] - in_flight <= counted <= first["completions"]
+    assert served_first - in_flight <= counted <= served_first
 
     done = subprocess.run(_cmd(examples_path, out, server), capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     summary = json.loads((out / "summary.json").read_text())
-    served = _stats(server)["completions"]
+    served = stats_of(server)["completions"]
     total = summary["usage"][SPEC]["calls"]
     this_run = summary["usage_this_run"][SPEC]["calls"]
     assert 0 < this_run < served and summary["usage_runs"] == 2 and total == counted + this_run

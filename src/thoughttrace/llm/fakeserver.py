@@ -26,8 +26,12 @@ import hashlib
 import json
 import math
 import random
+import signal
+import subprocess
 import sys
 import time
+import urllib.request
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 #: lognormal sigma whose p99 is 10x the median: exp(2.326 * sigma) = 10
@@ -163,6 +167,34 @@ async def serve(host: str, port: int, name: str, ready: Any = None, **options: A
         print(url, flush=True)
     async with server:
         await server.serve_forever()
+
+
+def stats_of(url: str) -> dict[str, Any]:
+    """`GET /stats` of the fake server whose base URL (with or without /v1) is `url`."""
+    with urllib.request.urlopen(url.rsplit("/v1", 1)[0] + "/v1/stats", timeout=5) as r:
+        return json.loads(r.read())  # type: ignore[no-any-return]
+
+
+def kill_when_served(cmd: Sequence[str], url: str, served: int, sig: int = signal.SIGKILL,
+                     env: Mapping[str, str] | None = None, timeout: float = 60.0) -> int:
+    """Run `cmd`, send it `sig` once the fake server at `url` has served `served` completions, and return
+    the completions served half a second later (requests in flight at the kill finish at the server).
+
+    Why here: the durability tests of every command (align, evals, batch) kill a client mid-run the same way
+    and then compare what the server served with what the ledger counted.
+    """
+    run = subprocess.Popen(list(cmd), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=dict(env) if env else None)
+    deadline = time.time() + timeout
+    while stats_of(url)["completions"] < served and time.time() < deadline and run.poll() is None:
+        time.sleep(0.02)
+    if run.poll() is not None:
+        raise RuntimeError(f"the run ended (exit {run.returncode}) before {served} completions were served")
+    run.send_signal(sig)
+    run.communicate(timeout=30)
+    if run.returncode == 0:
+        raise RuntimeError("the run finished before the signal reached it")
+    time.sleep(0.5)
+    return int(stats_of(url)["completions"])
 
 
 def main(argv: list[str] | None = None) -> None:
