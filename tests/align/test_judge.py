@@ -76,3 +76,8 @@ async def test_judge_prompt_shows_question_and_both_answers():
     assert "your own answer" in system["content"] and "[[A>>B]]" in system["content"]
     assert user["content"].index("ANSWER-ONE") < user["content"].index("ANSWER-TWO")
     assert "QUESTION-X" in user["content"]
+
+
+def test_a_constrained_reply_without_an_opening_brace_is_no_json_object() -> None:
+    with pytest.raises(ParseError, match="no JSON object"):
+        parse_constrained('verdict: "A>B"}')

@@ -128,3 +128,9 @@ def test_property_import_roundtrip(tmp_path_factory, rows):
         assert " ".join(p.chosen[0]["content"].split()).lower() != " ".join(  # type: ignore[index]
             p.rejected[0]["content"].split()).lower()  # type: ignore[index]
     assert len({p.id for p in pairs}) == len(pairs)
+
+
+def test_write_jsonl_returns_how_many_rows_it_wrote(tmp_path) -> None:
+    rows = [{"a": i} for i in range(3)]
+    assert write_jsonl(iter(rows), tmp_path / "rows.jsonl") == 3
+    assert (tmp_path / "rows.jsonl").read_text(encoding="utf-8").count("\n") == 3

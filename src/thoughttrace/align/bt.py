@@ -53,6 +53,14 @@ class BTFit:
         return float(1.0 / (1.0 + np.exp(-self.theta[self.models.index(model)])))
 
 
+def _style_sd(style: np.ndarray) -> np.ndarray:
+    """Each style feature's spread over the games: the design divides by it and the fit's coefficients are
+    reported back per raw unit with the same numbers (a constant feature keeps scale 1, never a division by 0)."""
+    sd = style.std(axis=0)
+    sd[sd < 1e-12] = 1.0
+    return sd
+
+
 def _design(games: Games, baseline_idx: int, style: bool) -> np.ndarray:
     n, m = len(games), len(games.models)
     x = np.zeros((n, m))
@@ -61,10 +69,7 @@ def _design(games: Games, baseline_idx: int, style: bool) -> np.ndarray:
     x[rows, games.second] -= 1.0
     x = np.delete(x, baseline_idx, axis=1)
     if style:
-        s = games.style
-        sd = s.std(axis=0)
-        sd[sd < 1e-12] = 1.0
-        x = np.hstack([x, s / sd])  # scaled, not centred: centring would act as an order intercept
+        x = np.hstack([x, games.style / _style_sd(games.style)])  # scaled, not centred: centring would act as an order intercept
     return x
 
 
@@ -115,9 +120,7 @@ def fit_bt(games: Games, baseline: str, *, style: bool = False, ridge: float = 1
     gamma = beta[m:] if style else np.zeros(0)
     if style:
         # gamma per standardised feature; report it per raw unit of the normalised difference
-        sd = games.style.std(axis=0)
-        sd[sd < 1e-12] = 1.0
-        gamma = gamma / sd
+        gamma = gamma / _style_sd(games.style)
     return BTFit(list(games.models), baseline, theta, gamma, ok)
 
 
