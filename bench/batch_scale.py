@@ -43,6 +43,8 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 FORMAT_VERSION = 3
 #: shards per Ray worker (`--ray-shards-per-worker`): each shard ends by waiting for its slowest request
 SHARDS_PER_WORKER = 4
+#: a fixed Ray shard size (`--ray-shard-size`, the CLI's own default is 1000), capped so both workers get one
+SHARD_SIZE: int | None = None
 
 #: the plain client: same bodies, a semaphore, one request per item; prints its figures as JSON
 _PLAIN = r'''
@@ -120,7 +122,8 @@ def _label(data: Path, out: Path, fleet: Path, in_flight: int, ray: bool,
     args = [str(data), "--out", str(out), "--model", "openai-compatible/fake", "--base-url", str(fleet),
             "--no-cache", "--kind", "domain", "--batch-size", str(in_flight), "--json"]
     if ray:
-        shard = max(50, _rows(data) // (2 * SHARDS_PER_WORKER))
+        rows = _rows(data)
+        shard = min(SHARD_SIZE, -(-rows // 2)) if SHARD_SIZE else max(50, rows // (2 * SHARDS_PER_WORKER))
         args += ["--engine", "ray", "--workers", "2", "--shard-size", str(shard)]
         if ray_address:
             args += ["--ray-address", ray_address]
@@ -233,7 +236,7 @@ def split(out: Path, n: int, ray_address: str | None = None) -> list[dict[str, A
 
 
 def main() -> None:
-    global SHARDS_PER_WORKER
+    global SHARDS_PER_WORKER, SHARD_SIZE
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("artifacts/batch_scale"))
     ap.add_argument("--sizes", default="200,2000", help="items per throughput run, comma-separated")
@@ -246,12 +249,16 @@ def main() -> None:
                     "local Ray per run")
     ap.add_argument("--ray-shards-per-worker", type=int, default=4,
                     help="Ray shard size = items / (2 workers x this)")
+    ap.add_argument("--ray-shard-size", type=int, default=None,
+                    help="a fixed Ray shard size instead (e.g. 1000, the CLI's default; at most half the items)")
     args = ap.parse_args()
     SHARDS_PER_WORKER = max(1, args.ray_shards_per_worker)
+    SHARD_SIZE = args.ray_shard_size
     args.out.mkdir(parents=True, exist_ok=True)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     summary = {"format_version": FORMAT_VERSION, "load_start": os.getloadavg()[0],
                "ray_address": args.ray_address, "ray_shards_per_worker": SHARDS_PER_WORKER,
+               "ray_shard_size": SHARD_SIZE,
                "throughput": throughput(args.out, sizes, args.latency_ms, args.in_flight, args.reps,
                                         [e for e in args.engines.split(",") if e], args.ray_address),
                "split": split(args.out, args.split_items, args.ray_address) if args.split_items else [],

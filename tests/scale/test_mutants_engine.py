@@ -144,3 +144,22 @@ def test_the_ray_engine_without_ray_data_says_what_to_install(monkeypatch: pytes
     monkeypatch.setitem(sys.modules, "ray.data", None)
     with pytest.raises(BatchError, match=r"needs Ray Data: `pip install 'thoughttrace\[scale\]'`"):
         engine._ray(None, 1, 1.0)
+
+
+def test_each_ray_worker_takes_one_shard_at_a_time() -> None:
+    # with Ray Data's default queue of tasks per actor, the worker that started first took both shards of a
+    # 2,000-item run while the other got none (twice the time; bench/batch_scale.py)
+    data = pytest.importorskip("ray.data")
+    from thoughttrace.batch.engine import _map_shards
+
+    seen: dict[str, Any] = {}
+
+    class Recorder:
+        def map_batches(self, fn: Any, **kwargs: Any) -> Recorder:
+            seen.update(kwargs)
+            return self
+
+    _map_shards(Recorder(), data, None, None, {}, Path("out"), "jsonl", False, workers=2,  # type: ignore[arg-type]
+                cpus_per_worker=1.0)
+    assert seen["compute"].max_tasks_in_flight_per_actor == 1
+    assert seen["batch_size"] == 1

@@ -301,6 +301,18 @@ def test_no_shard_is_empty_even_when_lines_grow_past_the_sample(tmp_path):
     assert plan_shards(empty, 20).n_shards == 0
 
 
+def test_a_plan_cuts_equal_shards_without_a_small_tail(tmp_path):
+    # 2,000 rows at 1,000 were cut 997 + 991 + 12 (a fixed byte step from the sample's mean line): the 12-row
+    # tail cost a worker's start-up, and queued behind a busy worker, a whole shard's time
+    data = tmp_path / "c.jsonl"
+    write_synthetic(data, 600, seed=7)
+    for rows, n in ((300, 2), (200, 3), (250, 2), (600, 1), (100, 6)):
+        plan = plan_shards(data, rows).as_dict()
+        sizes = [sum(1 for _ in read_shard(plan, k)) for k in range(plan["n_shards"])]
+        assert len(sizes) == n and sum(sizes) == 600, (rows, sizes)
+        assert min(sizes) >= 0.7 * 600 / n, (rows, sizes)
+
+
 def test_the_worker_error_line_is_the_cli_line():
     exc = RetriesExhaustedError(4, ConnectionError("http://x:1/v1/chat/completions: ConnectError; is the server up?"))
     assert error_line(exc) == f"RetriesExhaustedError: {exc}"

@@ -638,7 +638,10 @@ def _map_shards(ds: Any, data: Any, job: ShardJob, recipe: Recipes, plan: dict[s
         _ShardWorker,
         fn_constructor_kwargs={"job": job, "recipe": recipe, "plan": plan, "out": str(out.resolve()), "fmt": fmt,
                                "skip_invalid": skip_invalid, "shard_retries": shard_retries},
-        batch_size=1, compute=data.ActorPoolStrategy(size=workers), num_cpus=cpus_per_worker,
+        # one shard per actor at a time: with Ray's default queue of tasks per actor, a worker that started
+        # first took two shards while the other, still starting, got none (2,000 items ran in twice the time)
+        batch_size=1, compute=data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=1),
+        num_cpus=cpus_per_worker,
         # a worker that dies is restarted and its shard re-run (done markers keep that idempotent)
         max_restarts=2, max_task_retries=2,
     )
@@ -659,7 +662,10 @@ def _ray(address: str | None, workers: int, cpus_per_worker: float,
                                   "runtime_env": {"env_vars": env}}
         if address:
             kwargs["address"] = address
-        else:
+        elif not os.environ.get("RAY_ADDRESS"):  # Ray's own variable names a cluster: ray.init joins it
+            # a new local Ray, as documented, even where `ray start` runs one on this machine (ray.init() would
+            # join that one and refuse num_cpus)
+            kwargs["address"] = "local"
             kwargs["num_cpus"] = max(1, int(round(workers * cpus_per_worker)))
         # Ray Data hands every actor its transformer as an object-store reference, and with restarts on
         # (ours: a killed worker is restarted) the driver's C++ core worker logs an ERROR line about it on
@@ -668,7 +674,8 @@ def _ray(address: str | None, workers: int, cpus_per_worker: float,
         try:
             ray.init(**kwargs)
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise BatchError(f"could not reach the Ray cluster at {address or '(a new local one)'}: {exc}; start "
+            where = address or os.environ.get("RAY_ADDRESS") or "(a new local one)"
+            raise BatchError(f"could not reach the Ray cluster at {where}: {exc}; start "
                              "it with `ray start --head` or check --ray-address") from exc
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = bool(sys.stderr.isatty())

@@ -130,7 +130,8 @@ def ray_options(fn: F) -> F:
         click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
                      help="local: one asyncio process; ray: Ray Data workers (resumable; docs/scale.md)"),
         click.option("--ray-address", default=None,
-                     help="Ray cluster to join (e.g. 10.0.0.1:6379 or auto); default: a new local Ray"),
+                     help="Ray cluster to join (e.g. 10.0.0.1:6379 or auto); default: $RAY_ADDRESS if set, else a "
+                     "new local Ray (even where `ray start` runs one here)"),
         click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 100000),
                      help="Ray workers (actors), each with its own model client"),
     ]
