@@ -250,6 +250,9 @@ def _likely_for(label: str) -> Any:
 
     def logprobs(messages: Any) -> dict[str, float]:
         text = "\n".join(m.content for m in messages)
+        if "Answer with one letter" in text:  # a row over the candidates (the default posterior mode)
+            options = [ln for ln in text.splitlines() if ln[:1].isupper() and ln[1:3] == ". "]
+            return {f" {ln[0]}": (0.9 if f"about {label}." in ln else 0.02) for ln in options}
         return {"Likely": 0.9, "Unlikely": 0.1} if f"about {label}." in text else {"Likely": 0.2, "Unlikely": 0.8}
 
     return logprobs
@@ -287,8 +290,8 @@ async def test_model_based_feeds_the_posteriors_choice_to_the_prediction(synth: 
     for q in predictions + reasons:
         text = h.prompt_text(q)
         assert chosen in text and not any(o in text for o in others)
-    # one likelihood request per candidate and target: the posterior really was computed
-    assert len([q for q in model.backend.requests if q["kind"] == "next_token_logprobs"]) == 5 * len(recs)
+    # one row per target, asked in both orders: the posterior really was computed
+    assert len([q for q in model.backend.requests if q["kind"] == "next_token_logprobs"]) == 2 * len(recs)
 
 
 async def test_model_based_inference_depends_on_nothing_from_message_t_on(synth: Any, h: Any) -> None:
@@ -307,7 +310,8 @@ async def test_model_based_inference_depends_on_nothing_from_message_t_on(synth:
         (a, reqs_a), (b, reqs_b) = runs
         assert a == b and reqs_a == reqs_b
         kinds = [json.loads(q)["kind"] for q in reqs_a]
-        assert kinds.count("next_token_logprobs") == 5 and kinds.count("generate") == 6  # 5 proposals + reason
+        # a row in both orders; the structured proposal (not JSON here: 2 attempts) + 5 per-type + reason
+        assert kinds.count("next_token_logprobs") == 2 and kinds.count("generate") == 8
         text = "\n".join(reqs_a)
         assert not h.find_leaks(text, [m.content for m in conv.messages[index:]] + h.all_thoughts([conv]))
         assert conv.messages[index - 1].content in text

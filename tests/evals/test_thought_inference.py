@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -146,10 +147,14 @@ async def test_model_based_through_the_autotom_api(synth: Any, tmp_path: Path, h
     """The real `posterior_over_hypotheses` with a scripted likelihood: "Likely" only for one hypothesis type."""
     from thoughttrace.llm import get_model
 
+    def liked(text: str) -> bool:
+        return "about Context Grounding" in text or "about Scope Fit" in text
+
     def logprobs(messages: Any) -> dict[str, float]:
         text = "\n".join(m.content for m in messages)
-        likely = "about Context Grounding" in text or "about Scope Fit" in text
-        return {"Likely": 0.9, "Unlikely": 0.1} if likely else {"Likely": 0.1, "Unlikely": 0.9}
+        if "Answer with one letter" in text:  # a row (the default posterior mode): mass on the liked option's letter
+            return {f" {k}": (0.9 if liked(t) else 0.02) for k, t in re.findall(r"^([A-Z])\. (.*)$", text, re.M)}
+        return {"Likely": 0.9, "Unlikely": 0.1} if liked(text) else {"Likely": 0.1, "Unlikely": 0.9}
 
     model = get_model("scripted", cache=True, fn=h.default_fn, logprobs=logprobs)
     ev = ThoughtInferenceEval(model, None, method="model-based")

@@ -16,6 +16,7 @@ class QuestionUsage(BaseModel):
     cache_hits: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    max_prompt_tokens: int = 0
     seconds: float = 0.0
     by_kind: dict[str, int] = {}
 
@@ -30,7 +31,7 @@ class QuestionUsage(BaseModel):
 
 
 class TrackedModel:
-    """Wraps a Model and counts what one question spends.
+    """Wraps a Model and counts what one question (or one inferred thought, evals/inferred.py) spends.
 
     `calls` are backend calls made by this run, `cache_hits` requests the cache answered; tokens count
     both (a cached result keeps its original usage), so `requests` and tokens are the same on a rerun.
@@ -43,6 +44,9 @@ class TrackedModel:
 
     def supports(self, capability: str) -> bool:
         return self.model.supports(capability)
+
+    def __getattr__(self, name: str) -> Any:  # spec, capabilities, ... of the wrapped model
+        return getattr(self.model, name)
 
     @property
     def model_id(self) -> str:
@@ -59,6 +63,7 @@ class TrackedModel:
         # cost whether or not this run paid it
         u.prompt_tokens += result.usage.prompt_tokens
         u.completion_tokens += result.usage.completion_tokens
+        u.max_prompt_tokens = max(u.max_prompt_tokens, result.usage.prompt_tokens)
 
     async def agenerate(self, messages: MessagesLike, config: GenerationConfig | None = None, **kw: Any) -> Generation:
         out = await self.model.agenerate(messages, config, **kw)
