@@ -75,8 +75,8 @@ def _f(x: float | None, d: int = 3) -> str:
     return "n/a" if x is None else f"{x:.{d}f}"
 
 
-def report(table: dict[str, dict[str, Any]], benches: list[str], model: str) -> str:
-    lines = [f"ToM dev split, model {model}", "",
+def report(table: dict[str, dict[str, Any]], benches: list[str], model: str, split: str = "dev") -> str:
+    lines = [f"ToM {split} split, model {model}", "",
              "| method | done | accuracy % [95% CI] | " + " | ".join(benches) + " | failures |",
              "|" + "---|" * (4 + len(benches))]
     for name, s in table.items():
@@ -322,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = {name: [x for x in read_results(out_dirs[name] / "results.jsonl") if x.id in wanted] for name in methods}
     table = {name: summarise(rs) for name, rs in rows.items()}
     diffs = differences(rows, methods[0])
-    parts = [report(table, benches, args.model), *difference_lines(diffs, methods[0])]
+    parts = [report(table, benches, args.model, args.split), *difference_lines(diffs, methods[0])]
     comparisons = {name: against(rows[name], [x for x in read_results(path) if x.id in wanted])
                    for name, path in before.items()}
     if comparisons:
