@@ -42,7 +42,7 @@ from thoughttrace.tom.usage import QuestionUsage, TrackedModel
 from .generation import clean_text, generate_text
 from .leakage import check_no_leakage
 from .resources import load_prompt
-from .transcript import ClipConfig, clip, render
+from .transcript import ClipConfig, clip, keep_recent, render
 
 InferMethod = Literal["direct", "model-based"]
 PosteriorMode = Literal["row", "statements"]
@@ -117,15 +117,7 @@ def evidence_text(conv: Conversation, index: int, clip_config: ClipConfig) -> st
     """The user's own messages before `index`, each clipped, the most recent kept within `max_chars`: the
     evidence of the inverse planning, bounded like the context so a long conversation costs no more."""
     users = [clip(m.content, clip_config.max_message_chars) for m in conv.messages[:index] if m.type == "user"]
-    kept: list[str] = []
-    total = 0
-    for text in reversed(users):
-        if kept and total + len(text) > clip_config.max_chars:
-            break
-        kept.append(text)
-        total += len(text) + 3
-    kept.reverse()
-    omitted = len(users) - len(kept)
+    kept, omitted = keep_recent(users, clip_config.max_chars, len(" / "))
     head = f"[... {omitted} earlier messages omitted ...] / " if omitted else ""
     return "The user's messages so far were: " + head + " / ".join(kept)
 

@@ -36,21 +36,27 @@ def speaker(message: Message) -> str:
     return "User" if message.type == "user" else "Assistant"
 
 
+def keep_recent(blocks: Sequence[str], max_chars: int, sep: int) -> tuple[list[str], int]:
+    """The most recent blocks that fit in `max_chars` (each joined by `sep` characters; the last one is always
+    kept), in order, and how many earlier ones were left out: one clipping rule for every transcript."""
+    kept: list[str] = []
+    total = 0
+    for block in reversed(blocks):
+        if kept and total + len(block) > max_chars:
+            break
+        kept.append(block)
+        total += len(block) + sep
+    kept.reverse()
+    return kept, len(blocks) - len(kept)
+
+
 def render(messages: Sequence[Message], clip_config: ClipConfig | None = None) -> str:
     """`User: ...` / `Assistant: ...` blocks of the visible messages (never their thoughts)."""
     cfg = clip_config or ClipConfig()
     if not messages:
         return START
     blocks = [f"{speaker(m)}: {clip(m.content, cfg.max_message_chars)}" for m in messages]
-    kept: list[str] = []
-    total = 0
-    for block in reversed(blocks):
-        if kept and total + len(block) > cfg.max_chars:
-            break
-        kept.append(block)
-        total += len(block) + 2
-    kept.reverse()
-    omitted = len(blocks) - len(kept)
+    kept, omitted = keep_recent(blocks, cfg.max_chars, len("\n\n"))
     if omitted:
         kept.insert(0, f"[... {omitted} earlier messages omitted ...]")
     return "\n\n".join(kept)
