@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from collect_helpers import fresh_pg_url, scripted_pool  # noqa: E402
 from collect_helpers import study as make_study  # noqa: E402
+from prolific_standin import TOKEN, ProlificStandIn  # noqa: E402
 
 from thoughttrace.collect.settings import Settings  # noqa: E402
 from thoughttrace.llm import Model  # noqa: E402
@@ -53,3 +54,14 @@ def app_maker(settings: Settings) -> Iterator[Callable[..., Any]]:
     yield make
     for app in apps:
         app.state.ctx.db.dispose()
+
+
+@pytest.fixture
+def standin(monkeypatch: pytest.MonkeyPatch) -> Iterator[ProlificStandIn]:
+    """A loopback Prolific stand-in, with the token and URL the client reads and no bonus caps set."""
+    with ProlificStandIn() as s:
+        monkeypatch.setenv("PROLIFIC_TOKEN", TOKEN)
+        monkeypatch.setenv("PROLIFIC_API_URL", s.base)
+        monkeypatch.delenv("PROLIFIC_BONUS_RUN_CAP", raising=False)
+        monkeypatch.delenv("PROLIFIC_BONUS_STUDY_CAP", raising=False)
+        yield s

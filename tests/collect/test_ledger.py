@@ -7,7 +7,6 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from prolific_standin import TOKEN, ProlificStandIn
 from sqlalchemy import select
 
 from thoughttrace.cli.main import cli
@@ -16,15 +15,6 @@ from thoughttrace.collect.db import Database, PaymentEntry
 MESSAGE = ("Your submission did not follow the instructions: the notes were copied from the messages instead of "
            "saying why you sent them.")
 
-
-@pytest.fixture
-def standin(monkeypatch):
-    with ProlificStandIn() as s:
-        monkeypatch.setenv("PROLIFIC_TOKEN", TOKEN)
-        monkeypatch.setenv("PROLIFIC_API_URL", s.base)
-        monkeypatch.delenv("PROLIFIC_BONUS_RUN_CAP", raising=False)
-        monkeypatch.delenv("PROLIFIC_BONUS_STUDY_CAP", raising=False)
-        yield s
 
 
 @pytest.fixture

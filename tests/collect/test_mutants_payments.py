@@ -18,21 +18,13 @@ from typing import Any
 
 import pytest
 from collect_helpers import free_port
-from prolific_standin import TOKEN, ProlificStandIn
+from prolific_standin import ProlificStandIn
 from sqlalchemy import select
 
 from thoughttrace.collect.db import Database, PaymentEntry
 from thoughttrace.collect.migrate import upgrade
 from thoughttrace.collect.payments import Ledger, PaymentRefused, parse_amount_cap, pay_bonuses, review
 from thoughttrace.collect.prolific import ProlificClient
-
-
-@pytest.fixture
-def standin(monkeypatch: pytest.MonkeyPatch) -> Iterator[ProlificStandIn]:
-    with ProlificStandIn() as s:
-        monkeypatch.setenv("PROLIFIC_TOKEN", TOKEN)
-        monkeypatch.setenv("PROLIFIC_API_URL", s.base)
-        yield s
 
 
 @pytest.fixture

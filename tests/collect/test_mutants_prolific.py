@@ -17,20 +17,13 @@ from typing import Any
 
 import pytest
 from collect_helpers import free_port
-from prolific_standin import TOKEN, ProlificStandIn
+from prolific_standin import ProlificStandIn
 
 from thoughttrace.collect.prolific import ProlificClient, ProlificError, parse_amount
 
 MESSAGE = ("Your submission did not follow the instructions: the notes were copied from the messages instead of "
            "saying why you sent them.")
 
-
-@pytest.fixture
-def standin(monkeypatch: pytest.MonkeyPatch) -> Iterator[ProlificStandIn]:
-    with ProlificStandIn() as s:
-        monkeypatch.setenv("PROLIFIC_TOKEN", TOKEN)
-        monkeypatch.setenv("PROLIFIC_API_URL", s.base)
-        yield s
 
 
 class _Pages(BaseHTTPRequestHandler):

@@ -16,13 +16,6 @@ MESSAGE = ("Your submission did not follow the instructions: the notes were copi
            "saying why you sent them.")
 
 
-@pytest.fixture
-def standin(monkeypatch):
-    with ProlificStandIn() as s:
-        monkeypatch.setenv("PROLIFIC_TOKEN", TOKEN)
-        monkeypatch.setenv("PROLIFIC_API_URL", s.base)
-        yield s
-
 
 def test_dry_run_by_default_sends_nothing(standin):
     c = ProlificClient.from_env()
