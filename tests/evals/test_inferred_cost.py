@@ -67,6 +67,8 @@ async def test_the_row_path_is_used_and_both_orders_are_asked(synth: Any, h: Any
     # 1 structured proposal + 2 row orders + 1 reason
     assert out.usage["requests"] == 4 == len(model.backend.requests)
     assert _kinds(model).count("generate") == 2
+    # the largest single prompt, not the sum of the four
+    assert 0 < out.usage["max_prompt_tokens"] < out.usage["prompt_tokens"]
 
 
 async def test_statements_stay_available_and_are_flat_where_rows_separate(synth: Any, h: Any) -> None:
@@ -202,3 +204,11 @@ async def test_row_inference_with_the_embedded_model(examples_path: Any, tmp_pat
     assert 2 <= out.usage["requests"] <= inferrer.max_requests <= 20
     if len(out.candidates) > 1:
         assert out.usage["requests_next_token_logprobs"] == 2  # one row, both orders
+
+
+def test_the_clipped_history_keeps_the_most_recent_messages_in_order() -> None:
+    from thoughttrace.evals.transcript import keep_recent
+
+    kept, omitted = keep_recent(["m0 " * 10, "m1 " * 10, "m2 " * 10, "m3 " * 10], max_chars=70, sep=2)
+    assert [k.split()[0] for k in kept] == ["m2", "m3"] and omitted == 2
+    assert keep_recent(["x" * 100], max_chars=10, sep=2) == (["x" * 100], 0)  # the last one is always kept

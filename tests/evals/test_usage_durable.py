@@ -64,3 +64,23 @@ def test_a_killed_evals_calls_are_counted_by_the_resume(tmp_path: Path, server: 
     line = f"{total} calls over 2 runs"
     assert summary["usage_summary"].startswith(line)
     assert line in done.stderr and line in (out / "summary.md").read_text()
+
+
+def test_kill_when_served_refuses_a_run_that_finished_instead_of_being_killed(tmp_path):
+    # a run that exits 0 on the signal was not killed mid-run: a durability test built on it would prove nothing
+    from thoughttrace.llm.fakeserver import kill_when_served
+
+    server = subprocess.Popen([sys.executable, "-m", "thoughttrace.llm.fakeserver"], stdout=subprocess.PIPE, text=True)
+    try:
+        url = server.stdout.readline().strip()
+        # the handler is set before the one request, so the signal (sent once it is served) finds it
+        script = ("import json, signal, sys, time, urllib.request\n"
+                  "signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))\n"
+                  "body = json.dumps({'model': 'fake', 'messages': [{'role': 'user', 'content': 'hi'}]}).encode()\n"
+                  f"urllib.request.urlopen(urllib.request.Request('{url}/chat/completions', body, "
+                  "{'Content-Type': 'application/json'})).read()\n"
+                  "time.sleep(30)\n")
+        with pytest.raises(RuntimeError, match="finished before the signal"):
+            kill_when_served([sys.executable, "-c", script], url, 1, sig=signal.SIGTERM)
+    finally:
+        server.kill()
