@@ -24,7 +24,7 @@ async def test_first_order_traces_and_requests_are_unchanged(tom_dir: Path, beli
     golden = json.loads(GOLDEN.read_text())["scenarios"]
     now = await run_all(tom_dir, {"belief_of_state": belief_of_state, "prune_rule": "absolute", "carry_rule": "eager",
                          "discovery_rule": "v2", "persistence": "nothing-observed",
-                                  "rules": LEGACY_RULES})
+                                  "belief_transition": "asked", "rules": LEGACY_RULES})
     assert set(now) == set(golden)
     for name, want in golden.items():
         assert now[name] == want, name

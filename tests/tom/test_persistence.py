@@ -92,7 +92,8 @@ def _noisy(calls: list[LikelihoodRequest]):
 
 async def _solve(event: str, persistence: str) -> tuple[list[float], dict, list[LikelihoodRequest]]:
     calls: list[LikelihoodRequest] = []
-    method = AutoToM(AutoToMConfig(llm_steps=False, persistence=persistence),  # type: ignore[arg-type]
+    method = AutoToM(AutoToMConfig(llm_steps=False, persistence=persistence,  # type: ignore[arg-type]
+                                   belief_transition="asked"),  # each transition asked: what the rules save
                      likelihood=ScriptedLikelihood(_noisy(calls)))
     ans = await method.solve(None, STORY.format(event=event), "Where does Ann think the ball is?", ["basket", "box"])
     assert ans.error is None
@@ -267,7 +268,8 @@ async def test_extending_the_window_over_steps_without_evidence_asks_nothing() -
             calls.append(req)
             return 0.5
 
-        ans = await AutoToM(AutoToMConfig(persistence=persistence),  # type: ignore[arg-type]
+        ans = await AutoToM(AutoToMConfig(persistence=persistence,  # type: ignore[arg-type]
+                                          belief_transition="asked"),
                             likelihood=ScriptedLikelihood(flat)).solve(
             competent_model(perception=perception), story, "Where does Sally think the ball is?", ["basket", "box"])
         assert ans.error is None

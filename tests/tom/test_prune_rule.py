@@ -133,7 +133,8 @@ async def test_the_lazy_carry_still_approximates_where_it_saves_requests() -> No
 async def test_the_lazy_carry_makes_the_same_requests_as_before(tom_dir: Path) -> None:
     golden = json.loads(GOLDEN.read_text())["scenarios"]
     now = await run_all(tom_dir, {"prune_rule": "absolute", "carry_rule": "lazy",
-                                   "discovery_rule": "v2", "persistence": "nothing-observed", "rules": LEGACY_RULES})
+                                   "discovery_rule": "v2", "persistence": "nothing-observed",
+                                   "belief_transition": "asked", "rules": LEGACY_RULES})
     for name, want in golden.items():
         assert now[name]["requests_sha256"] == want["requests_sha256"], name
         assert now[name]["posterior"] == pytest.approx(want["posterior"]), name

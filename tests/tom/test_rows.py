@@ -111,7 +111,8 @@ async def test_a_belief_transition_costs_one_row_per_previous_belief_not_one_req
         return [p / sum(ps) for p in ps]
 
     rows = ScriptedLikelihood(lambda req: _place(req.value, dict(req.facts)), choose)
-    rows_on = AutoToMConfig(threshold=-0.1, row_variables=frozenset({BELIEF, ACTION}))  # the search reaches step 1
+    rows_on = AutoToMConfig(threshold=-0.1, row_variables=frozenset({BELIEF, ACTION}),  # the search reaches step 1
+                            belief_transition="asked")
     ans = await _solve(rows_on, rows)
     transitions = _transitions(rows.calls)
     # one row per previous belief, in two orders, at the step that saw the ball moved to the box: 6 requests where
@@ -120,9 +121,43 @@ async def test_a_belief_transition_costs_one_row_per_previous_belief_not_one_req
     assert len(transitions) == 3 * 2 and all(isinstance(r, ChoiceRequest) and len(r.options) == 3 for r in transitions)
     assert ans.letter == "B"
     per_statement = ScriptedLikelihood(lambda req: _place(req.value, dict(req.facts)))
-    before = await _solve(AutoToMConfig(threshold=-0.1), per_statement)
+    before = await _solve(AutoToMConfig(threshold=-0.1, belief_transition="asked"), per_statement)
     assert len(_transitions(per_statement.calls)) == 3 * 3 and before.letter == "B"
     assert ans.trace["likelihood_requests"] < before.trace["likelihood_requests"]
+
+
+async def test_a_sticky_transition_asks_the_observation_alone_n_requests_not_n_squared() -> None:
+    """Engine v17 (factors.sticky_transition): the belief after the move is asked given what Sally perceived
+    alone, 3 requests where every pair cost 9, with no previous belief in any prompt; the previous belief enters
+    through the stay weight, so the answer is still the box she saw it moved to."""
+    sticky = ScriptedLikelihood(lambda req: _place(req.value, dict(req.facts)))
+    ans = await _solve(AutoToMConfig(threshold=-0.1), sticky)
+    assert not _transitions(sticky.calls)
+    moved = {r for r in sticky.calls if r.variable == "What Sally believes" and "moved" in str(r.facts)}
+    assert len(moved) == 3 and ans.letter == "B"
+    asked = ScriptedLikelihood(lambda req: _place(req.value, dict(req.facts)))
+    before = await _solve(AutoToMConfig(threshold=-0.1, belief_transition="asked"), asked)
+    # the 3 requests given the move alone were asked before too (when that step started a window); the 9 pairs are gone
+    assert len(_transitions(asked.calls)) == 9 and before.letter == "B"
+    assert ans.trace["likelihood_requests"] == before.trace["likelihood_requests"] - 9
+    # rows too: one row given the observation alone (two orders), then the stay weight
+    rows = ScriptedLikelihood(lambda req: _place(req.value, dict(req.facts)),
+                              lambda req: [_place(o, dict(req.facts)) for o in req.options])
+    by_row = await _solve(AutoToMConfig(threshold=-0.1, row_variables=frozenset({BELIEF, ACTION})), rows)
+    assert not _transitions(rows.calls) and by_row.letter == "B"
+
+
+def test_the_stay_weight_keeps_a_belief_the_observation_does_not_favour_and_lets_strong_evidence_move_it() -> None:
+    from thoughttrace.tom.factors import sticky_transition
+
+    def post(ev: dict[str, float], prev: str) -> dict[str, float]:
+        w = {b: sticky_transition(e, b, prev, len(ev)) for b, e in ev.items()}
+        return {b: x / sum(w.values()) for b, x in w.items()}
+
+    assert post({"box": 0.5, "basket": 0.5}, "basket")["basket"] == pytest.approx(0.75)
+    assert post({"box": 0.9, "basket": 0.1}, "basket")["box"] == pytest.approx(0.75)
+    assert sticky_transition(0.4, "box", "box", 2, stay=1.0) == pytest.approx(0.4)
+    assert sticky_transition(0.4, "box", "basket", 2, stay=1.0) == 0.0
 
 
 @pytest.mark.parametrize("truth", [[0.7, 0.3], [0.2, 0.8], [0.5, 0.5]])

@@ -205,3 +205,26 @@ def test_whoever_first_appears_leaving_a_room_was_in_it() -> None:
     sentences = ["Emily entered the den.", "The ball is in the box.", "The box is in the den.", "Abigail exited the den.",
                  "Emily moved the ball to the basket."]
     assert co_location(sentences, "Abigail") == {0: True, 1: True, 2: True, 3: True, 4: False}
+
+
+async def test_a_group_of_short_choices_is_asked_as_the_questions_answer_like_its_members() -> None:
+    """The grouped hypothesis shares the question's words with its siblings ("Where does Mia think the pepper is:
+    one of: ..."), so an observation naming only the agent does not tell it apart from them (hitom-00445 asked such
+    a step and spent its budget there before reaching the evidence)."""
+    from thoughttrace.tom.analysis import fallback_statements
+    from thoughttrace.tom.wording import group_text
+
+    q = "Where does Mia think the green_pepper is?"
+    statements = fallback_statements(q, ["blue_basket", group_text(["red_box", "green_tin"])])
+    assert statements[1] == "Where does Mia think the green_pepper is: one of: red_box, green_tin"
+    assert unrelated("Mia made no movements and stayed in the porch.", statements)
+
+
+async def test_a_goal_naming_one_member_of_a_group_restates_a_choice() -> None:
+    story = "1 Ann entered the den.\n2 The ball is in the basket."
+    question, choices = "Where does Ann think the ball is?", ["basket", "one of: box, tin"]
+    analysis, _ = await analyse_question(None, story, question, choices, use_llm=False)
+    g = _Grounding(analysis, [Step(0, ["x"], "s", NOTHING_NEW)], story, question, choices, None, AutoToMConfig(),
+                   likelihood=ScriptedLikelihood(lambda r: 0.5))
+    assert g.restates_a_choice("Ann thinks the ball is in the tin.")
+    assert not g.restates_a_choice("Ann wants to play with the ball.")

@@ -41,6 +41,7 @@ from .prompts import render
 from .rules import DEFAULT_RULES
 from .structured import structured_step
 from .usage import TrackedModel
+from .wording import is_short_choice
 
 VARIABLES = tuple(QUERY_SLOTS)
 MINIMAL_MODELS: dict[str, tuple[str, ...]] = {
@@ -301,7 +302,7 @@ def heuristic_parse(story: str, question: str, choices: list[str]) -> QuestionPa
 
 
 def fallback_statements(question: str, choices: list[str]) -> list[str]:
-    return [c if len(c.split()) >= 4 else f"{question.rstrip(' ?')}: {c}" for c in choices]
+    return [f"{question.rstrip(' ?')}: {c}" if is_short_choice(c) else c for c in choices]
 
 
 def statement_matches(statement: str, choice: str, names: list[str]) -> bool:

@@ -35,7 +35,16 @@ from .analysis import QuestionAnalysis, analyse_question
 from .belief_state import outer_state_posterior, state_hypotheses
 from .discovery import DEFAULT_ALPHA, DEFAULT_THRESHOLD, BudgetExhausted, ModelSpec, SearchRule, discover
 from .extract import extract_steps
-from .factors import PersistenceRule, act_unrelated, fixed_factor, fixed_reason, unrelated
+from .factors import (
+    DEFAULT_STAY,
+    PersistenceRule,
+    TransitionRule,
+    act_unrelated,
+    fixed_factor,
+    fixed_reason,
+    sticky_transition,
+    unrelated,
+)
 from .inference import CarryRule, InferenceConfig, InferenceResult, PruneRule, gather_settled, infer
 from .likelihood import ChoiceRequest, Likelihood, LikelihoodRequest, LLMLikelihood, row_both_orders, rows_of
 from .model_space import (
@@ -44,6 +53,7 @@ from .model_space import (
     BELIEF,
     GOAL,
     OBS,
+    PREV_BELIEF,
     STATE,
     UTTER,
     Node,
@@ -67,7 +77,7 @@ from .timeline import (
     visible_story,
 )
 from .usage import TrackedModel, track
-from .wording import claim, restates
+from .wording import claim, group_members, group_text, restates
 
 
 @cache
@@ -124,6 +134,11 @@ class AutoToMConfig:
     #: nothing observed or with an observation that mentions none of the words telling the hypotheses apart,
     #: and a window's first step with nothing observed) or "nothing-observed" (the literal rule; before)
     persistence: PersistenceRule = "unrelated"
+    #: how a belief transition that is asked is scored (factors.sticky_transition): "sticky" (default, engine
+    #: v17: the belief given the observation alone, n requests per step, times the chance the belief stays,
+    #: `belief_stay`) or "asked" (every pair of belief and previous belief, n^2 per step; v16 and before)
+    belief_transition: TransitionRule = "sticky"
+    belief_stay: float = DEFAULT_STAY
     #: latent variables whose factor is asked a row at a time (likelihood.ChoiceRequest, in both option orders:
     #: 2n requests for a belief transition instead of n^2; each row sums to one); needs a likelihood with
     #: `supports_choice` (logprobs or score), else every value is asked alone. Empty (default): every factor
@@ -257,11 +272,22 @@ class AutoToM:
                                 act_observed=(step, var) in grounding.observed_acts, names=grounding.names,
                                 rules=cfg.rules)
 
+        def sticky(var: str, parents: tuple[tuple[str, str], ...]) -> tuple[str, tuple[tuple[str, str], ...]] | None:
+            """(the previous belief, the other parents) when this belief transition is scored as a sticky world."""
+            given = dict(parents)
+            if cfg.belief_transition != "sticky" or var != BELIEF or PREV_BELIEF not in given:
+                return None
+            return given[PREV_BELIEF], tuple(p for p in parents if p[0] != PREV_BELIEF)
+
         async def factor(step: int, var: str, value: str, parents: tuple[tuple[str, str], ...]) -> float:
             got = fixed_here(step, var, value, parents)
             if got is not None:
                 fixed[got[1]] = fixed.get(got[1], 0) + 1
                 return got[0]
+            split = sticky(var, parents)
+            if split is not None:
+                evidence = await factor(step, var, value, split[1])
+                return sticky_transition(evidence, value, split[0], len(grounding.belief_values), cfg.belief_stay)
             agent = grounding.agent_name
             facts = tuple((grounding.label(p), v) for p, v in parents)
             if grounding.belief_of_state and var == OBS:
@@ -279,9 +305,14 @@ class AutoToM:
             if var not in cfg.row_variables or not lik.supports_choice \
                     or fixed_here(step, var, values[0], parents) is not None:
                 return None  # asked per value (a fixed factor is counted there, and asks nothing)
-            facts = tuple((grounding.label(p), v) for p, v in parents)
-            return await row_both_orders(lik, ChoiceRequest(agent=grounding.agent_name, variable=grounding.label(var),
-                                                            options=tuple(values), facts=facts))
+            split = sticky(var, parents)
+            asked = parents if split is None else split[1]
+            facts = tuple((grounding.label(p), v) for p, v in asked)
+            got = await row_both_orders(lik, ChoiceRequest(agent=grounding.agent_name, variable=grounding.label(var),
+                                                           options=tuple(values), facts=facts))
+            if split is None:
+                return got
+            return [sticky_transition(e, v, split[0], len(values), cfg.belief_stay) for e, v in zip(got, values)]
 
         def effective(spec: ModelSpec) -> ModelSpec:
             return grounding.effective(spec) if cfg.discovery_rule == "method" else spec
@@ -352,11 +383,6 @@ def absent_choice_groups(story: str, choices: list[str], kept: list[int]) -> lis
         elif i == absent[0]:
             out.append(absent)
     return out
-
-
-def group_text(members: list[str]) -> str:
-    """How a group of choices is put to the model: one choice naming all of them."""
-    return "one of: " + ", ".join(members)
 
 
 def named_in_story(story: str, choice: str) -> bool:
@@ -631,8 +657,13 @@ class _Grounding:
 
     def restates_a_choice(self, hypothesis: str) -> bool:
         """A proposed goal that says what a choice of the query says is that answer, not a goal: with the
-        query's own action as its only evidence it would make the inference circular (wording.restates)."""
-        return self.a.slot != GOAL and any(restates(hypothesis, s) for s in self.a.statements)
+        query's own action as its only evidence it would make the inference circular (wording.restates). Each
+        choice is also read with the question before it, so a goal naming one member of a grouped hypothesis ("Jacob
+        thinks ... the green_pepper is in the red_bathtub", the group "one of: ..., red_bathtub, ...") restates it."""
+        if self.a.slot == GOAL:
+            return False
+        return any(restates(hypothesis, s) for s in
+                   [*self.a.statements, *(f"{self.question} {m}" for c in self.choices for m in group_members(c))])
 
     def fallback_hypotheses(self, var: str) -> list[str]:
         """Documented fallback when no usable proposal comes back.

@@ -140,6 +140,26 @@ def fixed_reason(variable: str, parents: tuple[tuple[str, str], ...], hypotheses
     return None
 
 
+#: how a belief transition P(B_t | B_t-1, O_t) that must be asked is scored (AutoToMConfig.belief_transition):
+#: "asked": one request per (belief, previous belief) pair, n^2 per step (the reference method's factor);
+#: "sticky": the agent filters a sticky world (sticky_transition): n requests per step, each the belief given what
+#: it observed alone -- the same request as a window's first step -- times the chance the belief stays
+TransitionRule = Literal["asked", "sticky"]
+#: the sticky world's stay weight: the belief held before is kept with this weight, the rest is spread over
+#: every hypothesis (so a belief the observation does not favour can still change, and one it does can stay)
+DEFAULT_STAY = 0.5
+
+
+def sticky_transition(evidence: float, value: str, previous: str, n: int, stay: float = DEFAULT_STAY) -> float:
+    """P(B_t = value | B_t-1 = previous, O_t) up to a constant, as an agent filtering a sticky world would have it:
+    `evidence` (the belief given the observation alone, the model's answer) times K(value | previous) =
+    stay * [value == previous] + (1 - stay) / n. Why: asking every (belief, previous belief) pair costs n^2
+    requests per step for a 3-way MuMA-ToM belief (9) or a Hi-ToM one with 7 places (49); the observation's own
+    evidence is n requests (the same ones a window's first step asks), and the previous belief enters through K,
+    the same for every story. On dev it took MuMA-ToM from 39.8 to 26.6 requests per question (docs/tom.md)."""
+    return evidence * (stay * (value == previous) + (1.0 - stay) / n)
+
+
 def fixed_factor(variable: str, value: str, parents: tuple[tuple[str, str], ...], hypotheses: Sequence[str] = (),
                  rule: PersistenceRule = "unrelated", observation_latent: bool = False, *,
                  act_observed: bool = False, names: str = "",

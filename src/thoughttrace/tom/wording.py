@@ -85,3 +85,24 @@ def claim(text: str) -> str:
     if head == text:
         return text
     return head + "." if head and head[-1] not in ".!?" else head
+
+
+GROUP_PREFIX = "one of: "
+
+
+def group_text(members: list[str]) -> str:
+    """How a group of choices is put to the model: one choice naming all of them (autotom.absent_choice_groups)."""
+    return GROUP_PREFIX + ", ".join(members)
+
+
+def group_members(choice: str) -> list[str]:
+    """The choices a hypothesis stands for: a group's members (group_text), else the choice itself."""
+    return choice[len(GROUP_PREFIX):].split(", ") if choice.startswith(GROUP_PREFIX) else [choice]
+
+
+def is_short_choice(choice: str) -> bool:
+    """A choice that is not a sentence (under four words), or a group of such choices: it is asked as the
+    question's answer ("<question>: <choice>"), so it shares the question's words with its siblings. A group left
+    bare ("one of: red_box, ...") shared none of them, so an observation naming only the agent told it apart from
+    the rest and was asked (a Hi-ToM item spent its budget there)."""
+    return len(choice.split()) < 4 or choice.startswith(GROUP_PREFIX)
