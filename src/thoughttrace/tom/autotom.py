@@ -312,7 +312,8 @@ class AutoToM:
                                                            options=tuple(values), facts=facts))
             if split is None:
                 return got
-            return [sticky_transition(e, v, split[0], len(values), cfg.belief_stay) for e, v in zip(got, values)]
+            return [sticky_transition(e, v, split[0], len(grounding.belief_values), cfg.belief_stay)
+                    for e, v in zip(got, values)]
 
         def effective(spec: ModelSpec) -> ModelSpec:
             return grounding.effective(spec) if cfg.discovery_rule == "method" else spec
